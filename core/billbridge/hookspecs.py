@@ -1,0 +1,211 @@
+"""The plugin contract: every hook a destination plugin may implement.
+
+A plugin is a module (or object) registered under the entry point group
+``billbridge.destinations``. It implements hooks by decorating functions with
+:data:`billbridge.hookimpl`; hook names are fixed, and so are argument names (arguments may be
+added over time, never renamed — implement only the ones you need, pluggy passes only those).
+
+The core always calls hooks with keyword arguments. Except for ``register_destinations`` and
+``integration_disabled``, which go to every plugin, a call goes to the one plugin that owns the
+destination key (``firstresult=True`` through a subset caller), so a plugin never sees another
+plugin's destinations.
+
+Errors cross the boundary as exceptions from :mod:`billbridge.errors`
+(``DestinationValidationError``, ``MissingMapping``, ``TokenExpired``, ``AuthenticationFailed``,
+``RateLimited``, ``TransientError``, ``PermanentError`` and its subclasses). The core maps them
+to run statuses, retries and events; anything else is treated as a transient failure of the
+plugin and retried a bounded number of times.
+
+pluggy never runs the bodies below: they document the contract and give type checkers the
+signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import pluggy
+
+from billbridge.contract import (
+    Connection,
+    Delivery,
+    DeliveryOutcome,
+    Destination,
+    ExternalEntityPage,
+    OAuthCallback,
+    ResolvedMappings,
+    SendResult,
+    TenantChoice,
+)
+from billbridge.errors import FieldError
+from billbridge.models import Account, Bill, Credential, Integration, LedgerEntry
+
+PROJECT = "billbridge"
+
+_hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Marker for hook implementations: ``@hookimpl def send_bill(...)``."""
+
+__all__ = ["PROJECT", "hookimpl"]
+
+
+@_hookspec
+def register_destinations() -> Sequence[Destination]:
+    """Declare the destinations this plugin serves.
+
+    Called once per plugin when the plugin manager loads; the answers of all plugins are
+    collected (this hook is not ``firstresult``). A key claimed by two plugins is an error that
+    names both.
+
+    :returns: one :class:`~billbridge.contract.Destination` per destination key, each with its
+        title, entity types, panel schema (loaded from the plugin package with
+        :func:`~billbridge.contract.load_panel_schema`), the external tables
+        ``list_external_entities`` can list, its OAuth endpoints and scopes
+        (:class:`~billbridge.contract.OAuthSpec`) and its limits
+        (:class:`~billbridge.contract.Limits`: requests per minute, concurrency, batch size,
+        daily cap).
+    """
+    raise AssertionError("hook specification: never called")
+
+
+@_hookspec(firstresult=True)
+def authenticate(
+    destination: str,
+    credential: Credential,
+    callback: OAuthCallback,
+    http: httpx.Client,
+) -> Sequence[TenantChoice]:
+    """Identify the tenant(s) a just-completed OAuth consent gives access to.
+
+    The core has already exchanged the authorization code for tokens (oauthlib and httpx, with
+    the endpoints from the destination's :class:`~billbridge.contract.OAuthSpec`) and calls this
+    hook to learn which tenant the tokens are for.
+
+    :param destination: the destination key (``quickbooks``, ``xero``...).
+    :param credential: the credential being completed (status INCOMPLETE; no tokens yet).
+    :param callback: the redirect's query parameters (``code``, ``state``, QuickBooks'
+        ``realmId``...) and the new access token.
+    :param http: an HTTP client owned by the core, for calls such as Xero's ``/connections``.
+    :returns: the tenants the consent covers, at least one. QuickBooks returns the ``realmId``
+        company; Xero one entry per connected organisation. When several come back the core
+        asks the user to choose (or takes ``callback.tenant_hint``).
+    :raises billbridge.errors.AuthenticationFailed: the consent gave no usable tenant.
+    """
+    raise AssertionError("hook specification: never called")
+
+
+@_hookspec(firstresult=True)
+def list_external_entities(
+    destination: str,
+    connection: Connection,
+    table: str,
+    search: str | None,
+    cursor: str | None,
+) -> ExternalEntityPage:
+    """List one page of options from the external system, to fill pickers and mappings.
+
+    :param destination: the destination key.
+    :param connection: a connection to the tenant with a fresh access token.
+    :param table: one of the destination's ``external_tables`` (``Customer``, ``Item``,
+        ``Account``, ``TaxCode``, ``Contact``...).
+    :param search: text to narrow the list by name (case-insensitive contains or starts-with,
+        as the destination allows), or ``None`` for everything.
+    :param cursor: ``None`` for the first page, else the ``next_cursor`` of the previous page.
+    :returns: the page, with ``next_cursor`` set when more pages follow.
+    :raises billbridge.errors.DestinationValidationError: ``table`` is not one the destination
+        can list.
+    """
+    raise AssertionError("hook specification: never called")
+
+
+@_hookspec(firstresult=True)
+def validate_config(destination: str, config: Mapping[str, Any]) -> Sequence[FieldError]:
+    """Check a destination configuration for problems its JSON Schema cannot express.
+
+    Called after the core has validated ``config`` against the destination's panel schema, so
+    types and required fields are already right. Must not use the network.
+
+    :param destination: the destination key.
+    :param config: the destination configuration (the panel's values).
+    :returns: every problem found as :class:`~billbridge.errors.FieldError` with a JSON path
+        relative to the destination configuration (``/accountManagerEmailCustomField``); an
+        empty sequence when the configuration is fine.
+    """
+    raise AssertionError("hook specification: never called")
+
+
+@_hookspec(firstresult=True)
+def send_bill(
+    destination: str,
+    connection: Connection,
+    bill: Bill,
+    account: Account,
+    config: Mapping[str, Any],
+    mappings: ResolvedMappings,
+    previous: LedgerEntry | None,
+    idempotency_key: str,
+) -> SendResult:
+    """Create the invoice for a bill version, or update the one made for an earlier version.
+
+    The core has already dropped excluded lines (types, products, aggregations) from ``bill``
+    and resolved external mappings.
+
+    :param destination: the destination key.
+    :param connection: a connection to the tenant with a fresh access token.
+    :param bill: the bill version to deliver.
+    :param account: the billed account.
+    :param config: the integration's destination configuration (the panel's values).
+    :param mappings: resolved external mappings (Account → Customer/Contact, Product and
+        Aggregation → Item...).
+    :param previous: the delivery ledger's entry for this bill and integration when an earlier
+        version was delivered: update ``previous.external_id`` (its ``state`` is what the last
+        :class:`~billbridge.contract.SendResult` returned); ``None`` to create.
+    :param idempotency_key: deterministic per (bill, version, integration), at most 36 characters:
+        send it as the destination's idempotency key so that a retried create returns the
+        original invoice instead of a second one.
+    :returns: the external invoice's id, number, URL and the state needed to update it later.
+    :raises billbridge.errors.DestinationError: a subclass saying what went wrong.
+    """
+    raise AssertionError("hook specification: never called")
+
+
+@_hookspec(firstresult=True)
+def send_bills(
+    destination: str,
+    connection: Connection,
+    deliveries: Sequence[Delivery],
+) -> Sequence[DeliveryOutcome]:
+    """Optional: deliver several bill versions in one request, for destinations with a batch API.
+
+    The core calls this instead of ``send_bill`` when the plugin implements it, with at most
+    the destination's declared ``Limits.batch_size`` deliveries for one tenant.
+
+    :param destination: the destination key.
+    :param connection: a connection to the tenant with a fresh access token.
+    :param deliveries: the deliveries; each carries what ``send_bill`` takes as arguments.
+    :returns: one outcome per delivery, in the same order: a
+        :class:`~billbridge.contract.SendResult`, or the
+        :class:`~billbridge.errors.DestinationError` that delivery ended with. Raise (instead of
+        returning) only when the whole request failed (e.g. ``RateLimited``, ``TokenExpired``).
+    """
+    raise AssertionError("hook specification: never called")
+
+
+@_hookspec
+def integration_disabled(
+    integration: Integration,
+    users_to_notify: Sequence[str],
+    reason: str,
+) -> None:
+    """Optional: an integration was disabled automatically after successive errors.
+
+    Called on every plugin (not only the destination's), so a notifier plugin (email, Slack)
+    can tell people. Exceptions are logged and do not stop the others.
+
+    :param integration: the integration as it is now (``enabled`` is false).
+    :param users_to_notify: the integration's "users to notify" setting.
+    :param reason: a sentence saying why, e.g. "20 successive errors; last: ...".
+    """
+    raise AssertionError("hook specification: never called")

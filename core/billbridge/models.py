@@ -1,0 +1,787 @@
+"""Domain model: attrs classes, frozen, with ``Decimal`` money and real dates.
+
+Two groups:
+
+* **m3ter's documents** (:class:`Bill`, :class:`LineItem`, :class:`Band`, :class:`Account`, ...),
+  read from and written to m3ter's camelCase JSON by the one cattrs :data:`converter`. Reading is
+  lossless: unknown fields are kept in ``extra`` and written back, ``usagePerPricingBand`` and
+  ``bandUsage`` are both understood and written back under the name they came in, and unknown
+  line item types are kept as the string they were.
+* **billbridge's own records** (:class:`Credential`, :class:`Integration`,
+  :class:`ExternalMapping`, :class:`Run`, :class:`Event`, :class:`LedgerEntry`), built by the
+  repositories in :mod:`billbridge.store` from rows.
+
+Explicit JSON ``null`` values of known fields are read as "absent" and are not written back:
+m3ter omits null fields, so nothing is lost for its documents.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar, cast
+
+import attrs
+import cattrs
+import simplejson
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+__all__ = [
+    "Account",
+    "Address",
+    "Band",
+    "Bill",
+    "BillEntityConfig",
+    "Credential",
+    "CredentialStatus",
+    "CurrencyConversion",
+    "Event",
+    "EventType",
+    "ExternalMapping",
+    "GlobalConfig",
+    "Integration",
+    "LedgerEntry",
+    "LineItem",
+    "LineItemType",
+    "Run",
+    "RunStatus",
+    "Secret",
+    "converter",
+    "dumps",
+    "loads",
+    "parse_account",
+    "parse_bill",
+]
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A secret value (token, client secret) that does not show itself.
+
+    ``repr``/``str`` print a mask, so a secret that ends up in a log line, an exception or a
+    debugger shows nothing. Call :meth:`reveal` at the one place the value is really needed.
+    """
+
+    _value: str = attrs.field(alias="value")
+
+    def reveal(self) -> str:
+        """The secret itself. Only for the code that sends it to its owner."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+# --- vocabulary --------------------------------------------------------------------------------
+
+
+class LineItemType(enum.StrEnum):
+    """The line item types m3ter documents today. Bills may carry others: they are kept as text."""
+
+    STANDING_CHARGE = "STANDING_CHARGE"
+    USAGE = "USAGE"
+    COUNTER_RUNNING_TOTAL_CHARGE = "COUNTER_RUNNING_TOTAL_CHARGE"
+    COUNTER_ADJUSTMENT_DEBIT = "COUNTER_ADJUSTMENT_DEBIT"
+    COUNTER_ADJUSTMENT_CREDIT = "COUNTER_ADJUSTMENT_CREDIT"
+    USAGE_CREDIT = "USAGE_CREDIT"
+    MINIMUM_SPEND = "MINIMUM_SPEND"
+    MINIMUM_SPEND_REFUND = "MINIMUM_SPEND_REFUND"
+    CREDIT_DEDUCTION = "CREDIT_DEDUCTION"
+    MANUAL_ADJUSTMENT = "MANUAL_ADJUSTMENT"
+    CREDIT_MEMO = "CREDIT_MEMO"
+    DEBIT_MEMO = "DEBIT_MEMO"
+    COMMITMENT_CONSUMED = "COMMITMENT_CONSUMED"
+    COMMITMENT_FEE = "COMMITMENT_FEE"
+    OVERAGE_SURCHARGE = "OVERAGE_SURCHARGE"
+    OVERAGE_USAGE = "OVERAGE_USAGE"
+    BALANCE_CONSUMED = "BALANCE_CONSUMED"
+    BALANCE_FEE = "BALANCE_FEE"
+    AD_HOC = "AD_HOC"
+
+
+class RunStatus(enum.StrEnum):
+    """m3ter's run statuses, kept on purpose."""
+
+    WAITING = "WAITING"
+    STARTED = "STARTED"
+    COMPLETE = "COMPLETE"
+    ERROR = "ERROR"
+    AWAITING_RETRY = "AWAITING_RETRY"
+    AUTH_FAILED = "AUTH_FAILED"
+    ACCOUNTING_PERIOD_CLOSED = "ACCOUNTING_PERIOD_CLOSED"
+    INVOICE_ALREADY_PAID = "INVOICE_ALREADY_PAID"
+    DISABLED = "DISABLED"
+    TIMEOUT_LIMIT_EXCEEDED = "TIMEOUT_LIMIT_EXCEEDED"
+    RATE_LIMIT_RETRY = "RATE_LIMIT_RETRY"
+
+    @property
+    def is_final(self) -> bool:
+        """True when nothing more will happen to the run without a replay."""
+        return self not in _OPEN_RUN_STATUSES
+
+
+_OPEN_RUN_STATUSES = frozenset(
+    {RunStatus.WAITING, RunStatus.STARTED, RunStatus.AWAITING_RETRY, RunStatus.RATE_LIMIT_RETRY}
+)
+
+
+class EventType(enum.StrEnum):
+    """What a person must act on."""
+
+    VALIDATION_ERROR = "integration.validation.error"
+    MISSING_ACCOUNT_MAPPING = "integration.missingaccountmapping.error"
+    AUTHENTICATION_ERROR = "integration.authentication.error"
+    PERFORM_ERROR = "integration.perform.error"
+    DISABLED = "integration.disabled.error"
+
+
+class CredentialStatus(enum.StrEnum):
+    """Where a credential is in its life."""
+
+    INCOMPLETE = "INCOMPLETE"
+    COMPLETE = "COMPLETE"
+    NEEDS_RECONNECT = "NEEDS_RECONNECT"
+
+
+# --- m3ter documents ----------------------------------------------------------------------------
+
+_FrozenMap = Mapping[str, Any]
+_EMPTY: _FrozenMap = MappingProxyType({})
+
+
+def _frozen_map(value: Mapping[str, Any] | None) -> _FrozenMap:
+    """Store mappings read-only so a frozen object cannot be changed through a dict it holds."""
+    if value is None:
+        return _EMPTY
+    return MappingProxyType(dict(value))
+
+
+def _extra_field() -> Any:
+    return attrs.field(factory=dict, converter=_frozen_map, kw_only=True, eq=True)
+
+
+@attrs.frozen
+class CurrencyConversion:
+    """One entry of ``currencyConversions``: ``to = from × multiplier``."""
+
+    from_: str | None = attrs.field(default=None, metadata={"json": "from"})
+    to: str | None = None
+    multiplier: Decimal | None = None
+    extra: _FrozenMap = _extra_field()
+
+
+@attrs.frozen
+class Band:
+    """Usage in one pricing band of a tiered or volume price (``usagePerPricingBand[]``)."""
+
+    pricing_band_id: str | None = None
+    lower_limit: Decimal | None = None
+    band_quantity: Decimal | None = None
+    band_units: Decimal | None = None
+    unit_price: Decimal | None = None
+    unit_subtotal: Decimal | None = None
+    fixed_price: Decimal | None = None
+    band_subtotal: Decimal | None = None
+    converted_band_subtotal: Decimal | None = None
+    extra: _FrozenMap = _extra_field()
+
+
+BandsKey = Literal["usagePerPricingBand", "bandUsage"]
+
+
+@attrs.frozen
+class LineItem:
+    """One line of a bill. Credits carry negative subtotals: follow the sign, never negate."""
+
+    line_item_type: str
+    id: str | None = None
+    sequence_number: int | None = None
+    description: str | None = None
+    quantity: Decimal | None = None
+    units: Decimal | None = None
+    unit: str | None = None
+    average_unit_price: Decimal | None = None
+    subtotal: Decimal | None = None
+    converted_subtotal: Decimal | None = None
+    conversion_rate: Decimal | None = None
+    currency: str | None = None
+    product_id: str | None = None
+    product_code: str | None = None
+    product_name: str | None = None
+    accounting_product_id: str | None = None
+    accounting_product_code: str | None = None
+    accounting_product_name: str | None = None
+    plan_id: str | None = None
+    pricing_id: str | None = None
+    contract_id: str | None = None
+    aggregation_id: str | None = None
+    compound_aggregation_id: str | None = None
+    meter_id: str | None = None
+    segment: _FrozenMap | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_frozen_map)
+    )
+    group: _FrozenMap | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_frozen_map)
+    )
+    commitment_id: str | None = None
+    balance_id: str | None = None
+    charge_id: str | None = None
+    reason_id: str | None = None
+    referenced_bill_id: str | None = None
+    referenced_line_item_id: str | None = None
+    child_account_id: str | None = None
+    child_account_code: str | None = None
+    service_period_start_date: datetime | None = None
+    service_period_end_date: datetime | None = None
+    bands: tuple[Band, ...] | None = None
+    bands_key: BandsKey = "usagePerPricingBand"
+    extra: _FrozenMap = _extra_field()
+
+    @property
+    def known_type(self) -> LineItemType | None:
+        """The :class:`LineItemType` when m3ter documents this type, else ``None``."""
+        try:
+            return LineItemType(self.line_item_type)
+        except ValueError:
+            return None
+
+    @property
+    def product_for_accounting(self) -> str | None:
+        """The product that decides mapping and exclusion: the accounting product wins."""
+        return self.accounting_product_id or self.product_id
+
+
+@attrs.frozen
+class Bill:
+    """An m3ter bill, as m3ter sends it."""
+
+    id: str
+    account_id: str
+    currency: str
+    version: int = 1
+    account_code: str | None = None
+    bill_date: date | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    due_date: date | None = None
+    external_invoice_date: date | None = None
+    external_invoice_reference: str | None = None
+    sequential_invoice_number: str | None = None
+    purchase_order_number: str | None = None
+    currency_conversions: tuple[CurrencyConversion, ...] | None = None
+    status: str | None = None
+    bill_total: Decimal | None = None
+    line_items: tuple[LineItem, ...] = ()
+    billing_frequency: str | None = None
+    timezone: str | None = None
+    locked: bool | None = None
+    extra: _FrozenMap = _extra_field()
+
+    @property
+    def is_approved(self) -> bool:
+        """m3ter marks a bill APPROVED once a person has approved it."""
+        return (self.status or "").upper() == "APPROVED"
+
+    @property
+    def invoice_date(self) -> date | None:
+        """The date the invoice carries: ``externalInvoiceDate``, else ``billDate``."""
+        return self.external_invoice_date or self.bill_date
+
+    def lines_total(self) -> Decimal:
+        """Sum of every line's subtotal, exactly."""
+        return sum((li.subtotal or Decimal(0) for li in self.line_items), Decimal(0))
+
+
+@attrs.frozen
+class Address:
+    """An account's postal address."""
+
+    address_line1: str | None = None
+    address_line2: str | None = None
+    address_line3: str | None = None
+    address_line4: str | None = None
+    locality: str | None = None
+    region: str | None = None
+    post_code: str | None = None
+    country: str | None = None
+    extra: _FrozenMap = _extra_field()
+
+
+@attrs.frozen
+class Account:
+    """The billed customer."""
+
+    id: str
+    name: str | None = None
+    code: str | None = None
+    currency: str | None = None
+    address: Address | None = None
+    custom_fields: _FrozenMap | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_frozen_map)
+    )
+    email_address: str | None = None
+    extra: _FrozenMap = _extra_field()
+
+
+# --- billbridge records -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Credential:
+    """An authenticated connection to one destination tenant (a QBO realm, a Xero tenant)."""
+
+    id: str
+    name: str
+    destination: str
+    status: CredentialStatus
+    created_at: datetime
+    entity_type: str = "Bill"
+    expires_at: datetime | None = None
+    tenant_id: str | None = None
+    tenant_name: str | None = None
+    access_token: Secret | None = None
+    refresh_token: Secret | None = None
+    access_token_expires_at: datetime | None = None
+    refresh_token_expires_at: datetime | None = None
+    scopes: tuple[str, ...] = ()
+    data: _FrozenMap = attrs.field(factory=dict, converter=_frozen_map)
+
+    @property
+    def display_name(self) -> str:
+        """How lists show it: ``"NAME (Incomplete)"`` until the consent flow completes."""
+        if self.status is CredentialStatus.INCOMPLETE:
+            return f"{self.name} (Incomplete)"
+        if self.status is CredentialStatus.NEEDS_RECONNECT:
+            return f"{self.name} (Reconnect needed)"
+        return self.name
+
+
+@attrs.frozen
+class GlobalConfig:
+    """The global part of an integration's configuration (the core's global panel)."""
+
+    name: str
+    account_ids: tuple[str, ...] = ()
+    restricted_account_ids: tuple[str, ...] = ()
+    users_to_notify: tuple[str, ...] = ()
+    account_filter: str | None = None
+    auto_disable_threshold: int = 20
+
+
+@attrs.frozen
+class BillEntityConfig:
+    """The Bill entity part of an integration's configuration (the core's entity panel)."""
+
+    only_send_on_approval: bool = False
+    use_external_mapping_account_code: bool = False
+    excluded_line_item_types: tuple[str, ...] = ()
+    enforce_external_mappings: bool = False
+    excluded_products: tuple[str, ...] = ()
+    excluded_aggregations: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Integration:
+    """One configured bill flow to one destination."""
+
+    id: str
+    destination: str
+    config: GlobalConfig
+    entity_config: BillEntityConfig
+    destination_config: _FrozenMap = attrs.field(converter=_frozen_map)
+    created_at: datetime
+    updated_at: datetime
+    entity_type: str = "Bill"
+    enabled: bool = True
+    credential_id: str | None = None
+    version: int = 1
+    consecutive_errors: int = 0
+
+    @property
+    def name(self) -> str:
+        """The integration's name (from the global configuration)."""
+        return self.config.name
+
+    @property
+    def connected(self) -> bool:
+        """True when a credential is connected."""
+        return self.credential_id is not None
+
+
+@attrs.frozen
+class ExternalMapping:
+    """``(entity, entity id) → (external system, table, id)``; linked when ``integration_id``."""
+
+    id: str
+    m3ter_entity: str
+    m3ter_id: str
+    external_system: str
+    external_table: str
+    external_id: str
+    created_at: datetime
+    integration_id: str | None = None
+
+    @property
+    def linked(self) -> bool:
+        """True when the mapping applies to one integration only."""
+        return self.integration_id is not None
+
+
+@attrs.frozen
+class Run:
+    """One attempt to deliver one bill version through one integration."""
+
+    id: str
+    integration_id: str
+    bill_id: str
+    bill_version: int
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    account_id: str | None = None
+    attempts: int = 0
+    external_id: str | None = None
+    external_url: str | None = None
+    error: str | None = None
+    replayed_from: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@attrs.frozen
+class Event:
+    """Something a person must act on."""
+
+    id: str
+    type: EventType
+    message: str
+    created_at: datetime
+    integration_id: str | None = None
+    run_id: str | None = None
+    details: _FrozenMap = attrs.field(factory=dict, converter=_frozen_map)
+    actioned_at: datetime | None = None
+    actioned_by: str | None = None
+
+    @property
+    def actioned(self) -> bool:
+        """True once someone marked it as dealt with."""
+        return self.actioned_at is not None
+
+
+@attrs.frozen
+class LedgerEntry:
+    """The delivery ledger: which external invoice a bill became through one integration."""
+
+    integration_id: str
+    bill_id: str
+    bill_version: int
+    external_id: str
+    updated_at: datetime
+    external_number: str | None = None
+    external_url: str | None = None
+    state: _FrozenMap = attrs.field(factory=dict, converter=_frozen_map)
+
+
+# --- the converter -----------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+converter = cattrs.Converter(omit_if_default=False)
+"""The one converter for m3ter's camelCase JSON (see :func:`parse_bill`, :func:`loads`)."""
+
+_CAMEL_RE = re.compile(r"_([a-z0-9])")
+
+
+def _camel(name: str) -> str:
+    return _CAMEL_RE.sub(lambda m: m.group(1).upper(), name.rstrip("_"))
+
+
+def _to_decimal(value: Any, _type: Any = None) -> Decimal:
+    # Floats arrive from callers that parsed JSON with the standard library; ``repr`` gives the
+    # shortest text that round-trips, which is the number the JSON text said.
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int | str):
+        try:
+            result = Decimal(value)
+        except ArithmeticError:
+            raise ValueError(f"not a number: {value!r}") from None
+        if not result.is_finite():
+            raise ValueError(f"not a finite number: {value!r}")
+        return result
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def _to_date(value: Any, _type: Any = None) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        # m3ter sometimes sends a date as a midnight timestamp; the calendar date is what counts.
+        return date.fromisoformat(value[:10]) if len(value) > 10 else date.fromisoformat(value)
+    raise TypeError(f"expected a date, got {type(value).__name__}")
+
+
+def _to_datetime(value: Any, _type: Any = None) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    raise TypeError(f"expected a timestamp, got {type(value).__name__}")
+
+
+def _datetime_text(value: datetime) -> str:
+    if value.microsecond % 1000 == 0:
+        text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+    else:
+        text = value.isoformat()
+    if value.tzinfo is not None and value.utcoffset() == UTC.utcoffset(None):
+        text = text.removesuffix("+00:00") + "Z"
+    return text
+
+
+def _to_str(value: Any, _type: Any = None) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"expected text, got {value!r}")
+    if isinstance(value, int | Decimal):
+        # Identifiers occasionally arrive as numbers (a QuickBooks id typed by hand); keep the text.
+        return str(value)
+    raise TypeError(f"expected text, got {type(value).__name__}")
+
+
+def _to_int(value: Any, _type: Any = None) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal | float) and value == int(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise TypeError(f"expected an integer, got {value!r}")
+
+
+def _to_bool(value: Any, _type: Any = None) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected true or false, got {value!r}")
+
+
+def _to_map(value: Any, _type: Any = None) -> _FrozenMap:
+    if isinstance(value, Mapping):
+        return _frozen_map(value)
+    raise TypeError(f"expected an object, got {type(value).__name__}")
+
+
+converter.register_structure_hook(Decimal, _to_decimal)
+converter.register_structure_hook(date, _to_date)
+converter.register_structure_hook(datetime, _to_datetime)
+converter.register_structure_hook(str, _to_str)
+converter.register_structure_hook(int, _to_int)
+converter.register_structure_hook(bool, _to_bool)
+converter.register_structure_hook_func(lambda t: t == _FrozenMap, _to_map)
+converter.register_unstructure_hook(Decimal, lambda d: d)
+converter.register_unstructure_hook(date, lambda d: d.isoformat())
+converter.register_unstructure_hook(datetime, _datetime_text)
+converter.register_unstructure_hook(MappingProxyType, lambda m: dict(m))
+
+
+def _json_names(cls: type) -> dict[str, str]:
+    return {
+        f.name: f.metadata.get("json", _camel(f.name))
+        for f in attrs.fields(cls)
+        if f.name not in ("extra", "bands", "bands_key")
+    }
+
+
+def _register_document(cls: type[Any]) -> None:
+    """Register lossless camelCase hooks for an m3ter document class with an ``extra`` field."""
+    names = _json_names(cls)
+    field_names = {f.name for f in attrs.fields(cls)}
+    overrides = {py: override(rename=js) for py, js in names.items()}
+    for skipped in ("extra", "bands", "bands_key"):
+        if skipped in field_names:
+            overrides[skipped] = override(omit=True)
+    structure_known = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+    unstructure_known = make_dict_unstructure_fn(
+        cls,
+        converter,
+        _cattrs_omit_if_default=False,
+        **overrides,  # type: ignore[arg-type]
+    )
+    known_keys = set(names.values())
+    has_bands = "bands" in field_names
+
+    def structure(data: Any, _type: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected an object, got {type(data).__name__}")
+        known = {k: v for k, v in data.items() if k in known_keys and v is not None}
+        extra = {k: v for k, v in data.items() if k not in known_keys}
+        kwargs: dict[str, Any] = {}
+        if has_bands:
+            key: BandsKey | None = None
+            for candidate in ("usagePerPricingBand", "bandUsage"):
+                if extra.get(candidate) is not None and key is None:
+                    key = cast(BandsKey, candidate)
+            if key is not None:
+                raw = extra.pop(key)
+                if not isinstance(raw, list):
+                    raise TypeError(f"{key} must be a list")
+                kwargs["bands"] = tuple(converter.structure(b, Band) for b in raw)
+                kwargs["bands_key"] = key
+        obj = structure_known(known, cls)
+        return attrs.evolve(obj, extra=extra, **kwargs)
+
+    def unstructure(obj: Any) -> dict[str, Any]:
+        out = {k: v for k, v in unstructure_known(obj).items() if v is not None}
+        if has_bands and obj.bands is not None:
+            out[obj.bands_key] = [converter.unstructure(b) for b in obj.bands]
+        for key, value in obj.extra.items():
+            out.setdefault(key, value)
+        return out
+
+    converter.register_structure_hook(cls, structure)
+    converter.register_unstructure_hook(cls, unstructure)
+
+
+for _cls in (CurrencyConversion, Band, LineItem, Bill, Address, Account):
+    _register_document(_cls)
+
+
+def _register_config(cls: type[Any]) -> None:
+    """camelCase hooks for billbridge's configuration classes (unknown keys refused upstream)."""
+    overrides = {f.name: override(rename=_camel(f.name)) for f in attrs.fields(cls)}
+    converter.register_structure_hook(
+        cls,
+        make_dict_structure_fn(cls, converter, **overrides),  # type: ignore[arg-type]
+    )
+    converter.register_unstructure_hook(
+        cls,
+        make_dict_unstructure_fn(cls, converter, **overrides),  # type: ignore[arg-type]
+    )
+
+
+_register_config(GlobalConfig)
+_register_config(BillEntityConfig)
+
+
+# --- JSON in and out ---------------------------------------------------------------------------
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON keeping every non-integer number as an exact ``Decimal``."""
+    return simplejson.loads(text, use_decimal=True)
+
+
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    """Write JSON with ``Decimal`` numbers exactly as they are (no float in between).
+
+    Domain objects are unstructured with the converter first.
+    """
+    if attrs.has(type(value)):
+        value = converter.unstructure(value)
+    return simplejson.dumps(
+        value, use_decimal=True, indent=indent, ensure_ascii=False, default=_json_default
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _datetime_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, MappingProxyType):
+        return dict(value)
+    if isinstance(value, Secret):
+        # Never serialise a secret: writing it out is always a mistake somewhere upstream.
+        raise TypeError("refusing to serialise a Secret")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if attrs.has(type(value)):
+        return converter.unstructure(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _parse(data: Any, cls: type[_T], what: str) -> _T:
+    from billbridge.errors import FieldError, ValidationFailed
+
+    if isinstance(data, str | bytes):
+        try:
+            data = loads(data)
+        except simplejson.JSONDecodeError as exc:
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        "", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                    )
+                ],
+                summary=f"{what} is not valid JSON",
+            ) from None
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ValidationFailed(_cattrs_errors(exc), summary=f"{what} is not valid") from None
+
+
+def _cattrs_errors(exc: BaseException) -> list[Any]:
+    from billbridge.errors import FieldError
+
+    if isinstance(exc, cattrs.BaseValidationError):
+        messages = cattrs.transform_error(exc, path="", format_exception=_format_exc)
+        errors = []
+        for message in messages:
+            text, _, path = message.rpartition(" @ ")
+            pointer = _cattrs_path_to_pointer(path)
+            errors.append(FieldError(pointer, text))
+        return errors
+    return [FieldError("", str(exc))]
+
+
+def _format_exc(exc: BaseException, _type: Any) -> str:
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    return str(exc) or type(exc).__name__
+
+
+_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['([^']*)'\]")
+
+
+def _cattrs_path_to_pointer(path: str) -> str:
+    # cattrs paths look like ``$.lineItems[2].quantity``; UIs want ``/lineItems/2/quantity``.
+    # Attribute names are translated back to the JSON names the caller wrote.
+    parts = [next(g for g in m.groups() if g is not None) for m in _PATH_PART.finditer(path)]
+    return "".join(f"/{p if p.isdigit() else _camel(p)}" for p in parts)
+
+
+def parse_bill(data: Mapping[str, Any] | str | bytes) -> Bill:
+    """Read a bill from m3ter's JSON (text or parsed). Raises ``ValidationFailed`` with paths."""
+    return _parse(data, Bill, "bill")
+
+
+def parse_account(data: Mapping[str, Any] | str | bytes) -> Account:
+    """Read an account from m3ter's JSON (text or parsed). Raises ``ValidationFailed``."""
+    return _parse(data, Account, "account")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (one place, so tests can reason about it)."""
+    return datetime.now(UTC)
+
+
+Clock = Callable[[], datetime]
+"""A function returning the current aware time; injected where time matters."""

@@ -1,0 +1,251 @@
+"""The plugin manager factory: entry points, blocking, ``check_pending``, routing by key.
+
+Destination plugins are found through the entry point group ``billbridge.destinations``; the
+bundled QuickBooks and Xero plugins are registered there exactly as a third party's would be.
+A plugin can be blocked by name with ``BILLBRIDGE_DISABLED_PLUGINS=name1,name2``. A plugin that
+raises on import (or whose ``register_destinations`` fails) is reported by name in
+:attr:`PluginRegistry.failures` and left out; the others keep working.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from typing import Any
+
+import attrs
+import pluggy
+
+from billbridge import hookspecs
+from billbridge.contract import Destination
+from billbridge.errors import BillbridgeError, PluginConflict, UnknownDestination
+
+__all__ = [
+    "DISABLED_PLUGINS_ENV",
+    "ENTRY_POINT_GROUP",
+    "PluginFailure",
+    "PluginInfo",
+    "PluginRegistry",
+    "create_plugin_manager",
+    "load_plugins",
+]
+
+ENTRY_POINT_GROUP = "billbridge.destinations"
+DISABLED_PLUGINS_ENV = "BILLBRIDGE_DISABLED_PLUGINS"
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class PluginFailure:
+    """A plugin that could not be loaded, and why (one line, for people)."""
+
+    name: str
+    error: str
+
+
+@attrs.frozen
+class PluginInfo:
+    """What ``billbridge plugins`` shows for one loaded plugin."""
+
+    name: str
+    version: str | None
+    hooks: tuple[str, ...]
+    destinations: tuple[str, ...]
+    blocked: bool = False
+
+
+def create_plugin_manager() -> pluggy.PluginManager:
+    """A fresh plugin manager with billbridge's hook specifications and nothing registered."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _blocked_from_env() -> set[str]:
+    raw = os.environ.get(DISABLED_PLUGINS_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+class PluginRegistry:
+    """Loaded plugins, the destinations they serve, and hook calls routed by destination key.
+
+    Build one with :func:`load_plugins`. Each registry has its own ``PluginManager``, so tests
+    that register extra plugins never leak them into one another.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.failures: list[PluginFailure] = []
+        self._destinations: dict[str, Destination] = {}
+        self._owners: dict[str, str] = {}
+        self._versions: dict[str, str | None] = {}
+        self._callers: dict[tuple[str, str], Any] = {}
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str, *, version: str | None = None) -> None:
+        """Register a plugin object (module) under ``name`` and collect its destinations."""
+        if self.pm.is_blocked(name):
+            return
+        self.pm.register(plugin, name=name)
+        self._versions[name] = version
+        try:
+            # check_pending after every registration, so a misspelt hook names its plugin.
+            self.pm.check_pending()
+            declared = self._declared_destinations(name)
+        except pluggy.PluginValidationError as exc:
+            self._fail(name, f"invalid hook implementation: {exc}")
+            return
+        except Exception as exc:
+            self._fail(name, f"register_destinations failed: {type(exc).__name__}: {exc}")
+            return
+        for destination in declared:
+            owner = self._owners.get(destination.key)
+            if owner is not None and owner != name:
+                self.pm.unregister(name=name)
+                raise PluginConflict(
+                    f"destination {destination.key!r} is claimed by two plugins, {owner!r} and "
+                    f"{name!r}; uninstall one or block it with {DISABLED_PLUGINS_ENV}={name}"
+                )
+        for destination in declared:
+            self._destinations[destination.key] = destination
+            self._owners[destination.key] = name
+        self._callers.clear()
+
+    def _declared_destinations(self, name: str) -> list[Destination]:
+        plugin = self.pm.get_plugin(name)
+        impls = [
+            impl
+            for impl in self.pm.hook.register_destinations.get_hookimpls()
+            if impl.plugin is plugin
+        ]
+        declared: list[Destination] = []
+        for impl in impls:
+            result: Any = impl.function()
+            for destination in result or ():
+                if not isinstance(destination, Destination):
+                    raise TypeError(
+                        f"register_destinations returned {type(destination).__name__}, "
+                        "not billbridge.contract.Destination"
+                    )
+                declared.append(destination)
+        return declared
+
+    def _fail(self, name: str, error: str) -> None:
+        log.error("plugin %r not loaded: %s", name, error)
+        self.failures.append(PluginFailure(name, error))
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+
+    def load_entry_points(self, blocked: Iterable[str] = ()) -> None:
+        """Load every plugin of the ``billbridge.destinations`` entry point group."""
+        for name in blocked:
+            self.pm.set_blocked(name)
+        for entry_point in sorted(
+            metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
+        ):
+            if self.pm.is_blocked(entry_point.name) or self.pm.has_plugin(entry_point.name):
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:
+                # A broken third-party plugin must not take the engine (or the others) down.
+                self._fail(entry_point.name, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            dist = entry_point.dist
+            self.register(plugin, entry_point.name, version=dist.version if dist else None)
+
+    # -- what is installed ---------------------------------------------------------------------
+
+    @property
+    def destinations(self) -> Mapping[str, Destination]:
+        """Every destination served, by key."""
+        return dict(self._destinations)
+
+    def destination(self, key: str) -> Destination:
+        """The destination for ``key``, or :class:`UnknownDestination`."""
+        try:
+            return self._destinations[key]
+        except KeyError:
+            raise UnknownDestination(key, list(self._destinations)) from None
+
+    def owner(self, key: str) -> str:
+        """The name of the plugin that serves ``key``."""
+        self.destination(key)
+        return self._owners[key]
+
+    def has_hook(self, key: str, hook: str) -> bool:
+        """True when the plugin serving ``key`` implements the (optional) ``hook``."""
+        plugin = self.pm.get_plugin(self.owner(key))
+        caller = getattr(self.pm.hook, hook)
+        return any(impl.plugin is plugin for impl in caller.get_hookimpls())
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every loaded plugin with its version, hooks and destinations."""
+        infos = []
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda item: item[0]):
+            if plugin is None:
+                continue
+            callers = self.pm.get_hookcallers(plugin) or []
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    version=self._versions.get(name),
+                    hooks=tuple(sorted(c.name for c in callers)),
+                    destinations=tuple(k for k, owner in self._owners.items() if owner == name),
+                )
+            )
+        return infos
+
+    # -- calling ----------------------------------------------------------------------------
+
+    def call(self, hook: str, key: str, **kwargs: Any) -> Any:
+        """Call ``hook`` on the one plugin that owns destination ``key`` (keyword arguments).
+
+        ``destination=key`` is passed for you. Raises :class:`UnknownDestination` for a key no
+        plugin serves and :class:`BillbridgeError` when the owner does not implement ``hook``.
+        """
+        owner = self.owner(key)
+        caller = self._callers.get((hook, owner))
+        if caller is None:
+            others = [p for n, p in self.pm.list_name_plugin() if n != owner and p is not None]
+            caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
+            self._callers[(hook, owner)] = caller
+        if not caller.get_hookimpls():
+            raise BillbridgeError(f"plugin {owner!r} does not implement {hook} for {key!r}")
+        return caller(destination=key, **kwargs)
+
+    def broadcast(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call a non-``firstresult`` hook on every plugin; one failing does not stop the others."""
+        results: list[Any] = []
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                wanted = {k: v for k, v in kwargs.items() if k in impl.argnames}
+                results.append(impl.function(**wanted))
+            except Exception:
+                log.exception("plugin %r failed in %s", impl.plugin_name, hook)
+        return results
+
+
+def load_plugins(
+    *,
+    entry_points: bool = True,
+    extra: Sequence[tuple[str, object]] = (),
+    blocked: Iterable[str] | None = None,
+) -> PluginRegistry:
+    """Build a :class:`PluginRegistry`: entry point plugins plus ``extra`` ``(name, plugin)``.
+
+    ``blocked`` defaults to the names in ``BILLBRIDGE_DISABLED_PLUGINS``.
+    """
+    registry = PluginRegistry(create_plugin_manager())
+    blocked_names = set(_blocked_from_env() if blocked is None else blocked)
+    for name in blocked_names:
+        registry.pm.set_blocked(name)
+    for name, plugin in extra:
+        registry.register(plugin, name)
+    if entry_points:
+        registry.load_entry_points()
+    return registry

@@ -1,0 +1,1 @@
+"""Xero destination for billbridge."""
