@@ -1,0 +1,301 @@
+"""The database schema: SQLAlchemy 2.0 declarative rows, portable between SQLite and PostgreSQL.
+
+Rows live only here and in :mod:`billbridge.store.repositories`; everything outside the store
+works with the attrs domain classes of :mod:`billbridge.models`.
+
+Portability choices, each made once here:
+
+* Identifiers are uuid4 text (``String(36)``): the same on both databases, readable in logs and
+  creatable by the caller before anything is saved.
+* Enumerations are plain strings, not database enums: adding a run status is then a code change,
+  not a migration (PostgreSQL enums cannot drop values and need ``ALTER TYPE`` outside
+  transactions on older servers).
+* Timestamps use :class:`UTCDateTime`, which stores UTC and always reads back aware UTC.
+* Documents whose numbers must stay exact (bills, ledger state) are stored as JSON *text* written
+  by :func:`billbridge.models.dumps`; configuration goes in ``JSON`` columns. The engine's JSON
+  serialiser is :func:`billbridge.models.dumps` as well (see :mod:`billbridge.store.database`),
+  so a ``Decimal`` in event details or a destination config is kept exactly.
+* Constraint names come from one naming convention (or are given explicitly where the
+  convention would pass PostgreSQL's 63 character limit), so that migrations and SQLite's batch
+  mode can refer to them by the same name on both databases.
+
+Keep :mod:`billbridge.store.migrations` in step with this module: a test compares the migrated
+schema with this metadata on both databases.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "GLOBAL_SCOPE",
+    "NAMING_CONVENTION",
+    "BillRow",
+    "CredentialRow",
+    "EventRow",
+    "ExternalMappingRow",
+    "IntegrationRow",
+    "LedgerRow",
+    "RunRow",
+    "UTCDateTime",
+    "metadata",
+    "new_id",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+ID_LENGTH = 36
+"""Length of a uuid4 in its canonical text form."""
+
+GLOBAL_SCOPE = ""
+"""``external_mappings.scope`` of a global mapping (one with no integration)."""
+
+
+def new_id() -> str:
+    """A new random identifier for any billbridge record (uuid4 text)."""
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware in UTC.
+
+    PostgreSQL keeps the offset (``timestamptz``) but returns it in the session's time zone;
+    SQLite keeps no offset at all and returns naive values. Normalising both directions here
+    means repositories never see a naive or non-UTC time, and SQLite's text comparison of
+    timestamps (``created_at >= :since``) orders correctly because every stored value has the
+    same offset and format.
+
+    Naive datetimes are refused rather than guessed: a naive time reaching the store is a bug.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} given to the store: use aware UTC"
+            )
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            # SQLite's DATETIME drops tzinfo without converting; we converted above.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _id_column(**kwargs: Any) -> Any:
+    return mapped_column(String(ID_LENGTH), primary_key=True, **kwargs)
+
+
+class Base(DeclarativeBase):
+    """Declarative base bound to billbridge's :data:`metadata`."""
+
+    metadata = metadata
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class CredentialRow(Base):
+    """A connection to one destination tenant; tokens only ever stored encrypted."""
+
+    __tablename__ = "credentials"
+
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(200))
+    destination: Mapped[str] = mapped_column(String(64), index=True)
+    entity_type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    # Only INCOMPLETE credentials expire (the 10 minute consent window).
+    expires_at: Mapped[datetime | None]
+    tenant_id: Mapped[str | None] = mapped_column(String(200))
+    tenant_name: Mapped[str | None] = mapped_column(String(500))
+    # Fernet tokens (billbridge.secrets.SecretBox): never plaintext.
+    access_token_enc: Mapped[str | None] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    access_token_expires_at: Mapped[datetime | None]
+    refresh_token_expires_at: Mapped[datetime | None]
+    scopes: Mapped[list[str]]
+    data: Mapped[dict[str, Any]]
+    # sha256 hex of the OAuth ``state``: the state itself is a bearer secret and never stored.
+    oauth_state_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    oauth_state_used: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped on every update; lets token refresh detect that another worker refreshed first.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IntegrationRow(Base):
+    """One configured bill flow to one destination."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[str] = _id_column()
+    destination: Mapped[str] = mapped_column(String(64), index=True)
+    entity_type: Mapped[str] = mapped_column(String(64))
+    # Copied from global_config["name"] so lists can sort and search without reading JSON.
+    name: Mapped[str] = mapped_column(String(200))
+    global_config: Mapped[dict[str, Any]]
+    entity_config: Mapped[dict[str, Any]]
+    destination_config: Mapped[dict[str, Any]]
+    credential_id: Mapped[str | None] = mapped_column(
+        ForeignKey("credentials.id", ondelete="SET NULL"), index=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[int] = mapped_column(Integer)
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ExternalMappingRow(Base):
+    """``(m3ter entity, id) → (external system, table, id)``, global or linked to an integration."""
+
+    __tablename__ = "external_mappings"
+
+    id: Mapped[str] = _id_column()
+    m3ter_entity: Mapped[str] = mapped_column(String(64))
+    m3ter_id: Mapped[str] = mapped_column(String(200))
+    external_system: Mapped[str] = mapped_column(String(64))
+    external_table: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(200))
+    integration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), index=True
+    )
+    # integration_id, or GLOBAL_SCOPE for a global mapping. SQL unique constraints treat NULLs
+    # as distinct, so a constraint over integration_id would let two identical global mappings
+    # in; `scope` is never NULL. (PostgreSQL 15 has NULLS NOT DISTINCT; SQLite has no equivalent.)
+    scope: Mapped[str] = mapped_column(String(ID_LENGTH))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        # Also serves lookups by (m3ter_entity, m3ter_id): they are its leading columns.
+        UniqueConstraint(
+            "m3ter_entity",
+            "m3ter_id",
+            "external_system",
+            "external_table",
+            "scope",
+            name="uq_external_mappings_key",
+        ),
+        Index("ix_external_mappings_external", "external_system", "external_table", "external_id"),
+    )
+
+
+class RunRow(Base):
+    """One attempt to deliver one bill version through one integration."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = _id_column()
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    # Indexed alone too: "every run of this bill" is asked across integrations.
+    bill_id: Mapped[str] = mapped_column(String(200), index=True)
+    bill_version: Mapped[int] = mapped_column(Integer)
+    account_id: Mapped[str | None] = mapped_column(String(200))
+    # Indexed through (status, next_attempt_at) below: status is its leading column.
+    status: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    external_url: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    # SET NULL: deleting an old run must not delete the replays made from it.
+    replayed_from: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
+    next_attempt_at: Mapped[datetime | None]
+    # Worker lease (not part of the domain Run): who is delivering it, and until when.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_runs_integration_bill", "integration_id", "bill_id"),
+        # The worker's question: which runs are due now?
+        Index("ix_runs_due", "status", "next_attempt_at"),
+    )
+
+
+class EventRow(Base):
+    """Something a person must act on."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = _id_column()
+    type: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    integration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), index=True
+    )
+    # No foreign key: an event outlives the run it was about (runs may be pruned).
+    run_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    actioned_at: Mapped[datetime | None]
+    actioned_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class LedgerRow(Base):
+    """Which external invoice a bill became through one integration (one row per bill)."""
+
+    __tablename__ = "delivery_ledger"
+
+    integration_id: Mapped[str] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    bill_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    bill_version: Mapped[int] = mapped_column(Integer)
+    external_id: Mapped[str] = mapped_column(String(200))
+    external_number: Mapped[str | None] = mapped_column(String(200))
+    external_url: Mapped[str | None] = mapped_column(Text)
+    # JSON text via models.dumps: plugin state may hold Decimals that must stay exact.
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class BillRow(Base):
+    """Every bill version received, exactly as it was, so a delivery reads the version it names."""
+
+    __tablename__ = "bills"
+
+    bill_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(200), index=True)
+    # JSON text via models.dumps: exact Decimals, m3ter's camelCase, unknown fields kept.
+    document: Mapped[str] = mapped_column(Text)
+    account_document: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]

@@ -1,0 +1,819 @@
+"""The store on SQLite and PostgreSQL: migrations, repositories, constraints, units of work.
+
+Every test that takes ``db`` or ``database_url`` runs on both databases (see the root
+``conftest.py``); the PostgreSQL variant needs ``BILLBRIDGE_TEST_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
+
+from billbridge.errors import Conflict, NotFound, StaleVersion
+from billbridge.models import (
+    Account,
+    Bill,
+    BillEntityConfig,
+    Credential,
+    CredentialStatus,
+    Event,
+    EventType,
+    ExternalMapping,
+    GlobalConfig,
+    Integration,
+    LedgerEntry,
+    LineItem,
+    Run,
+    RunStatus,
+    Secret,
+    parse_account,
+    parse_bill,
+)
+from billbridge.secrets import SecretBox, SecretKeyError, generate_key
+from billbridge.store import (
+    BillRepository,
+    CredentialRepository,
+    Database,
+    EventRepository,
+    IntegrationRepository,
+    LedgerRepository,
+    MappingRepository,
+    RunRepository,
+    SchemaTooNew,
+    alembic_config,
+    default_sqlite_url,
+    new_id,
+    normalise_url,
+)
+from billbridge.store.tables import metadata
+
+T0 = datetime(2025, 9, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+# --- builders -----------------------------------------------------------------------------------
+
+
+def make_integration(**changes: Any) -> Integration:
+    base = Integration(
+        id=new_id(),
+        destination="xero",
+        config=GlobalConfig(
+            name="Xero UK", account_ids=("acc-1", "acc-2"), account_filter="x == 1"
+        ),
+        entity_config=BillEntityConfig(excluded_line_item_types=("MINIMUM_SPEND",)),
+        destination_config={"invoiceStatus": "DRAFT", "tracking": [{"name": "Region"}]},
+        created_at=T0,
+        updated_at=T0,
+    )
+    return attrs.evolve(base, **changes)
+
+
+def make_mapping(**changes: Any) -> ExternalMapping:
+    base = ExternalMapping(
+        id=new_id(),
+        m3ter_entity="Account",
+        m3ter_id="acc-1",
+        external_system="xero",
+        external_table="Contact",
+        external_id="c-58",
+        created_at=T0,
+    )
+    return attrs.evolve(base, **changes)
+
+
+def make_credential(**changes: Any) -> Credential:
+    base = Credential(
+        id=new_id(),
+        name="Xero UK",
+        destination="xero",
+        status=CredentialStatus.COMPLETE,
+        created_at=T0,
+        tenant_id="tenant-1",
+        access_token=Secret("access-token-plaintext-1234"),
+        refresh_token=Secret("refresh-token-plaintext-5678"),
+        access_token_expires_at=T0 + timedelta(minutes=30),
+        scopes=("accounting.transactions", "offline_access"),
+        data={"connectionId": "conn-1"},
+    )
+    return attrs.evolve(base, **changes)
+
+
+def make_run(integration_id: str, **changes: Any) -> Run:
+    base = Run(
+        id=new_id(),
+        integration_id=integration_id,
+        bill_id="bill-1",
+        bill_version=1,
+        status=RunStatus.WAITING,
+        created_at=T0,
+        updated_at=T0,
+        account_id="acc-1",
+    )
+    return attrs.evolve(base, **changes)
+
+
+def make_event(integration_id: str | None, **changes: Any) -> Event:
+    base = Event(
+        id=new_id(),
+        type=EventType.PERFORM_ERROR,
+        message="Xero said no",
+        created_at=T0,
+        integration_id=integration_id,
+        details={"status": 400, "amount": Decimal("12.340")},
+    )
+    return attrs.evolve(base, **changes)
+
+
+def make_bill(**changes: Any) -> Bill:
+    bill = parse_bill(
+        {
+            "id": "bill-1",
+            "accountId": "acc-1",
+            "currency": "GBP",
+            "version": 3,
+            "billDate": "2025-09-30",
+            "status": "APPROVED",
+            "someFutureField": {"kept": True},
+            "lineItems": [
+                {
+                    "lineItemType": "USAGE",
+                    "description": "API calls",
+                    "quantity": "1234567.000001",
+                    # More digits than a float holds: must come back exactly.
+                    "subtotal": "0.1000000000000000000000000000000001",
+                    "usagePerPricingBand": [{"lowerLimit": 0, "unitPrice": "0.00012345678901"}],
+                }
+            ],
+        }
+    )
+    return attrs.evolve(bill, **changes)
+
+
+def make_account(**changes: Any) -> Account:
+    account = parse_account(
+        {"id": "acc-1", "code": "ACME", "name": "Acme Ltd", "address": {"country": "UK"}}
+    )
+    return attrs.evolve(account, **changes)
+
+
+def saved_integration(db: Database, **changes: Any) -> Integration:
+    with db.session() as session:
+        return IntegrationRepository(session).add(make_integration(**changes))
+
+
+# --- database and migrations --------------------------------------------------------------------
+
+
+def test_ensure_schema_migrates_once_and_is_idempotent(database_url: str) -> None:
+    with Database(database_url) as database:
+        assert database.current_revision() is None
+        database.ensure_schema()
+        assert database.current_revision() == database.head_revision() == "0001_initial"
+        database.ensure_schema()
+        database.upgrade()  # already at head: nothing to do, no error
+    with Database(database_url) as again:  # a new process sees a migrated database
+        again.ensure_schema()
+        assert again.current_revision() == again.head_revision()
+
+
+def test_migrated_schema_matches_the_metadata(db: Database) -> None:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+
+
+def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
+    with db.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+    assert db.current_revision() is None
+    db.upgrade()
+    assert db.current_revision() == db.head_revision()
+
+
+def test_concurrent_upgrades_do_not_collide(database_url: str) -> None:
+    databases = [Database(database_url) for _ in range(3)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(databases))
+
+    def upgrade(database: Database) -> None:
+        try:
+            start.wait()
+            database.upgrade()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade, args=(d,)) for d in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert databases[0].current_revision() == databases[0].head_revision()
+    finally:
+        for database in databases:
+            database.dispose()
+
+
+def test_a_schema_newer_than_the_code_is_refused(db: Database) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with Database(db.url) as database, pytest.raises(SchemaTooNew, match="upgrade billbridge"):
+        database.ensure_schema()
+
+
+def test_sqlite_connections_enforce_foreign_keys_and_use_wal(sqlite_url: str) -> None:
+    with Database(sqlite_url) as database, database.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+
+
+def test_urls_are_normalised_and_passwords_hidden(tmp_path: Any) -> None:
+    assert normalise_url("postgresql://u:pw@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgres://u:pw@h/db").drivername == "postgresql+psycopg"
+    with pytest.raises(ValueError, match="unsupported database"):
+        normalise_url("mysql://u:pw@h/db")
+    database = Database("postgresql://user:s3cret@127.0.0.1:1/db")
+    try:
+        assert "s3cret" not in database.display_url
+        assert "s3cret" not in repr(database)
+        assert database.display_url == "postgresql+psycopg://user:***@127.0.0.1:1/db"
+    finally:
+        database.dispose()
+    url = default_sqlite_url(tmp_path / "new" / "dir")
+    assert url == f"sqlite:///{tmp_path}/new/dir/billbridge.db"
+    with Database(url) as database:  # creates the directory
+        database.ensure_schema()
+    assert (tmp_path / "new" / "dir" / "billbridge.db").exists()
+
+
+def test_unit_of_work_rolls_back_on_exception(db: Database) -> None:
+    integration = make_integration()
+
+    def add_then_fail() -> None:
+        with db.session() as session:
+            IntegrationRepository(session).add(integration)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        add_then_fail()
+    with db.session() as session, pytest.raises(NotFound):
+        IntegrationRepository(session).get(integration.id)
+
+
+def test_unit_of_work_is_usable_after_a_conflict(db: Database) -> None:
+    # A failed insert runs in a savepoint: on PostgreSQL the transaction would otherwise abort.
+    with db.session() as session:
+        mappings = MappingRepository(session)
+        mappings.add(make_mapping())
+        with pytest.raises(Conflict):
+            mappings.add(make_mapping())
+        kept = mappings.add(make_mapping(m3ter_id="acc-2"))
+    with db.session() as session:
+        assert MappingRepository(session).get(kept.id) == kept
+        assert len(MappingRepository(session).list()) == 2
+
+
+# --- integrations -------------------------------------------------------------------------------
+
+
+def test_integration_crud(db: Database) -> None:
+    first = make_integration()
+    second = make_integration(
+        destination="quickbooks",
+        enabled=False,
+        created_at=T0 + timedelta(seconds=1),
+        updated_at=T0 + timedelta(seconds=1),
+        destination_config={"rate": Decimal("0.1000000000000000001")},
+    )
+    with db.session() as session:
+        repo = IntegrationRepository(session)
+        assert repo.add(first) == first
+        assert repo.add(second) == second
+
+    with db.session() as session:
+        repo = IntegrationRepository(session)
+        assert repo.get(first.id) == first
+        assert repo.get(second.id).destination_config["rate"] == Decimal("0.1000000000000000001")
+        assert [i.id for i in repo.list()] == [first.id, second.id]
+        assert [i.id for i in repo.list(destination="xero")] == [first.id]
+        assert [i.id for i in repo.list(enabled=False)] == [second.id]
+        assert repo.list(entity_type="Bill", destination="nowhere") == []
+        with pytest.raises(NotFound, match=r"integration nope not found"):
+            repo.get("nope")
+        with pytest.raises(Conflict, match="already exists"):
+            repo.add(first)
+
+    changed = attrs.evolve(
+        first,
+        config=attrs.evolve(first.config, name="Xero UK (renamed)"),
+        enabled=False,
+        consecutive_errors=3,
+        updated_at=T0 + timedelta(hours=1),
+    )
+    with db.session() as session:
+        updated = IntegrationRepository(session).update(changed)
+    assert updated == attrs.evolve(changed, version=2)
+    with db.session() as session:
+        repo = IntegrationRepository(session)
+        assert repo.get(first.id) == updated
+        assert session.scalar(
+            text("SELECT name FROM integrations WHERE id = :id"), {"id": first.id}
+        ) == ("Xero UK (renamed)")
+        repo.delete(first.id)
+        with pytest.raises(NotFound):
+            repo.delete(first.id)
+        assert [i.id for i in repo.list()] == [second.id]
+
+
+def test_integration_update_with_stale_version_changes_nothing(db: Database) -> None:
+    original = saved_integration(db)
+    with db.session() as session:
+        current = IntegrationRepository(session).update(attrs.evolve(original, enabled=False))
+    assert current.version == 2
+
+    stale = attrs.evolve(original, consecutive_errors=99)  # still says version 1
+    with db.session() as session:
+        repo = IntegrationRepository(session)
+        with pytest.raises(StaleVersion, match=r"version 2, you had 1\): reload and retry"):
+            repo.update(stale)
+        with pytest.raises(StaleVersion):
+            repo.update(current, expected_version=5)
+    with db.session() as session:
+        assert IntegrationRepository(session).get(original.id) == current
+
+    with db.session() as session, pytest.raises(NotFound):
+        IntegrationRepository(session).update(make_integration())
+
+
+def test_concurrent_updates_of_one_version_let_exactly_one_win(db: Database) -> None:
+    original = saved_integration(db)
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def write(errors: int) -> None:
+        start.wait()
+        try:
+            with db.session() as session:
+                IntegrationRepository(session).update(
+                    attrs.evolve(original, consecutive_errors=errors)
+                )
+            outcomes.append("saved")
+        except StaleVersion:
+            outcomes.append("stale")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["saved", "stale"]
+    with db.session() as session:
+        assert IntegrationRepository(session).get(original.id).version == 2
+
+
+def test_integration_with_unknown_credential_is_refused(db: Database) -> None:
+    with db.session() as session, pytest.raises(NotFound, match="credential"):
+        IntegrationRepository(session).add(make_integration(credential_id=new_id()))
+
+
+def test_deleting_an_integration_cascades(db: Database) -> None:
+    integration = saved_integration(db)
+    other = saved_integration(db)
+    with db.session() as session:
+        run = RunRepository(session).add(make_run(integration.id))
+        RunRepository(session).add(make_run(other.id))
+        EventRepository(session).add(make_event(integration.id, run_id=run.id))
+        global_event = EventRepository(session).add(make_event(None))
+        MappingRepository(session).add(make_mapping(integration_id=integration.id))
+        global_mapping = MappingRepository(session).add(make_mapping())
+        LedgerRepository(session).upsert(
+            LedgerEntry(integration.id, "bill-1", 1, external_id="inv-1", updated_at=T0)
+        )
+
+    with db.session() as session:
+        # Load first so stale objects sit in the identity map: reads must still see the truth.
+        RunRepository(session).get(run.id)
+        IntegrationRepository(session).delete(integration.id)
+        with pytest.raises(NotFound):
+            RunRepository(session).get(run.id)
+        assert RunRepository(session).list(integration_id=integration.id) == []
+        assert [e.id for e in EventRepository(session).list()] == [global_event.id]
+        assert [m.id for m in MappingRepository(session).list()] == [global_mapping.id]
+        assert LedgerRepository(session).get(integration.id, "bill-1") is None
+        assert len(RunRepository(session).list(integration_id=other.id)) == 1
+
+
+# --- external mappings --------------------------------------------------------------------------
+
+
+def test_mapping_crud_and_lookups(db: Database) -> None:
+    integration = saved_integration(db)
+    global_mapping = make_mapping()
+    linked = make_mapping(
+        integration_id=integration.id, external_id="c-99", created_at=T0 + timedelta(seconds=1)
+    )
+    item = make_mapping(
+        m3ter_entity="Product",
+        m3ter_id="prod-1",
+        external_table="Item",
+        external_id="c-58",
+        created_at=T0 + timedelta(seconds=2),
+    )
+    quickbooks = make_mapping(
+        external_system="quickbooks",
+        external_table="Customer",
+        external_id="58",
+        created_at=T0 + timedelta(seconds=3),
+    )
+    with db.session() as session:
+        repo = MappingRepository(session)
+        for mapping in (global_mapping, linked, item, quickbooks):
+            assert repo.add(mapping) == mapping
+
+    with db.session() as session:
+        repo = MappingRepository(session)
+        assert repo.get(linked.id) == linked
+        assert repo.get(linked.id).linked
+        assert repo.list() == [global_mapping, linked, item, quickbooks]
+        assert repo.list(linked=True) == [linked]
+        assert repo.list(linked=False) == [global_mapping, item, quickbooks]
+        assert repo.list(integration_id=integration.id) == [linked]
+        assert repo.list(m3ter_entity="Product") == [item]
+        assert repo.list(external_system="xero", external_table="Contact") == [
+            global_mapping,
+            linked,
+        ]
+        assert repo.list(limit=2, offset=1) == [linked, item]
+        assert repo.find_by_entity("Account", "acc-1") == [global_mapping, linked, quickbooks]
+        assert repo.find_by_entity("Account", "acc-1", "quickbooks") == [quickbooks]
+        assert repo.find_by_external("xero", "Contact", "c-58") == [global_mapping]
+        assert repo.find_by_external("xero", "Item", "c-58") == [item]
+        repo.delete(item.id)
+        with pytest.raises(NotFound):
+            repo.get(item.id)
+        with pytest.raises(NotFound):
+            repo.delete(item.id)
+
+
+def test_mapping_uniqueness_global_and_linked(db: Database) -> None:
+    integration = saved_integration(db)
+    other = saved_integration(db)
+    with db.session() as session:
+        repo = MappingRepository(session)
+        repo.add(make_mapping())
+        # The same key may exist once globally and once per integration.
+        repo.add(make_mapping(integration_id=integration.id))
+        repo.add(make_mapping(integration_id=other.id))
+
+    # A second *global* mapping is a duplicate although integration_id is NULL in both.
+    with (
+        db.session() as session,
+        pytest.raises(Conflict, match=r"Account acc-1 → xero Contact \(global\) is mapped to c-58"),
+    ):
+        MappingRepository(session).add(make_mapping(external_id="another"))
+    with (
+        db.session() as session,
+        pytest.raises(Conflict, match=f"linked to integration {other.id}"),
+    ):
+        MappingRepository(session).add(make_mapping(integration_id=other.id))
+    with db.session() as session, pytest.raises(NotFound, match="integration"):
+        MappingRepository(session).add(make_mapping(integration_id=new_id()))
+    with db.session() as session:
+        assert len(MappingRepository(session).list()) == 3
+
+
+def test_add_many_is_all_or_nothing(db: Database) -> None:
+    with db.session() as session:
+        existing = MappingRepository(session).add(make_mapping(m3ter_id="acc-9"))
+
+    fresh = [make_mapping(m3ter_id=f"acc-{n}") for n in range(3)]
+    inside_duplicate = [*fresh, make_mapping(m3ter_id="acc-1", external_id="other")]
+    with (
+        db.session() as session,
+        pytest.raises(Conflict, match="duplicate external mapping in the request"),
+    ):
+        MappingRepository(session).add_many(inside_duplicate)
+
+    against_stored = [*fresh, make_mapping(m3ter_id="acc-9", external_id="other")]
+    with db.session() as session:
+        with pytest.raises(Conflict, match=f"mapping {existing.id}"):
+            MappingRepository(session).add_many(against_stored)
+        assert MappingRepository(session).list() == [existing]
+    with db.session() as session:
+        assert MappingRepository(session).list() == [existing]
+        assert MappingRepository(session).add_many(fresh) == fresh
+        assert MappingRepository(session).add_many([]) == []
+    with db.session() as session:
+        assert len(MappingRepository(session).list()) == 4
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+
+def test_credential_crud(db: Database, secret_box: SecretBox) -> None:
+    credential = make_credential()
+    incomplete = make_credential(
+        name="QBO",
+        destination="quickbooks",
+        status=CredentialStatus.INCOMPLETE,
+        access_token=None,
+        refresh_token=None,
+        expires_at=T0 + timedelta(minutes=10),
+        created_at=T0 + timedelta(seconds=1),
+    )
+    with db.session() as session:
+        repo = CredentialRepository(session, secret_box)
+        assert repo.add(credential) == credential
+        assert repo.add(incomplete) == incomplete
+
+    with db.session() as session:
+        repo = CredentialRepository(session, secret_box)
+        loaded = repo.get(credential.id, for_update=True)
+        assert loaded == credential
+        assert loaded.access_token is not None
+        assert loaded.access_token.reveal() == "access-token-plaintext-1234"
+        assert repo.list() == [credential, incomplete]
+        assert repo.list(destination="quickbooks") == [incomplete]
+        refreshed = attrs.evolve(
+            credential, access_token=Secret("access-token-2"), refresh_token=None
+        )
+        assert repo.update(refreshed) == refreshed
+        with pytest.raises(NotFound):
+            repo.update(make_credential())
+        with pytest.raises(NotFound, match="credential"):
+            repo.get("missing")
+
+    with db.session() as session:
+        repo = CredentialRepository(session, secret_box)
+        assert repo.get(credential.id) == refreshed
+        version = session.scalar(
+            text("SELECT version FROM credentials WHERE id = :id"), {"id": credential.id}
+        )
+        assert version == 2
+        repo.delete(incomplete.id)
+        with pytest.raises(NotFound):
+            repo.delete(incomplete.id)
+        assert repo.list() == [refreshed]
+
+
+def test_credential_tokens_are_stored_encrypted(db: Database, secret_box: SecretBox) -> None:
+    credential = make_credential()
+    with db.session() as session:
+        CredentialRepository(session, secret_box).add(credential)
+    with db.engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT * FROM credentials WHERE id = :id"), {"id": credential.id}
+        ).one()
+    raw = " ".join(str(value) for value in row)
+    assert "access-token-plaintext" not in raw
+    assert "refresh-token-plaintext" not in raw
+    assert secret_box.decrypt(row.access_token_enc).reveal() == "access-token-plaintext-1234"
+    with pytest.raises(SecretKeyError):
+        SecretBox([generate_key()]).decrypt(row.access_token_enc)
+
+
+def test_oauth_state_is_single_use(db: Database, secret_box: SecretBox) -> None:
+    credential = make_credential(status=CredentialStatus.INCOMPLETE)
+    with db.session() as session:
+        repo = CredentialRepository(session, secret_box)
+        repo.add(credential)
+        repo.set_state_hash(credential.id, "a" * 64)
+        with pytest.raises(NotFound):
+            repo.set_state_hash("missing", "b" * 64)
+    with db.session() as session:
+        repo = CredentialRepository(session, secret_box)
+        assert repo.find_by_state_hash("a" * 64) == credential
+        assert repo.find_by_state_hash("c" * 64) is None
+        assert repo.consume_state_hash("a" * 64) == credential
+        assert repo.consume_state_hash("a" * 64) is None
+        assert repo.consume_state_hash("c" * 64) is None
+
+
+def test_expired_incomplete_credentials_are_deleted(db: Database, secret_box: SecretBox) -> None:
+    expired = make_credential(status=CredentialStatus.INCOMPLETE, expires_at=T0)
+    pending = make_credential(
+        status=CredentialStatus.INCOMPLETE, expires_at=T0 + timedelta(minutes=10)
+    )
+    complete = make_credential(expires_at=T0)  # complete credentials never expire this way
+    with db.session() as session:
+        repo = CredentialRepository(session, secret_box)
+        for credential in (expired, pending, complete):
+            repo.add(credential)
+        assert repo.delete_expired(T0 + timedelta(minutes=1)) == [expired.id]
+        assert {c.id for c in repo.list()} == {pending.id, complete.id}
+
+
+def test_deleting_a_credential_disconnects_integrations(
+    db: Database, secret_box: SecretBox
+) -> None:
+    credential = make_credential()
+    with db.session() as session:
+        CredentialRepository(session, secret_box).add(credential)
+    integration = saved_integration(db, credential_id=credential.id)
+    assert integration.connected
+    with db.session() as session:
+        CredentialRepository(session, secret_box).delete(credential.id)
+        assert IntegrationRepository(session).get(integration.id).credential_id is None
+
+
+# --- runs and events ----------------------------------------------------------------------------
+
+
+def test_run_crud_and_listing(db: Database) -> None:
+    integration = saved_integration(db)
+    other = saved_integration(db)
+    runs = [
+        make_run(integration.id, created_at=T0 + timedelta(minutes=n), bill_id=f"bill-{n % 2}")
+        for n in range(4)
+    ]
+    foreign = make_run(other.id, created_at=T0 + timedelta(minutes=10), status=RunStatus.COMPLETE)
+    with db.session() as session:
+        repo = RunRepository(session)
+        for run in [*runs, foreign]:
+            assert repo.add(run) == run
+        with pytest.raises(NotFound, match="integration"):
+            repo.add(make_run(new_id()))
+
+    done = attrs.evolve(
+        runs[1],
+        status=RunStatus.ERROR,
+        attempts=2,
+        error="boom",
+        external_id="inv-1",
+        external_url="https://example.test/inv-1",
+        next_attempt_at=T0 + timedelta(hours=1),
+        updated_at=T0 + timedelta(minutes=5),
+    )
+    replay = make_run(
+        integration.id, replayed_from=runs[1].id, created_at=T0 + timedelta(minutes=20)
+    )
+    with db.session() as session:
+        repo = RunRepository(session)
+        assert repo.update(done) == done
+        repo.add(replay)
+        with pytest.raises(NotFound):
+            repo.update(make_run(integration.id))
+
+    with db.session() as session:
+        repo = RunRepository(session)
+        assert repo.get(runs[1].id) == done
+        assert repo.get(replay.id).replayed_from == runs[1].id
+        newest_first = [replay, foreign, runs[3], runs[2], done, runs[0]]
+        assert repo.list() == newest_first
+        assert repo.list(limit=2) == newest_first[:2]
+        assert repo.list(limit=2, offset=2) == newest_first[2:4]
+        assert repo.list(integration_id=other.id) == [foreign]
+        assert repo.list(bill_id="bill-0", integration_id=integration.id) == [runs[2], runs[0]]
+        assert repo.list(status=RunStatus.ERROR) == [done]
+        assert repo.list(status=[RunStatus.ERROR, RunStatus.COMPLETE]) == [foreign, done]
+        assert repo.list(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)) == [
+            runs[2],
+            done,
+        ]
+
+
+def test_deleting_a_run_keeps_its_replays(db: Database) -> None:
+    integration = saved_integration(db)
+    with db.session() as session:
+        repo = RunRepository(session)
+        original = repo.add(make_run(integration.id))
+        replay = repo.add(make_run(integration.id, replayed_from=original.id))
+        session.execute(text("DELETE FROM runs WHERE id = :id"), {"id": original.id})
+        assert repo.get(replay.id).replayed_from is None
+
+
+def test_event_crud_listing_and_actioning(db: Database) -> None:
+    integration = saved_integration(db)
+    events = [make_event(integration.id, created_at=T0 + timedelta(minutes=n)) for n in range(3)]
+    disabled = make_event(None, type=EventType.DISABLED, created_at=T0 + timedelta(minutes=9))
+    with db.session() as session:
+        repo = EventRepository(session)
+        for event in [*events, disabled]:
+            assert repo.add(event) == event
+
+    later = T0 + timedelta(days=1)
+    with db.session() as session:
+        repo = EventRepository(session)
+        assert repo.get(events[0].id).details["amount"] == Decimal("12.340")
+        actioned = repo.mark_actioned(events[0].id, by="ops@example.test", at=later)
+        assert actioned.actioned
+        assert (actioned.actioned_by, actioned.actioned_at) == ("ops@example.test", later)
+        # A second mark keeps who dealt with it first.
+        assert (
+            repo.mark_actioned(events[0].id, by="someone-else", at=later + timedelta(1)) == actioned
+        )
+        with pytest.raises(NotFound):
+            repo.mark_actioned("missing", by="x", at=later)
+
+    with db.session() as session:
+        repo = EventRepository(session)
+        assert repo.list() == [disabled, events[2], events[1], actioned]
+        assert repo.list(integration_id=integration.id, actioned=False) == [events[2], events[1]]
+        assert repo.list(actioned=True) == [actioned]
+        assert repo.list(type=EventType.DISABLED) == [disabled]
+        assert repo.list(type=[EventType.DISABLED, EventType.PERFORM_ERROR], limit=1) == [disabled]
+        assert repo.list(since=T0 + timedelta(minutes=2)) == [disabled, events[2]]
+
+
+# --- ledger and bills ---------------------------------------------------------------------------
+
+
+def test_ledger_upsert_inserts_then_replaces(db: Database) -> None:
+    integration = saved_integration(db)
+    first = LedgerEntry(
+        integration.id,
+        "bill-1",
+        1,
+        external_id="inv-1",
+        external_number="INV-001",
+        updated_at=T0,
+        state={"syncToken": "0", "total": Decimal("100.10000000000000000001")},
+    )
+    second = attrs.evolve(
+        first, bill_version=2, state={"syncToken": "1"}, updated_at=T0 + timedelta(hours=1)
+    )
+    with db.session() as session:
+        repo = LedgerRepository(session)
+        assert repo.get(integration.id, "bill-1") is None
+        assert repo.upsert(first) == first
+    with db.session() as session:
+        repo = LedgerRepository(session)
+        assert repo.get(integration.id, "bill-1") == first
+        assert repo.upsert(second) == second
+        with pytest.raises(NotFound):
+            repo.upsert(attrs.evolve(first, integration_id=new_id()))
+    with db.session() as session:
+        assert LedgerRepository(session).get(integration.id, "bill-1") == second
+
+
+def test_bill_documents_round_trip_exactly(db: Database) -> None:
+    bill, account = make_bill(), make_account()
+    with db.session() as session:
+        repo = BillRepository(session)
+        assert repo.save(bill, account, received_at=T0) is True
+        assert repo.save(bill, account) is False  # idempotent
+    with db.session() as session:
+        stored_bill, stored_account = BillRepository(session).get("bill-1", 3)
+        document = session.scalar(text("SELECT document FROM bills"))
+    assert stored_bill == bill
+    assert stored_account == account
+    assert stored_bill.line_items[0].subtotal == Decimal("0.1000000000000000000000000000000001")
+    assert stored_bill.extra == {"someFutureField": {"kept": True}}
+    assert "0.1000000000000000000000000000000001" in document
+    with db.session() as session, pytest.raises(NotFound, match="bill bill-1 version 4"):
+        BillRepository(session).get("bill-1", 4)
+
+
+def test_saving_a_bill_version_again(db: Database) -> None:
+    bill, account = make_bill(), make_account()
+    with db.session() as session:
+        BillRepository(session).save(bill, account)
+    changed = attrs.evolve(bill, line_items=(LineItem(line_item_type="USAGE"),))
+    with db.session() as session, pytest.raises(Conflict, match="different content"):
+        BillRepository(session).save(changed, account)
+    renamed = attrs.evolve(account, name="Acme Limited")
+    with db.session() as session:
+        repo = BillRepository(session)
+        assert repo.save(bill, renamed) is True  # the account is refreshed, the bill kept
+        assert repo.save(attrs.evolve(bill, version=4), account) is True
+    with db.session() as session:
+        assert BillRepository(session).get("bill-1", 3) == (bill, renamed)
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+def test_datetimes_come_back_aware_in_utc(db: Database) -> None:
+    paris = timezone(timedelta(hours=2))
+    local = datetime(2025, 9, 1, 14, 0, 0, 654321, tzinfo=paris)
+    integration = saved_integration(db, created_at=local, updated_at=local)
+    assert integration.created_at == local
+    assert integration.created_at.tzinfo is UTC
+    assert integration.created_at.hour == 12
+    with db.session() as session:
+        run = RunRepository(session).add(make_run(integration.id, created_at=local))
+        # Filters convert too: 12:00 UTC is inside [11:59 UTC, 14:01 +02:00).
+        found = RunRepository(session).list(
+            since=datetime(2025, 9, 1, 11, 59, tzinfo=UTC),
+            until=datetime(2025, 9, 1, 14, 1, tzinfo=paris),
+        )
+    assert found == [run]
+    assert run.created_at.tzinfo is UTC
+
+
+def test_naive_datetimes_are_refused(db: Database) -> None:
+    naive = datetime(2025, 9, 1, 12, 0)  # naive on purpose
+    with db.session() as session, pytest.raises(StatementError, match="naive datetime"):
+        IntegrationRepository(session).add(make_integration(created_at=naive))
