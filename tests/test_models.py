@@ -148,7 +148,7 @@ def test_bad_bills_are_refused_with_a_path(document: dict[str, Any], path: str) 
 
 
 def test_malformed_json_is_a_clear_error() -> None:
-    with pytest.raises(ValidationFailed, match="not valid JSON.*line 1 column 2"):
+    with pytest.raises(ValidationFailed, match=r"not valid JSON.*line 1 column 2"):
         parse_bill("{oops")
 
 

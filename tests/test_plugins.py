@@ -77,7 +77,7 @@ def test_blocking_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     registry = load_plugins()
     assert "xero" not in registry.destinations
     assert "quickbooks" in registry.destinations
-    with pytest.raises(UnknownDestination, match="unknown destination 'xero'.*quickbooks"):
+    with pytest.raises(UnknownDestination, match=r"unknown destination 'xero'.*quickbooks"):
         registry.destination("xero")
 
 
@@ -129,7 +129,10 @@ def test_two_plugins_claiming_one_key_is_a_clear_error() -> None:
     with pytest.raises(PluginConflict, match="'alpha' and 'beta'"):
         load_plugins(
             entry_points=False,
-            extra=[("alpha", make_plugin("alpha", ["shared"])), ("beta", make_plugin("beta", ["shared"]))],
+            extra=[
+                ("alpha", make_plugin("alpha", ["shared"])),
+                ("beta", make_plugin("beta", ["shared"])),
+            ],
         )
 
 

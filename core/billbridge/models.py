@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
@@ -55,6 +55,7 @@ __all__ = [
     "loads",
     "parse_account",
     "parse_bill",
+    "thaw",
 ]
 
 
@@ -163,6 +164,15 @@ def _frozen_map(value: Mapping[str, Any] | None) -> _FrozenMap:
     if value is None:
         return _EMPTY
     return MappingProxyType(dict(value))
+
+
+def thaw(value: Any) -> Any:
+    """A deep, writable copy of read-only mappings and tuples as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [thaw(v) for v in value]
+    return value
 
 
 def _extra_field() -> Any:
@@ -637,7 +647,7 @@ def _register_document(cls: type[Any]) -> None:
             key: BandsKey | None = None
             for candidate in ("usagePerPricingBand", "bandUsage"):
                 if extra.get(candidate) is not None and key is None:
-                    key = cast(BandsKey, candidate)
+                    key = candidate
             if key is not None:
                 raw = extra.pop(key)
                 if not isinstance(raw, list):

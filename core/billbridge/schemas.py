@@ -20,6 +20,7 @@ import jsonschema
 from jsonschema import Draft7Validator
 
 from billbridge.errors import FieldError
+from billbridge.models import thaw
 
 __all__ = [
     "CORE_SCHEMAS",
@@ -108,7 +109,7 @@ def validate(instance: Any, schema: Mapping[str, Any], *, base_path: str = "") -
     Paths are JSON Pointers prefixed with ``base_path``. A missing required property or an
     unexpected one is reported at the property's own path, where a form shows it.
     """
-    validator = _validator(json.dumps(schema, sort_keys=True, default=str))
+    validator = _validator(json.dumps(thaw(schema), sort_keys=True))
     secrets = _secret_paths(schema)
     errors: list[FieldError] = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
@@ -164,10 +165,10 @@ def redact(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, An
 def check_panel_schema(schema: Mapping[str, Any]) -> list[FieldError]:
     """Problems with a destination's panel schema: valid draft-07, and the panel meta-schema."""
     try:
-        Draft7Validator.check_schema(dict(schema))
+        Draft7Validator.check_schema(thaw(schema))
     except jsonschema.SchemaError as exc:
         return [FieldError(_pointer(exc.path), f"not a valid draft-07 schema: {exc.message}")]
-    return validate(dict(schema), core_schema("destination-panel.meta"))
+    return validate(thaw(schema), core_schema("destination-panel.meta"))
 
 
 def custom_field_name_errors(config: Mapping[str, Any], key: str) -> list[FieldError]:

@@ -1,0 +1,610 @@
+"""The ``billbridge`` command line.
+
+Every command prints a readable table by default and JSON with ``--json``. Errors are one clear
+line (plus one line per field for refused input) on stderr and a non-zero exit, never a
+traceback (set ``BILLBRIDGE_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import click
+import simplejson
+from rich.console import Console
+from rich.table import Table
+
+from billbridge import __version__
+from billbridge.errors import BillbridgeError, ValidationFailed
+from billbridge.models import dumps, loads, thaw
+
+__all__ = ["main"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+# Piped output (logs, CI) gets a wide table rather than rich's 80-column default: ids are 36
+# characters and must stay whole to be copied.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, details: Sequence[str] = (), code: int = EXIT_ERROR) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    for line in details:
+        err.print(f"  {line}", markup=False)
+    sys.exit(code)
+
+
+def _guard(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn billbridge's errors into one clear line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ValidationFailed as exc:
+            summary = str(exc).split(":", 1)[0]
+            _fail(summary, [f"{e.path or '/'}: {e.message}" for e in exc.errors])
+        except BillbridgeError as exc:
+            _fail(str(exc))
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("BILLBRIDGE_DEBUG"):
+                raise
+            _fail(
+                f"unexpected {type(exc).__name__}: {exc} "
+                "(set BILLBRIDGE_DEBUG=1 for the traceback, and please report it)"
+            )
+
+    return wrapper
+
+
+def _print_json(value: Any) -> None:
+    click.echo(dumps(value, indent=2))
+
+
+def _read_json_arg(value: str | None, what: str) -> dict[str, Any]:
+    """A JSON object given inline, as ``@path``, or ``-`` for standard input."""
+    if value is None:
+        return {}
+    try:
+        if value == "-":
+            text = sys.stdin.read()
+        elif value.startswith("@"):
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        else:
+            text = value
+    except OSError as exc:
+        _fail(f"cannot read {what}: {exc.strerror}: {exc.filename}")
+    try:
+        data = loads(text)
+    except simplejson.JSONDecodeError as exc:
+        _fail(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    if not isinstance(data, dict):
+        _fail(f"{what} must be a JSON object")
+    return data
+
+
+def _read_json_file(path: Path, what: str) -> Any:
+    try:
+        return loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        _fail(f"cannot read {what} {path}: {exc.strerror}")
+    except simplejson.JSONDecodeError as exc:
+        _fail(f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+class _State:
+    """Options shared by every command; the engine is made on first use."""
+
+    def __init__(self, database_url: str | None) -> None:
+        self.database_url = database_url
+        self._engine: Any = None
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from billbridge.engine import Engine
+
+            self._engine = Engine(self.database_url)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+
+pass_state = click.make_pass_decorator(_State)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="BILLBRIDGE_DATABASE_URL",
+    help="Database URL (default: SQLite in $BILLBRIDGE_HOME, ~/.billbridge).",
+)
+@click.version_option(__version__, prog_name="billbridge")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """billbridge: deliver m3ter bills into accounting systems as invoices."""
+    state = _State(database_url)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+# --- plugins and schemas ---------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guard
+def plugins(as_json: bool) -> None:
+    """List installed destination plugins, their destinations and hooks."""
+    from billbridge.plugins import load_plugins
+
+    registry = load_plugins()
+    destinations = registry.destinations
+    if as_json:
+        _print_json(
+            {
+                "plugins": [
+                    {
+                        "name": info.name,
+                        "version": info.version,
+                        "hooks": list(info.hooks),
+                        "destinations": [
+                            {
+                                **destinations[key].describe(),
+                                "schema": thaw(destinations[key].schema),
+                            }
+                            for key in info.destinations
+                        ],
+                    }
+                    for info in registry.plugins()
+                ],
+                "failures": [{"name": f.name, "error": f.error} for f in registry.failures],
+            }
+        )
+        return
+    table = Table(title="Installed destinations")
+    for column in ("destination", "title", "plugin", "version", "hooks"):
+        table.add_column(column)
+    for info in registry.plugins():
+        for key in info.destinations:
+            table.add_row(
+                key, destinations[key].title, info.name, info.version or "-", ", ".join(info.hooks)
+            )
+    out.print(table)
+    for failure in registry.failures:
+        err.print(f"[yellow]plugin {failure.name!r} not loaded:[/] {failure.error}", markup=True)
+
+
+@main.command()
+@click.argument("key")
+@_guard
+def schema(key: str) -> None:
+    """Print a destination's configuration panel schema (JSON Schema draft-07)."""
+    from billbridge.plugins import load_plugins
+
+    _print_json(thaw(load_plugins().destination(key).schema))
+
+
+@main.group()
+def schemas() -> None:
+    """The published JSON Schemas, for UI builders."""
+
+
+@schemas.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@_guard
+def schemas_export(directory: Path) -> None:
+    """Write every core and destination schema into DIRECTORY."""
+    from billbridge.plugins import load_plugins
+    from billbridge.schemas import CORE_SCHEMAS, core_schema
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in CORE_SCHEMAS:
+        path = directory / f"{name}.schema.json"
+        path.write_text(dumps(core_schema(name), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    destinations_dir = directory / "destinations"
+    destinations_dir.mkdir(exist_ok=True)
+    for key, destination in sorted(load_plugins().destinations.items()):
+        path = destinations_dir / f"{key}.schema.json"
+        path.write_text(dumps(thaw(destination.schema), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    for path in written:
+        out.print(str(path), markup=False)
+
+
+# --- integrations ----------------------------------------------------------------------------
+
+
+def _integration_dict(integration: Any) -> dict[str, Any]:
+    from billbridge.models import converter
+
+    return {
+        "id": integration.id,
+        "name": integration.name,
+        "destination": integration.destination,
+        "entityType": integration.entity_type,
+        "enabled": integration.enabled,
+        "connected": integration.connected,
+        "credentialId": integration.credential_id,
+        "version": integration.version,
+        "consecutiveErrors": integration.consecutive_errors,
+        "config": converter.unstructure(integration.config),
+        "entityConfig": converter.unstructure(integration.entity_config),
+        "destinationConfig": thaw(integration.destination_config),
+        "createdAt": integration.created_at,
+        "updatedAt": integration.updated_at,
+    }
+
+
+def _table(title: str, columns: Sequence[str]) -> Table:
+    """A table whose id columns never wrap or truncate: people copy ids from it."""
+    table = Table(title=title)
+    for column in columns:
+        if column == "id" or column.endswith(" id") or column == "integration":
+            table.add_column(column, no_wrap=True, min_width=8, overflow="fold")
+        else:
+            table.add_column(column, no_wrap=True)
+    return table
+
+
+def _integrations_table(items: Sequence[Any], title: str = "Integrations") -> Table:
+    table = _table(title, ("id", "name", "destination", "enabled", "connected", "version"))
+    for i in items:
+        table.add_row(
+            i.id,
+            i.name,
+            i.destination,
+            "yes" if i.enabled else "no",
+            "yes" if i.connected else "no",
+            str(i.version),
+        )
+    return table
+
+
+def _show_integration(integration: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(_integration_dict(integration))
+    else:
+        out.print(_integrations_table([integration], title="Integration"))
+
+
+@main.group()
+def integrations() -> None:
+    """Create, list, update and delete integrations."""
+
+
+@integrations.command("list")
+@click.option("--destination", help="Only this destination.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def integrations_list(state: _State, destination: str | None, as_json: bool) -> None:
+    """List integrations."""
+    items = state.engine.integrations.list(destination=destination)
+    if as_json:
+        _print_json([_integration_dict(i) for i in items])
+    else:
+        out.print(_integrations_table(items))
+
+
+@integrations.command("show")
+@click.argument("integration_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default here).")
+@pass_state
+@_guard
+def integrations_show(state: _State, integration_id: str, as_json: bool) -> None:
+    """Show one integration with its whole configuration."""
+    _print_json(_integration_dict(state.engine.integrations.get(integration_id)))
+
+
+_CONFIG_HELP = "JSON object, @file.json, or - for standard input."
+
+
+@integrations.command("create")
+@click.option("--name", required=True, help="The integration's name.")
+@click.option("--destination", required=True, help="Destination key (see `billbridge plugins`).")
+@click.option("--config", "config", help=f"Global configuration: {_CONFIG_HELP}")
+@click.option("--entity-config", help=f"Bill entity configuration: {_CONFIG_HELP}")
+@click.option("--destination-config", help=f"Destination configuration: {_CONFIG_HELP}")
+@click.option("--disabled", is_flag=True, help="Create it disabled.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def integrations_create(
+    state: _State,
+    name: str,
+    destination: str,
+    config: str | None,
+    entity_config: str | None,
+    destination_config: str | None,
+    disabled: bool,
+    as_json: bool,
+) -> None:
+    """Validate and create an integration (nothing is saved if anything is wrong)."""
+    integration = state.engine.integrations.create(
+        name=name,
+        destination=destination,
+        config=_read_json_arg(config, "--config"),
+        entity_config=_read_json_arg(entity_config, "--entity-config"),
+        destination_config=_read_json_arg(destination_config, "--destination-config"),
+        enabled=not disabled,
+    )
+    _show_integration(integration, as_json)
+
+
+@integrations.command("validate")
+@click.option("--destination", required=True, help="Destination key.")
+@click.option("--name", default="(validation)", help="The integration's name.")
+@click.option("--config", "config", help=f"Global configuration: {_CONFIG_HELP}")
+@click.option("--entity-config", help=f"Bill entity configuration: {_CONFIG_HELP}")
+@click.option("--destination-config", help=f"Destination configuration: {_CONFIG_HELP}")
+@pass_state
+@_guard
+def integrations_validate(
+    state: _State,
+    destination: str,
+    name: str,
+    config: str | None,
+    entity_config: str | None,
+    destination_config: str | None,
+) -> None:
+    """Check a configuration without saving it."""
+    state.engine.integrations.validate(
+        destination=destination,
+        config={**_read_json_arg(config, "--config"), "name": name},
+        entity_config=_read_json_arg(entity_config, "--entity-config"),
+        destination_config=_read_json_arg(destination_config, "--destination-config"),
+    )
+    out.print("configuration is valid")
+
+
+@integrations.command("update")
+@click.argument("integration_id")
+@click.option("--version", "version", type=int, required=True, help="The version you read.")
+@click.option("--name", help="New name.")
+@click.option("--config", "config", help=f"New global configuration: {_CONFIG_HELP}")
+@click.option("--entity-config", help=f"New Bill entity configuration: {_CONFIG_HELP}")
+@click.option("--destination-config", help=f"New destination configuration: {_CONFIG_HELP}")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def integrations_update(
+    state: _State,
+    integration_id: str,
+    version: int,
+    name: str | None,
+    config: str | None,
+    entity_config: str | None,
+    destination_config: str | None,
+    as_json: bool,
+) -> None:
+    """Replace parts of an integration's configuration (optimistic locking on --version)."""
+    integration = state.engine.integrations.update(
+        integration_id,
+        version=version,
+        name=name,
+        config=_read_json_arg(config, "--config") if config is not None else None,
+        entity_config=(
+            _read_json_arg(entity_config, "--entity-config") if entity_config is not None else None
+        ),
+        destination_config=(
+            _read_json_arg(destination_config, "--destination-config")
+            if destination_config is not None
+            else None
+        ),
+    )
+    _show_integration(integration, as_json)
+
+
+@integrations.command("delete")
+@click.argument("integration_id")
+@pass_state
+@_guard
+def integrations_delete(state: _State, integration_id: str) -> None:
+    """Delete an integration with its linked mappings, runs and events."""
+    state.engine.integrations.delete(integration_id)
+    out.print(f"deleted integration {integration_id}", markup=False)
+
+
+@integrations.command("enable")
+@click.argument("integration_id")
+@pass_state
+@_guard
+def integrations_enable(state: _State, integration_id: str) -> None:
+    """Enable an integration (resets its successive-error count)."""
+    integration = state.engine.integrations.enable(integration_id)
+    out.print(f"enabled {integration.name} ({integration.id})", markup=False)
+
+
+@integrations.command("disable")
+@click.argument("integration_id")
+@pass_state
+@_guard
+def integrations_disable(state: _State, integration_id: str) -> None:
+    """Disable an integration."""
+    integration = state.engine.integrations.disable(integration_id)
+    out.print(f"disabled {integration.name} ({integration.id})", markup=False)
+
+
+# --- mappings --------------------------------------------------------------------------------
+
+
+def _mapping_dict(mapping: Any) -> dict[str, Any]:
+    return {
+        "id": mapping.id,
+        "m3terEntity": mapping.m3ter_entity,
+        "m3terId": mapping.m3ter_id,
+        "externalSystem": mapping.external_system,
+        "externalTable": mapping.external_table,
+        "externalId": mapping.external_id,
+        "integrationConfigId": mapping.integration_id,
+        "createdAt": mapping.created_at,
+    }
+
+
+def _print_mappings(items: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        _print_json([_mapping_dict(m) for m in items])
+        return
+    table = _table(
+        "External mappings",
+        ("id", "entity", "entity id", "system", "table", "external id", "integration"),
+    )
+    for m in items:
+        table.add_row(
+            m.id,
+            m.m3ter_entity,
+            m.m3ter_id,
+            m.external_system,
+            m.external_table,
+            m.external_id,
+            m.integration_id or "(global)",
+        )
+    out.print(table)
+
+
+@main.group()
+def mappings() -> None:
+    """Map m3ter entities (accounts, products...) to records in a destination."""
+
+
+@mappings.command("create")
+@click.option("--entity", required=True, help="m3ter entity: Account, Product, Aggregation...")
+@click.option("--entity-id", required=True, help="The m3ter id.")
+@click.option("--table", "external_table", required=True, help="External table: Customer...")
+@click.option("--external-id", required=True, help="The record's id in the destination.")
+@click.option("--system", "external_system", help="Destination key (often inferred).")
+@click.option("--integration", "integration_id", help="Link to one integration.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def mappings_create(
+    state: _State,
+    entity: str,
+    entity_id: str,
+    external_table: str,
+    external_id: str,
+    external_system: str | None,
+    integration_id: str | None,
+    as_json: bool,
+) -> None:
+    """Create one external mapping."""
+    mapping = state.engine.mappings.create(
+        entity=entity,
+        entity_id=entity_id,
+        external_table=external_table,
+        external_id=external_id,
+        external_system=external_system,
+        integration_id=integration_id,
+    )
+    _print_mappings([mapping], as_json)
+
+
+@mappings.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def mappings_import(state: _State, path: Path, as_json: bool) -> None:
+    """Create every mapping in a JSON array file, all or nothing."""
+    data = _read_json_file(path, "mappings file")
+    if not isinstance(data, list) or not all(isinstance(m, Mapping) for m in data):
+        _fail(f"{path} must hold a JSON array of mapping objects")
+    created = state.engine.mappings.create_many(data)
+    _print_mappings(created, as_json)
+
+
+@mappings.command("list")
+@click.option("--entity", help="Only this m3ter entity type.")
+@click.option("--entity-id", help="Only this m3ter id.")
+@click.option("--system", "external_system", help="Only this destination.")
+@click.option("--table", "external_table", help="Only this external table.")
+@click.option("--external-id", help="Only mappings to this external id (needs --system, --table).")
+@click.option("--integration", "integration_id", help="Only mappings linked to this integration.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def mappings_list(
+    state: _State,
+    entity: str | None,
+    entity_id: str | None,
+    external_system: str | None,
+    external_table: str | None,
+    external_id: str | None,
+    integration_id: str | None,
+    as_json: bool,
+) -> None:
+    """List external mappings (filters combine)."""
+    if external_id is not None:
+        if not (external_system and external_table):
+            _fail("--external-id needs --system and --table", code=EXIT_USAGE)
+        items = state.engine.mappings.find_external(external_system, external_table, external_id)
+    else:
+        items = state.engine.mappings.list(
+            entity=entity,
+            entity_id=entity_id,
+            external_system=external_system,
+            external_table=external_table,
+            integration_id=integration_id,
+        )
+    _print_mappings(items, as_json)
+
+
+@mappings.command("delete")
+@click.argument("mapping_id")
+@pass_state
+@_guard
+def mappings_delete(state: _State, mapping_id: str) -> None:
+    """Delete one external mapping."""
+    state.engine.mappings.delete(mapping_id)
+    out.print(f"deleted mapping {mapping_id}", markup=False)
+
+
+# --- database --------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@pass_state
+@_guard
+def db_upgrade(state: _State) -> None:
+    """Apply every pending migration (also done automatically on first use)."""
+    from billbridge.settings import Settings
+    from billbridge.store import Database
+
+    url = state.database_url or Settings().resolved_database_url
+    database = Database(url)
+    try:
+        before = database.current_revision()
+        database.upgrade()
+        after = database.current_revision()
+    finally:
+        database.dispose()
+    if before == after:
+        out.print(f"{database.display_url}: already at {after}", markup=False)
+    else:
+        out.print(f"{database.display_url}: upgraded {before or '(empty)'} → {after}", markup=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

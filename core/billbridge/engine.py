@@ -1,0 +1,571 @@
+"""The embedding API: one :class:`Engine` object a billing service talks to.
+
+.. code-block:: python
+
+    engine = billbridge.Engine()                      # SQLite in ~/.billbridge, migrated
+    engine.destinations(); engine.schema("xero")
+    integ = engine.integrations.create(name="Xero UK", destination="xero",
+                                       config={"accountFilter": 'address.country == UK'},
+                                       destination_config={"invoiceStatus": "AUTHORISED"})
+    engine.mappings.create(entity="Account", entity_id=account_id,
+                           external_table="Contact", external_id=contact_id)
+
+Every change is validated before anything is saved; refused input raises
+:class:`~billbridge.errors.ValidationFailed` whose ``errors`` are ``{path, message}`` pairs a UI
+places next to fields.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from billbridge import filter_expr
+from billbridge.contract import Destination
+from billbridge.errors import FieldError, UnknownDestination, ValidationFailed
+from billbridge.models import (
+    BillEntityConfig,
+    Clock,
+    ExternalMapping,
+    GlobalConfig,
+    Integration,
+    converter,
+    thaw,
+    utcnow,
+)
+from billbridge.plugins import PluginRegistry, load_plugins
+from billbridge.schemas import core_schema, validate
+from billbridge.settings import Settings
+from billbridge.store import (
+    Database,
+    IntegrationRepository,
+    MappingRepository,
+)
+
+__all__ = ["Engine", "Integrations", "Mappings"]
+
+_T = TypeVar("_T")
+
+
+class Engine:
+    """billbridge, embedded: destinations, integrations, mappings (and, later, delivery).
+
+    :param database_url: SQLAlchemy URL; default ``BILLBRIDGE_DATABASE_URL`` or a SQLite file in
+        ``BILLBRIDGE_HOME`` (``~/.billbridge``). The schema is migrated on first use.
+    :param settings: everything else configurable (see :class:`~billbridge.settings.Settings`).
+    :param plugins: a plugin registry; default: every installed destination plugin.
+    :param clock: the current time (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        plugins: PluginRegistry | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings or Settings()
+        if database_url is not None:
+            self.settings = attrs.evolve(self.settings, database_url=database_url)
+        self.plugins = plugins if plugins is not None else load_plugins()
+        self.clock = clock
+        self.db = Database(self.settings.resolved_database_url)
+        self.db.ensure_schema()
+        self.integrations = Integrations(self)
+        self.mappings = Mappings(self)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.db.display_url!r})"
+
+    # -- destinations -----------------------------------------------------------------------------
+
+    def destinations(self) -> list[Destination]:
+        """Every installed destination, by key order."""
+        return [self.plugins.destinations[k] for k in sorted(self.plugins.destinations)]
+
+    def destination(self, key: str) -> Destination:
+        """One destination; raises :class:`~billbridge.errors.UnknownDestination`."""
+        return self.plugins.destination(key)
+
+    def schema(self, key: str) -> dict[str, Any]:
+        """The destination's configuration panel (JSON Schema draft-07), a fresh copy."""
+        schema: dict[str, Any] = thaw(self.destination(key).schema)
+        return schema
+
+    # -- shared helpers ---------------------------------------------------------------------------
+
+    def _unit_of_work(self, work: Callable[[Any], _T]) -> _T:
+        with self.db.session() as session:
+            return work(session)
+
+
+def _config_dict(config: GlobalConfig | BillEntityConfig) -> dict[str, Any]:
+    """A configuration as its panel's values (unset options left out, as a UI sends them)."""
+    return {k: v for k, v in converter.unstructure(config).items() if v is not None}
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Integrations:
+    """Create, read, update, delete, enable and disable integrations (``engine.integrations``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create(
+        self,
+        *,
+        name: str,
+        destination: str,
+        config: Mapping[str, Any] | None = None,
+        entity_config: Mapping[str, Any] | None = None,
+        destination_config: Mapping[str, Any] | None = None,
+        entity_type: str = "Bill",
+        enabled: bool = True,
+    ) -> Integration:
+        """Validate and save a new integration.
+
+        :param name: the integration's name (also ``config["name"]``).
+        :param destination: an installed destination key.
+        :param config: the global configuration panel's values.
+        :param entity_config: the Bill entity configuration panel's values.
+        :param destination_config: the destination's own panel values.
+        :raises ValidationFailed: with every problem found; nothing is saved.
+        """
+        global_config, bill_config, dest_config = self.validate(
+            destination=destination,
+            config={**(config or {}), "name": name},
+            entity_config=entity_config or {},
+            destination_config=destination_config or {},
+            entity_type=entity_type,
+        )
+        now = self._engine.clock()
+        integration = Integration(
+            id=_new_id(),
+            destination=destination,
+            entity_type=entity_type,
+            config=global_config,
+            entity_config=bill_config,
+            destination_config=dest_config,
+            enabled=enabled,
+            created_at=now,
+            updated_at=now,
+        )
+        return self._engine._unit_of_work(lambda s: IntegrationRepository(s).add(integration))
+
+    def get(self, integration_id: str) -> Integration:
+        """One integration; raises :class:`~billbridge.errors.NotFound`."""
+        return self._engine._unit_of_work(lambda s: IntegrationRepository(s).get(integration_id))
+
+    def list(
+        self, *, destination: str | None = None, enabled: bool | None = None
+    ) -> list[Integration]:
+        """Integrations, oldest first, optionally of one destination or enabled state."""
+        return self._engine._unit_of_work(
+            lambda s: IntegrationRepository(s).list(destination=destination, enabled=enabled)
+        )
+
+    def update(
+        self,
+        integration_id: str,
+        *,
+        version: int,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        entity_config: Mapping[str, Any] | None = None,
+        destination_config: Mapping[str, Any] | None = None,
+    ) -> Integration:
+        """Replace the given parts of an integration's configuration.
+
+        :param version: the version the caller read (optimistic locking): if the integration
+            changed since, :class:`~billbridge.errors.StaleVersion` is raised and nothing saved.
+        :raises ValidationFailed: the new configuration is refused as a whole.
+        """
+        current = self.get(integration_id)
+        new_config = dict(config) if config is not None else _config_dict(current.config)
+        new_config["name"] = name if name is not None else new_config.get("name", current.name)
+        global_config, bill_config, dest_config = self.validate(
+            destination=current.destination,
+            config=new_config,
+            entity_config=(
+                entity_config if entity_config is not None else _config_dict(current.entity_config)
+            ),
+            destination_config=(
+                destination_config
+                if destination_config is not None
+                else thaw(current.destination_config)
+            ),
+            entity_type=current.entity_type,
+        )
+        changed = attrs.evolve(
+            current,
+            config=global_config,
+            entity_config=bill_config,
+            destination_config=dest_config,
+            updated_at=self._engine.clock(),
+        )
+        return self._engine._unit_of_work(
+            lambda s: IntegrationRepository(s).update(changed, expected_version=version)
+        )
+
+    def delete(self, integration_id: str) -> None:
+        """Delete an integration with its linked mappings, runs, events and ledger."""
+        self._engine._unit_of_work(lambda s: IntegrationRepository(s).delete(integration_id))
+
+    def enable(self, integration_id: str) -> Integration:
+        """Enable an integration; the successive-error count starts again from zero."""
+        return self._set_enabled(integration_id, enabled=True)
+
+    def disable(self, integration_id: str) -> Integration:
+        """Disable an integration: its bills are no longer routed or delivered."""
+        return self._set_enabled(integration_id, enabled=False)
+
+    def _set_enabled(self, integration_id: str, *, enabled: bool) -> Integration:
+        def work(session: Any) -> Integration:
+            repo = IntegrationRepository(session)
+            current = repo.get(integration_id)
+            changed = attrs.evolve(
+                current,
+                enabled=enabled,
+                consecutive_errors=0 if enabled else current.consecutive_errors,
+                updated_at=self._engine.clock(),
+            )
+            return repo.update(changed)
+
+        return self._engine._unit_of_work(work)
+
+    # -- validation -------------------------------------------------------------------------------
+
+    def validate(
+        self,
+        *,
+        destination: str,
+        config: Mapping[str, Any],
+        entity_config: Mapping[str, Any],
+        destination_config: Mapping[str, Any],
+        entity_type: str = "Bill",
+    ) -> tuple[GlobalConfig, BillEntityConfig, dict[str, Any]]:
+        """Validate a whole integration configuration without saving anything.
+
+        Checks, and reports together: the destination is installed and takes the entity type;
+        the global and entity configuration against the core's panels; the account filter's
+        syntax (with its position); the destination configuration against the plugin's panel
+        and then the plugin's ``validate_config``.
+
+        :returns: the parsed global and entity configuration and the destination configuration.
+        :raises ValidationFailed: listing every problem with its path.
+        """
+        errors: list[FieldError] = []
+        plugin_destination: Destination | None = None
+        try:
+            plugin_destination = self._engine.destination(destination)
+        except UnknownDestination as exc:
+            errors.append(FieldError("/destination", str(exc)))
+        if plugin_destination is not None and entity_type not in plugin_destination.entity_types:
+            errors.append(
+                FieldError(
+                    "/entityType",
+                    f"{destination} does not take {entity_type!r}; it takes "
+                    + ", ".join(plugin_destination.entity_types),
+                )
+            )
+
+        errors += validate(dict(config), core_schema("global-config"), base_path="/config")
+        name = config.get("name")
+        if isinstance(name, str) and name and not name.strip():
+            errors.append(FieldError("/config/name", "must not be blank"))
+        expression = config.get("accountFilter")
+        if isinstance(expression, str) and expression.strip():
+            try:
+                filter_expr.parse(expression)
+            except filter_expr.FilterSyntaxError as exc:
+                # One line, where a UI shows it; the position is what a person needs.
+                where = f"at line {exc.line}, column {exc.column}"
+                hint = f" ({exc.hint})" if exc.hint else ""
+                errors.append(FieldError("/config/accountFilter", f"{exc.message} {where}{hint}"))
+        errors += validate(
+            dict(entity_config), core_schema("bill-entity-config"), base_path="/entityConfig"
+        )
+
+        if plugin_destination is not None:
+            schema_errors = validate(
+                dict(destination_config),
+                plugin_destination.schema,
+                base_path="/destinationConfig",
+            )
+            errors += schema_errors
+            if not schema_errors:
+                # The plugin's own checks assume a configuration that fits its schema.
+                semantic = self._engine.plugins.call(
+                    "validate_config", destination, config=dict(destination_config)
+                )
+                errors += [
+                    FieldError(f"/destinationConfig{e.path if e.path != '/' else ''}", e.message)
+                    for e in semantic or ()
+                ]
+        if errors:
+            raise ValidationFailed(errors, summary="integration configuration refused")
+        return (
+            converter.structure(dict(config), GlobalConfig),
+            converter.structure(dict(entity_config), BillEntityConfig),
+            thaw(destination_config),
+        )
+
+
+@attrs.frozen
+class _MappingInput:
+    entity: str
+    entity_id: str
+    external_table: str
+    external_id: str
+    external_system: str | None = None
+    integration_id: str | None = None
+
+
+class Mappings:
+    """External mappings (``engine.mappings``): m3ter entity → record in a destination."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create(
+        self,
+        *,
+        entity: str,
+        entity_id: str,
+        external_table: str,
+        external_id: str,
+        external_system: str | None = None,
+        integration_id: str | None = None,
+    ) -> ExternalMapping:
+        """Map an m3ter entity to an external record.
+
+        :param entity: the m3ter entity type (``Account``, ``Product``, ``Aggregation``...).
+        :param entity_id: the m3ter id.
+        :param external_table: the destination table (``Customer``, ``Contact``, ``Item``...).
+        :param external_id: the record's id in the destination.
+        :param external_system: the destination key. May be left out when ``integration_id``
+            is given, or when exactly one installed destination has ``external_table``.
+        :param integration_id: link the mapping to one integration (it then wins over a global
+            mapping for that integration, and is the only kind an enforcing integration uses).
+        :raises ValidationFailed: a field is wrong or missing; :class:`~billbridge.errors.Conflict`
+            the mapping duplicates another.
+        """
+        item = _MappingInput(
+            entity, entity_id, external_table, external_id, external_system, integration_id
+        )
+        return self.create_many([item], _single=True)[0]
+
+    def create_many(
+        self, mappings: Iterable[Mapping[str, Any] | _MappingInput], *, _single: bool = False
+    ) -> builtins.list[ExternalMapping]:
+        """Create several mappings, all or nothing.
+
+        Each item is a mapping with the keys of :meth:`create` (``entity``, ``entity_id``,
+        ``external_table``, ``external_id``, optional ``external_system``, ``integration_id``)
+        or m3ter's camelCase names (``m3terEntity``, ``m3terId``, ``externalSystem``,
+        ``externalTable``, ``externalId``, ``integrationConfigId``). Errors are reported with
+        the item's index (``/3/externalTable``).
+        """
+        items = [self._coerce(m) for m in mappings]
+        integrations = {
+            i.id: i
+            for i in self._engine.integrations.list()
+            if i.id in {m.integration_id for m in items if m.integration_id}
+        }
+        errors: list[FieldError] = []
+        prepared: list[ExternalMapping] = []
+        now = self._engine.clock()
+        for index, item in enumerate(items):
+            base = "" if _single else f"/{index}"
+            mapping, problems = self._prepare(item, integrations, now, base)
+            errors += problems
+            if mapping is not None:
+                prepared.append(mapping)
+        if errors:
+            raise ValidationFailed(errors, summary="external mapping refused")
+        return self._engine._unit_of_work(lambda s: MappingRepository(s).add_many(prepared))
+
+    @staticmethod
+    def _coerce(item: Mapping[str, Any] | _MappingInput) -> _MappingInput:
+        if isinstance(item, _MappingInput):
+            return item
+
+        def pick(*names: str) -> Any:
+            for name in names:
+                if item.get(name) is not None:
+                    return item[name]
+            return None
+
+        def text(*names: str) -> str:
+            value = pick(*names)
+            # Ids typed into a UI may arrive as numbers (QuickBooks ids are numeric): keep text.
+            return "" if value is None else str(value)
+
+        return _MappingInput(
+            entity=text("entity", "m3terEntity"),
+            entity_id=text("entity_id", "m3terId"),
+            external_table=text("external_table", "externalTable"),
+            external_id=text("external_id", "externalId"),
+            external_system=pick("external_system", "externalSystem"),
+            integration_id=pick("integration_id", "integrationConfigId"),
+        )
+
+    def _prepare(
+        self,
+        item: _MappingInput,
+        integrations: Mapping[str, Integration],
+        now: datetime,
+        base: str,
+    ) -> tuple[ExternalMapping | None, list[FieldError]]:
+        document: dict[str, Any] = {
+            "m3terEntity": item.entity,
+            "m3terId": item.entity_id,
+            "externalSystem": item.external_system or "",
+            "externalTable": item.external_table,
+            "externalId": str(item.external_id),
+        }
+        errors: list[FieldError] = []
+        system = item.external_system
+        if item.integration_id is not None:
+            integration = integrations.get(item.integration_id)
+            if integration is None:
+                errors.append(
+                    FieldError(
+                        f"{base}/integrationConfigId",
+                        f"integration {item.integration_id} not found",
+                    )
+                )
+            elif system is None:
+                system = integration.destination
+            elif system != integration.destination:
+                errors.append(
+                    FieldError(
+                        f"{base}/externalSystem",
+                        f"integration {integration.id} delivers to {integration.destination}, "
+                        f"not {system}",
+                    )
+                )
+        if system is None and item.external_table:
+            owners = [
+                d.key
+                for d in self._engine.destinations()
+                if item.external_table in d.external_tables
+            ]
+            if len(owners) == 1:
+                system = owners[0]
+            else:
+                hint = (
+                    f"{item.external_table} exists in " + ", ".join(owners)
+                    if owners
+                    else f"no installed destination has a {item.external_table} table"
+                )
+                errors.append(FieldError(f"{base}/externalSystem", f"is required ({hint})"))
+        document["externalSystem"] = system or ""
+        reported = {e.path for e in errors}
+        errors += [
+            e
+            for e in validate(document, core_schema("external-mapping"), base_path=base)
+            if e.path not in reported
+        ]
+        if system:
+            try:
+                destination = self._engine.destination(system)
+            except UnknownDestination as exc:
+                errors.append(FieldError(f"{base}/externalSystem", str(exc)))
+            else:
+                if item.external_table and item.external_table not in destination.external_tables:
+                    errors.append(
+                        FieldError(
+                            f"{base}/externalTable",
+                            f"{system} has no table {item.external_table!r}; it has "
+                            + ", ".join(destination.external_tables),
+                        )
+                    )
+        if errors or system is None:
+            return None, errors
+        return (
+            ExternalMapping(
+                id=_new_id(),
+                m3ter_entity=item.entity,
+                m3ter_id=item.entity_id,
+                external_system=system,
+                external_table=item.external_table,
+                external_id=str(item.external_id),
+                integration_id=item.integration_id,
+                created_at=now,
+            ),
+            [],
+        )
+
+    def get(self, mapping_id: str) -> ExternalMapping:
+        """One mapping; raises :class:`~billbridge.errors.NotFound`."""
+        return self._engine._unit_of_work(lambda s: MappingRepository(s).get(mapping_id))
+
+    def list(
+        self,
+        *,
+        entity: str | None = None,
+        entity_id: str | None = None,
+        external_system: str | None = None,
+        external_table: str | None = None,
+        integration_id: str | None = None,
+        linked: bool | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> builtins.list[ExternalMapping]:
+        """Mappings matching every given filter, oldest first."""
+        return self._engine._unit_of_work(
+            lambda s: MappingRepository(s).list(
+                m3ter_entity=entity,
+                m3ter_id=entity_id,
+                external_system=external_system,
+                external_table=external_table,
+                integration_id=integration_id,
+                linked=linked,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    def find(
+        self, entity: str, entity_id: str, *, external_system: str | None = None
+    ) -> builtins.list[ExternalMapping]:
+        """Every mapping (global and linked) of one m3ter entity."""
+        return self._engine._unit_of_work(
+            lambda s: MappingRepository(s).find_by_entity(entity, entity_id, external_system)
+        )
+
+    def find_external(
+        self, external_system: str, external_table: str, external_id: str
+    ) -> builtins.list[ExternalMapping]:
+        """Every mapping that points at one external record."""
+        return self._engine._unit_of_work(
+            lambda s: MappingRepository(s).find_by_external(
+                external_system, external_table, external_id
+            )
+        )
+
+    def delete(self, mapping_id: str) -> None:
+        """Delete one mapping; raises :class:`~billbridge.errors.NotFound`."""
+        self._engine._unit_of_work(lambda s: MappingRepository(s).delete(mapping_id))
