@@ -76,6 +76,7 @@ def authenticate(
     credential: Credential,
     callback: OAuthCallback,
     http: httpx.Client,
+    api_base_url: str,
 ) -> Sequence[TenantChoice]:
     """Identify the tenant(s) a just-completed OAuth consent gives access to.
 
@@ -88,6 +89,8 @@ def authenticate(
     :param callback: the redirect's query parameters (``code``, ``state``, QuickBooks'
         ``realmId``...) and the new access token.
     :param http: an HTTP client owned by the core, for calls such as Xero's ``/connections``.
+    :param api_base_url: the destination's API root as configured (the real host, or an
+        emulator in tests and demos).
     :returns: the tenants the consent covers, at least one. QuickBooks returns the ``realmId``
         company; Xero one entry per connected organisation. When several come back the core
         asks the user to choose (or takes ``callback.tenant_hint``).

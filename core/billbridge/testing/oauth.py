@@ -1,0 +1,320 @@
+"""An OAuth 2.0 authorization server (authorization code grant) for emulators.
+
+It behaves like the providers' servers do, with their differences as settings:
+
+* consent (``GET authorize``): checks the client, redirect URI, response type and scopes, then
+  redirects back with ``code`` and ``state`` (and extra parameters such as QuickBooks'
+  ``realmId``), or with ``error=access_denied`` when the user says no;
+* tokens (``POST token``): HTTP Basic client authentication, form body, ``authorization_code``
+  (single-use codes, bound to the redirect URI, 10-minute lifetime) and ``refresh_token``
+  grants; access tokens expire, refresh tokens rotate, a spent refresh token is refused with
+  ``invalid_grant`` (after an optional grace period during which the previous answer is
+  repeated, as Xero does for 30 minutes);
+* revocation (``POST revoke``): JSON ``{"token": …}`` or a form ``token=…``; revoking either
+  token ends the whole authorization.
+
+Emulators authenticate API calls with :meth:`OAuthServer.bearer`.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from billbridge.testing.clock import Clock
+
+__all__ = ["Authorization", "OAuthClient", "OAuthServer", "TokenInfo", "read_form"]
+
+CODE_LIFETIME = 600
+
+
+@attrs.define
+class OAuthClient:
+    """A registered app: id, secret, and the redirect URIs it may use (None: any loopback)."""
+
+    client_id: str
+    client_secret: str
+    redirect_uris: Sequence[str] | None = None
+
+    def allows(self, redirect_uri: str) -> bool:
+        """True when ``redirect_uri`` is registered (or is loopback when none are)."""
+        if self.redirect_uris is not None:
+            return redirect_uri in self.redirect_uris
+        return redirect_uri.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))
+
+
+@attrs.define
+class Authorization:
+    """One user consent: which client, scopes and tenants, and whether it was revoked."""
+
+    id: str
+    client_id: str
+    scopes: tuple[str, ...]
+    tenants: tuple[str, ...]
+    created_at: float
+    revoked: bool = False
+
+
+@attrs.define
+class TokenInfo:
+    """What an access token stands for."""
+
+    authorization: Authorization
+    expires_at: float
+
+
+@attrs.define
+class _Code:
+    authorization: Authorization
+    redirect_uri: str
+    expires_at: float
+    used: bool = False
+
+
+@attrs.define
+class _Refresh:
+    authorization: Authorization
+    expires_at: float
+    spent_at: float | None = None
+    successor: dict[str, Any] | None = None
+
+
+class OAuthServer:
+    """The token side of an emulated provider. Thread-safe; all times come from ``clock``.
+
+    :param access_lifetime: seconds an access token lives (QuickBooks 3600, Xero 1800).
+    :param refresh_lifetime: seconds a refresh token lives unused.
+    :param refresh_grace: seconds a spent refresh token still returns the answer it got
+        (Xero: 1800; 0: refused at once).
+    :param token_extras: extra fields of every token response (e.g. QuickBooks'
+        ``x_refresh_token_expires_in``), computed per response.
+    :param consent_tenants: which tenants a consent grants, given the authorize request's query
+        parameters (the emulator decides: QuickBooks one realm, Xero the chosen organisations).
+    :param callback_extras: extra callback parameters (QuickBooks: ``realmId``).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        access_lifetime: int,
+        refresh_lifetime: int,
+        refresh_grace: int = 0,
+        token_extras: Callable[[Authorization], Mapping[str, Any]] | None = None,
+        consent_tenants: Callable[[Mapping[str, str]], Sequence[str]] | None = None,
+        callback_extras: Callable[[Authorization], Mapping[str, str]] | None = None,
+        allowed_scopes: Sequence[str] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.access_lifetime = access_lifetime
+        self.refresh_lifetime = refresh_lifetime
+        self.refresh_grace = refresh_grace
+        self._token_extras = token_extras or (lambda _a: {})
+        self._consent_tenants = consent_tenants or (lambda _q: ())
+        self._callback_extras = callback_extras or (lambda _a: {})
+        self.allowed_scopes = tuple(allowed_scopes) if allowed_scopes is not None else None
+        self.clients: dict[str, OAuthClient] = {}
+        #: When True the next consents are refused (``error=access_denied``).
+        self.deny = False
+        self._codes: dict[str, _Code] = {}
+        self._access: dict[str, TokenInfo] = {}
+        self._refresh: dict[str, _Refresh] = {}
+        self._lock = threading.Lock()
+        #: Counters tests read: codes exchanged, refreshes answered, refreshes refused...
+        self.stats: dict[str, int] = {"codes": 0, "refreshes": 0, "refused": 0, "revocations": 0}
+
+    def add_client(
+        self, client_id: str, client_secret: str, redirect_uris: Sequence[str] | None = None
+    ) -> OAuthClient:
+        """Register an app."""
+        client = OAuthClient(client_id, client_secret, redirect_uris)
+        self.clients[client_id] = client
+        return client
+
+    # -- consent ------------------------------------------------------------------------------
+
+    async def authorize(self, request: Request) -> Response:
+        """The consent page, approving (or denying) at once and redirecting back."""
+        query = dict(request.query_params)
+        client = self.clients.get(query.get("client_id", ""))
+        redirect_uri = query.get("redirect_uri", "")
+        if client is None:
+            return JSONResponse({"error": "invalid_client"}, status_code=400)
+        if not client.allows(redirect_uri):
+            # Never redirect to an unregistered address: that is how codes get stolen.
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": "redirect_uri mismatch"},
+                status_code=400,
+            )
+        state = query.get("state")
+        back: dict[str, str] = {"state": state} if state is not None else {}
+        scopes = tuple(query.get("scope", "").split())
+        if query.get("response_type") != "code":
+            return _redirect(redirect_uri, {**back, "error": "unsupported_response_type"})
+        if not scopes or (
+            self.allowed_scopes is not None and not set(scopes) <= set(self.allowed_scopes)
+        ):
+            return _redirect(redirect_uri, {**back, "error": "invalid_scope"})
+        if self.deny:
+            return _redirect(redirect_uri, {**back, "error": "access_denied"})
+        now = self.clock.time()
+        authorization = Authorization(
+            id=secrets.token_hex(8),
+            client_id=client.client_id,
+            scopes=scopes,
+            tenants=tuple(self._consent_tenants(query)),
+            created_at=now,
+        )
+        code = secrets.token_urlsafe(24)
+        with self._lock:
+            self._codes[code] = _Code(authorization, redirect_uri, now + CODE_LIFETIME)
+        return _redirect(
+            redirect_uri, {"code": code, **back, **self._callback_extras(authorization)}
+        )
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    async def token(self, request: Request) -> Response:
+        """The token endpoint: ``authorization_code`` and ``refresh_token`` grants."""
+        client = self._client_from_basic(request.headers.get("authorization", ""))
+        if client is None:
+            return _oauth_error("invalid_client", 401)
+        form = await read_form(request)
+        grant_type = str(form.get("grant_type", ""))
+        if grant_type == "authorization_code":
+            return self._exchange_code(client, str(form.get("code", "")), form)
+        if grant_type == "refresh_token":
+            return self._refresh_grant(client, str(form.get("refresh_token", "")))
+        return _oauth_error("unsupported_grant_type", 400)
+
+    def _exchange_code(self, client: OAuthClient, code: str, form: Mapping[str, str]) -> Response:
+        now = self.clock.time()
+        with self._lock:
+            grant = self._codes.get(code)
+            if (
+                grant is None
+                or grant.used
+                or grant.expires_at <= now
+                or grant.authorization.client_id != client.client_id
+                or grant.redirect_uri != str(form.get("redirect_uri", ""))
+            ):
+                self.stats["refused"] += 1
+                return _oauth_error("invalid_grant", 400)
+            grant.used = True
+            self.stats["codes"] += 1
+            body = self._issue(grant.authorization, now)
+        return JSONResponse(body, headers={"cache-control": "no-store"})
+
+    def _refresh_grant(self, client: OAuthClient, token: str) -> Response:
+        now = self.clock.time()
+        with self._lock:
+            record = self._refresh.get(token)
+            if (
+                record is None
+                or record.authorization.revoked
+                or record.authorization.client_id != client.client_id
+                or record.expires_at <= now
+            ):
+                self.stats["refused"] += 1
+                return _oauth_error("invalid_grant", 400)
+            if record.spent_at is not None:
+                if record.successor is not None and now - record.spent_at < self.refresh_grace:
+                    # The client lost our previous answer: repeat it rather than strand it.
+                    return JSONResponse(record.successor, headers={"cache-control": "no-store"})
+                self.stats["refused"] += 1
+                return _oauth_error("invalid_grant", 400)
+            body = self._issue(record.authorization, now)
+            record.spent_at = now
+            record.successor = body
+            self.stats["refreshes"] += 1
+        return JSONResponse(body, headers={"cache-control": "no-store"})
+
+    def _issue(self, authorization: Authorization, now: float) -> dict[str, Any]:
+        access = secrets.token_urlsafe(32)
+        refresh = secrets.token_urlsafe(32)
+        self._access[access] = TokenInfo(authorization, now + self.access_lifetime)
+        self._refresh[refresh] = _Refresh(authorization, now + self.refresh_lifetime)
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "bearer",
+            "expires_in": self.access_lifetime,
+            "scope": " ".join(authorization.scopes),
+            **self._token_extras(authorization),
+        }
+
+    async def revoke(self, request: Request) -> Response:
+        """Revoke a token (and with it the whole authorization)."""
+        client = self._client_from_basic(request.headers.get("authorization", ""))
+        if client is None:
+            return _oauth_error("invalid_client", 401)
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                token = str((await request.json()).get("token", ""))
+            except ValueError:
+                return _oauth_error("invalid_request", 400)
+        else:
+            token = (await read_form(request)).get("token", "")
+        with self._lock:
+            found = self._refresh.get(token) or self._access.get(token)
+            if found is not None and found.authorization.client_id == client.client_id:
+                found.authorization.revoked = True
+                self.stats["revocations"] += 1
+        # RFC 7009: an unknown token is not an error.
+        return Response(status_code=200)
+
+    # -- API side -----------------------------------------------------------------------------
+
+    def bearer(self, request: Request) -> TokenInfo | None:
+        """The valid access token of an API request, or ``None`` (missing, expired, revoked)."""
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            return None
+        with self._lock:
+            info = self._access.get(header[7:].strip())
+        if info is None or info.authorization.revoked or info.expires_at <= self.clock.time():
+            return None
+        return info
+
+    def expire_access_tokens(self) -> None:
+        """Make every access token expire now (to test refresh on 401)."""
+        now = self.clock.time()
+        with self._lock:
+            for info in self._access.values():
+                info.expires_at = min(info.expires_at, now)
+
+    def _client_from_basic(self, header: str) -> OAuthClient | None:
+        if not header.lower().startswith("basic "):
+            return None
+        try:
+            decoded = base64.b64decode(header[6:].strip()).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        client_id, _, secret = decoded.partition(":")
+        client = self.clients.get(client_id)
+        if client is None or not secrets.compare_digest(client.client_secret, secret):
+            return None
+        return client
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A urlencoded form body as a dict (the last value wins for repeated keys)."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True))
+
+
+def _redirect(uri: str, params: Mapping[str, str]) -> Response:
+    separator = "&" if "?" in uri else "?"
+    return RedirectResponse(f"{uri}{separator}{urlencode(params)}", status_code=302)
+
+
+def _oauth_error(error: str, status: int) -> Response:
+    return JSONResponse({"error": error}, status_code=status, headers={"cache-control": "no-store"})
