@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -203,6 +204,12 @@ class ExternalEntityPage:
     next_cursor: str | None = None
 
 
+def _freeze_entries(
+    value: Mapping[tuple[str, str, str], str],
+) -> Mapping[tuple[str, str, str], str]:
+    return MappingProxyType(dict(value))
+
+
 @attrs.frozen
 class ResolvedMappings:
     """External mappings for one delivery, already resolved by the core.
@@ -212,7 +219,9 @@ class ResolvedMappings:
     external table)``.
     """
 
-    entries: Mapping[tuple[str, str, str], str] = attrs.field(factory=dict, converter=_frozen_map)
+    entries: Mapping[tuple[str, str, str], str] = attrs.field(
+        factory=dict, converter=_freeze_entries
+    )
 
     def get(self, entity: str, entity_id: str | None, table: str) -> str | None:
         """The external id for ``entity_id`` in ``table``, or ``None`` when unmapped."""
