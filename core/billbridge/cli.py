@@ -137,6 +137,9 @@ pass_state = click.make_pass_decorator(_State)
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """billbridge: deliver m3ter bills into accounting systems as invoices."""
+    if isinstance(ctx.obj, _State):
+        # An embedding program (or a test) handed in its own engine.
+        return
     state = _State(database_url)
     ctx.obj = state
     ctx.call_on_close(state.close)
@@ -574,6 +577,228 @@ def mappings_delete(state: _State, mapping_id: str) -> None:
     """Delete one external mapping."""
     state.engine.mappings.delete(mapping_id)
     out.print(f"deleted mapping {mapping_id}", markup=False)
+
+
+@integrations.command("connect")
+@click.argument("integration_id")
+@click.argument("credential_id")
+@pass_state
+@_guard
+def integrations_connect(state: _State, integration_id: str, credential_id: str) -> None:
+    """Connect a COMPLETE credential to an integration (replaces any connected one)."""
+    integration = state.engine.integrations.connect(integration_id, credential_id)
+    out.print(f"connected {integration.name} to credential {credential_id}", markup=False)
+
+
+@integrations.command("disconnect")
+@click.argument("integration_id")
+@pass_state
+@_guard
+def integrations_disconnect(state: _State, integration_id: str) -> None:
+    """Disconnect the integration's credential."""
+    integration = state.engine.integrations.disconnect(integration_id)
+    out.print(f"disconnected {integration.name}", markup=False)
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+def _credential_dict(credential: Any) -> dict[str, Any]:
+    # The public view (schemas/credential.schema.json): never a token.
+    return {
+        "id": credential.id,
+        "name": credential.name,
+        "displayName": credential.display_name,
+        "destination": credential.destination,
+        "entityType": credential.entity_type,
+        "status": credential.status.value,
+        "createdAt": credential.created_at,
+        "expiresAt": credential.expires_at,
+        "tenantId": credential.tenant_id,
+        "tenantName": credential.tenant_name,
+        "scopes": list(credential.scopes),
+        "accessTokenExpiresAt": credential.access_token_expires_at,
+        "refreshTokenExpiresAt": credential.refresh_token_expires_at,
+    }
+
+
+@main.group()
+def credentials() -> None:
+    """Connect billbridge to QuickBooks companies and Xero organisations (OAuth)."""
+
+
+@credentials.command("app")
+@click.argument("destination")
+@click.option("--client-id", required=True, help="The OAuth app's client id.")
+@click.option(
+    "--client-secret",
+    prompt=True,
+    hide_input=True,
+    help="The client secret (asked for when not given; stored encrypted).",
+)
+@click.option("--redirect-uri", help="The app's registered redirect URI.")
+@pass_state
+@_guard
+def credentials_app(
+    state: _State,
+    destination: str,
+    client_id: str,
+    client_secret: str,
+    redirect_uri: str | None,
+) -> None:
+    """Store the OAuth app (client id and secret) billbridge uses for DESTINATION."""
+    state.engine.credentials.configure_app(
+        destination, client_id=client_id, client_secret=client_secret, redirect_uri=redirect_uri
+    )
+    out.print(f"stored the OAuth app for {destination} (secret encrypted)", markup=False)
+
+
+@credentials.command("create")
+@click.argument("destination")
+@click.option("--name", required=True, help="A name people recognise, e.g. 'Xero UK'.")
+@click.option("--port", type=int, default=0, help="Loopback port to listen on (default: random).")
+@click.option("--no-browser", is_flag=True, help="Only print the consent URL.")
+@click.option("--tenant", help="The organisation to connect when the consent covers several.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def credentials_create(
+    state: _State,
+    destination: str,
+    name: str,
+    port: int,
+    no_browser: bool,
+    tenant: str | None,
+    as_json: bool,
+) -> None:
+    """Create a credential and complete its consent through a loopback redirect.
+
+    Prints the provider's consent URL (and opens it in a browser unless --no-browser), listens
+    on 127.0.0.1 for the one callback, and completes the credential. It gives up when the
+    credential's consent window (10 minutes) ends.
+    """
+    from billbridge.consent import connect_interactively
+
+    engine = state.engine
+    credential = engine.credentials.create(name, destination)
+
+    def show(url: str) -> None:
+        err.print("Open this address to grant access (waiting for the answer):", markup=False)
+        err.print(url, markup=False, soft_wrap=True)
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    def pick(choices: list[tuple[str, str | None]]) -> str:
+        if tenant is not None:
+            return tenant
+        for index, (tenant_id, tenant_name) in enumerate(choices, 1):
+            err.print(f"  {index}. {tenant_name or '?'} ({tenant_id})", markup=False)
+        if not sys.stdin.isatty():
+            _fail("the consent covers several organisations: run again with --tenant ID")
+        number = click.prompt("Connect which one", type=click.IntRange(1, len(choices)), err=True)
+        return choices[number - 1][0]
+
+    done = connect_interactively(engine, credential, open_url=show, choose_tenant=pick, port=port)
+    if as_json:
+        _print_json(_credential_dict(done))
+    else:
+        out.print(
+            f"connected {done.name}: {done.destination} {done.tenant_name or ''} "
+            f"({done.tenant_id}) as credential {done.id}",
+            markup=False,
+        )
+
+
+@credentials.command("list")
+@click.option("--destination", help="Only this destination.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def credentials_list(state: _State, destination: str | None, as_json: bool) -> None:
+    """List credentials (status, expiry, tenant; never secrets)."""
+    items = state.engine.credentials.list(destination=destination)
+    if as_json:
+        _print_json([_credential_dict(c) for c in items])
+        return
+    table = _table(
+        "Credentials", ("id", "name", "destination", "status", "tenant", "token expires")
+    )
+    for c in items:
+        expiry = c.expires_at if c.status.value == "INCOMPLETE" else c.access_token_expires_at
+        table.add_row(
+            c.id,
+            c.display_name,
+            c.destination,
+            c.status.value,
+            f"{c.tenant_name or ''} {c.tenant_id or ''}".strip() or "-",
+            expiry.strftime("%Y-%m-%d %H:%M UTC") if expiry else "-",
+        )
+    out.print(table)
+
+
+@credentials.command("delete")
+@click.argument("credential_id")
+@click.option("--no-revoke", is_flag=True, help="Do not revoke the tokens at the provider.")
+@pass_state
+@_guard
+def credentials_delete(state: _State, credential_id: str, no_revoke: bool) -> None:
+    """Delete a credential (revokes it; integrations using it are disconnected)."""
+    state.engine.credentials.delete(credential_id, revoke=not no_revoke)
+    out.print(f"deleted credential {credential_id}", markup=False)
+
+
+@credentials.command("purge")
+@pass_state
+@_guard
+def credentials_purge(state: _State) -> None:
+    """Remove incomplete credentials whose consent window has ended."""
+    removed = state.engine.credentials.purge()
+    out.print(f"removed {removed} expired incomplete credential(s)", markup=False)
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+@main.group()
+def secrets() -> None:
+    """The key that encrypts tokens and client secrets at rest."""
+
+
+@secrets.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new Fernet key for BILLBRIDGE_SECRET_KEY."""
+    from billbridge.secrets import generate_key
+
+    click.echo(generate_key())
+
+
+@secrets.command("rotate")
+@pass_state
+@_guard
+def secrets_rotate(state: _State) -> None:
+    """Re-encrypt every stored secret with the first key of BILLBRIDGE_SECRET_KEY."""
+    count = state.engine.rotate_secrets()
+    out.print(f"re-encrypted {count} record(s) with the newest key", markup=False)
+
+
+# --- emulators ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("name")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, required=True, help="Port to listen on.")
+@_guard
+def emulator(name: str, host: str, port: int) -> None:
+    """Run a destination's emulator (QuickBooks, Xero) in the foreground, for demos and tests."""
+    from importlib import metadata
+
+    found = {ep.name: ep for ep in metadata.entry_points(group="billbridge.emulators")}
+    if name not in found:
+        _fail(f"no emulator named {name!r}; installed: {', '.join(sorted(found)) or 'none'}")
+    found[name].load()(host=host, port=port)
 
 
 # --- database --------------------------------------------------------------------------------

@@ -24,10 +24,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
+import httpx
 
-from billbridge import filter_expr
+from billbridge import __version__, filter_expr
 from billbridge.contract import Destination
-from billbridge.errors import FieldError, UnknownDestination, ValidationFailed
+from billbridge.credentials import Credentials
+from billbridge.errors import BillbridgeError, FieldError, UnknownDestination, ValidationFailed
 from billbridge.models import (
     BillEntityConfig,
     Clock,
@@ -40,11 +42,14 @@ from billbridge.models import (
 )
 from billbridge.plugins import PluginRegistry, load_plugins
 from billbridge.schemas import core_schema, validate
+from billbridge.secrets import SecretBox
 from billbridge.settings import Settings
 from billbridge.store import (
+    CredentialRepository,
     Database,
     IntegrationRepository,
     MappingRepository,
+    OAuthAppRepository,
 )
 
 __all__ = ["Engine", "Integrations", "Mappings"]
@@ -60,6 +65,9 @@ class Engine:
     :param settings: everything else configurable (see :class:`~billbridge.settings.Settings`).
     :param plugins: a plugin registry; default: every installed destination plugin.
     :param clock: the current time (tests pass a fake one).
+    :param secret_box: encryption of secrets at rest; default: keys from
+        ``BILLBRIDGE_SECRET_KEY``, or for the embedded SQLite default a key file in the home
+        directory (created with mode 0600 on first use).
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class Engine:
         settings: Settings | None = None,
         plugins: PluginRegistry | None = None,
         clock: Clock = utcnow,
+        secret_box: SecretBox | None = None,
     ) -> None:
         self.settings = settings or Settings()
         if database_url is not None:
@@ -77,14 +86,32 @@ class Engine:
         self.clock = clock
         self.db = Database(self.settings.resolved_database_url)
         self.db.ensure_schema()
+        self._secret_box = secret_box
+        #: One HTTP client (connection pool, timeouts) for every call to a destination.
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(self.settings.http_timeout, connect=10.0),
+            headers={"User-Agent": f"billbridge/{__version__}"},
+            follow_redirects=False,
+        )
         self.integrations = Integrations(self)
         self.mappings = Mappings(self)
+        self.credentials = Credentials(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database and HTTP connections."""
+        self.http.close()
         self.db.dispose()
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """The key ring for secrets at rest (made on first use: engines without credentials
+        never need a key)."""
+        if self._secret_box is None:
+            key_file = self.settings.key_file if self.db.is_sqlite else None
+            self._secret_box = SecretBox.from_env(key_file=key_file)
+        return self._secret_box
 
     def __enter__(self) -> Engine:
         return self
@@ -94,6 +121,36 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"Engine({self.db.display_url!r})"
+
+    def rotate_secrets(self) -> int:
+        """Re-encrypt every stored secret with the newest key; returns how many were rewritten.
+
+        Rotation: put a new key first in ``BILLBRIDGE_SECRET_KEY`` (keep the old one after it),
+        run this, then drop the old key.
+        """
+        box = self.secret_box
+
+        def work(session: Any) -> int:
+            credentials = CredentialRepository(session, box)
+            count = 0
+            for credential in credentials.list():
+                credentials.update(credential)
+                count += 1
+            apps = OAuthAppRepository(session, box)
+            for destination in apps.destinations():
+                app = apps.get(destination)
+                if app is not None and app.client_id and app.client_secret:
+                    apps.put(
+                        destination,
+                        client_id=app.client_id,
+                        client_secret=app.client_secret,
+                        redirect_uri=app.redirect_uri,
+                        at=self.clock(),
+                    )
+                    count += 1
+            return count
+
+        return self._unit_of_work(work)
 
     # -- destinations -----------------------------------------------------------------------------
 
@@ -232,6 +289,58 @@ class Integrations:
         """Delete an integration with its linked mappings, runs, events and ledger."""
         self._engine._unit_of_work(lambda s: IntegrationRepository(s).delete(integration_id))
 
+    def connect(self, integration_id: str, credential_id: str) -> Integration:
+        """Connect a credential to an integration (connecting another one changes it).
+
+        The credential must be COMPLETE and for the integration's destination.
+        """
+        credential = self._engine.credentials.get(credential_id)
+        box = self._engine.secret_box
+
+        def work(session: Any) -> Integration:
+            repo = IntegrationRepository(session)
+            current = repo.get(integration_id)
+            errors = []
+            if credential.destination != current.destination:
+                errors.append(
+                    FieldError(
+                        "/credentialId",
+                        f"credential {credential.name!r} is for {credential.destination}, "
+                        f"this integration delivers to {current.destination}",
+                    )
+                )
+            if credential.status.value != "COMPLETE":
+                errors.append(
+                    FieldError(
+                        "/credentialId",
+                        f"credential {credential.display_name} is not complete: finish its "
+                        "consent first",
+                    )
+                )
+            if errors:
+                raise ValidationFailed(errors, summary="cannot connect the credential")
+            # Lock the credential row too: a credential deleted meanwhile must not be linked.
+            CredentialRepository(session, box).get(credential_id, for_update=True)
+            return repo.update(
+                attrs.evolve(current, credential_id=credential_id, updated_at=self._engine.clock())
+            )
+
+        return self._engine._unit_of_work(work)
+
+    def disconnect(self, integration_id: str) -> Integration:
+        """Disconnect the integration's credential (the credential itself stays)."""
+
+        def work(session: Any) -> Integration:
+            repo = IntegrationRepository(session)
+            current = repo.get(integration_id)
+            if current.credential_id is None:
+                raise BillbridgeError(f"integration {current.name!r} is not connected")
+            return repo.update(
+                attrs.evolve(current, credential_id=None, updated_at=self._engine.clock())
+            )
+
+        return self._engine._unit_of_work(work)
+
     def enable(self, integration_id: str) -> Integration:
         """Enable an integration; the successive-error count starts again from zero."""
         return self._set_enabled(integration_id, enabled=True)
@@ -314,7 +423,7 @@ class Integrations:
                 base_path="/destinationConfig",
             )
             errors += schema_errors
-            if not schema_errors:
+            if not schema_errors and self._engine.plugins.has_hook(destination, "validate_config"):
                 # The plugin's own checks assume a configuration that fits its schema.
                 semantic = self._engine.plugins.call(
                     "validate_config", destination, config=dict(destination_config)

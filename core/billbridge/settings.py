@@ -1,25 +1,32 @@
-"""Engine settings: where the database and key file live, TTLs, overrides for hosts.
+"""Engine settings: where the database and key file live, TTLs, OAuth apps, host overrides.
 
 Everything has a default that works on a laptop; environment variables override it, and an
 embedding service can pass :class:`Settings` explicitly.
 
-========================================  =====================================================
-``BILLBRIDGE_HOME``                       directory for the embedded default (``~/.billbridge``)
-``BILLBRIDGE_DATABASE_URL``               database URL (default: SQLite file in the home)
-``BILLBRIDGE_SECRET_KEY``                 Fernet key(s), comma-separated, newest first
-``BILLBRIDGE_DISABLED_PLUGINS``           plugin names not to load
-========================================  =====================================================
+* ``BILLBRIDGE_HOME``: directory of the embedded default (``~/.billbridge``)
+* ``BILLBRIDGE_DATABASE_URL``: database URL (default: SQLite file in the home)
+* ``BILLBRIDGE_SECRET_KEY``: Fernet key(s), comma-separated, newest first
+* ``BILLBRIDGE_DISABLED_PLUGINS``: plugin names not to load
+* ``BILLBRIDGE_<KEY>_CLIENT_ID`` / ``_CLIENT_SECRET``: the OAuth app for destination KEY
+* ``BILLBRIDGE_<KEY>_REDIRECT_URI``: its registered redirect URI
+* ``BILLBRIDGE_<KEY>_API_URL``: API root override (emulators, proxies)
+* ``BILLBRIDGE_<KEY>_AUTHORIZE_URL`` / ``_TOKEN_URL`` / ``_REVOKE_URL``: OAuth endpoint overrides
+
+``<KEY>`` is the destination key in upper case (``QUICKBOOKS``, ``QUICKBOOKS_SANDBOX``, ``XERO``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
 import attrs
 
-__all__ = ["DATABASE_URL_ENV", "HOME_ENV", "Settings"]
+from billbridge.models import Secret, _frozen_map
+
+__all__ = ["DATABASE_URL_ENV", "HOME_ENV", "DestinationSettings", "Settings"]
 
 HOME_ENV = "BILLBRIDGE_HOME"
 DATABASE_URL_ENV = "BILLBRIDGE_DATABASE_URL"
@@ -31,6 +38,55 @@ def _default_home() -> Path:
 
 
 @attrs.frozen
+class DestinationSettings:
+    """Per-destination configuration: the OAuth app and any host overrides.
+
+    Unset fields fall back to the environment, then (for the OAuth app) to what
+    ``engine.credentials.configure_app`` stored (client secret encrypted), then to the plugin's
+    declared real hosts.
+    """
+
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    redirect_uri: str | None = None
+    api_base_url: str | None = None
+    authorize_url: str | None = None
+    token_url: str | None = None
+    revoke_url: str | None = None
+
+    @classmethod
+    def from_env(cls, key: str) -> DestinationSettings:
+        """The ``BILLBRIDGE_<KEY>_…`` variables for destination ``key``."""
+        prefix = f"BILLBRIDGE_{key.upper()}_"
+
+        def env(name: str) -> str | None:
+            value = os.environ.get(prefix + name, "").strip()
+            return value or None
+
+        secret = env("CLIENT_SECRET")
+        return cls(
+            client_id=env("CLIENT_ID"),
+            client_secret=Secret(secret) if secret else None,
+            redirect_uri=env("REDIRECT_URI"),
+            api_base_url=env("API_URL"),
+            authorize_url=env("AUTHORIZE_URL"),
+            token_url=env("TOKEN_URL"),
+            revoke_url=env("REVOKE_URL"),
+        )
+
+    def over(self, fallback: DestinationSettings) -> DestinationSettings:
+        """These settings, with unset fields taken from ``fallback``."""
+        return DestinationSettings(
+            **{
+                field.name: getattr(self, field.name)
+                if getattr(self, field.name) is not None
+                else getattr(fallback, field.name)
+                for field in attrs.fields(DestinationSettings)
+            }
+        )
+
+
+@attrs.frozen
 class Settings:
     """How an :class:`~billbridge.engine.Engine` is set up."""
 
@@ -38,6 +94,14 @@ class Settings:
     database_url: str | None = None
     #: How long an INCOMPLETE credential waits for its consent callback.
     credential_ttl: timedelta = timedelta(minutes=10)
+    #: Refresh an access token that expires within this margin before using it.
+    token_refresh_margin: timedelta = timedelta(minutes=5)
+    #: Timeout of every HTTP call to a destination or token endpoint, in seconds.
+    http_timeout: float = 60.0
+    #: Per-destination OAuth apps and host overrides, by destination key.
+    destinations: Mapping[str, DestinationSettings] = attrs.field(
+        factory=dict, converter=_frozen_map
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -53,3 +117,8 @@ class Settings:
     def key_file(self) -> Path:
         """Where the embedded default keeps its secret key when none is configured."""
         return self.home / "secret.key"
+
+    def destination(self, key: str) -> DestinationSettings:
+        """Settings for ``key``: explicit ones first, then the environment."""
+        explicit = self.destinations.get(key, DestinationSettings())
+        return explicit.over(DestinationSettings.from_env(key))

@@ -18,6 +18,7 @@ from billbridge.store.repositories import (
     IntegrationRepository,
     LedgerRepository,
     MappingRepository,
+    OAuthAppRepository,
     RunRepository,
 )
 from billbridge.store.tables import new_id
@@ -30,6 +31,7 @@ __all__ = [
     "IntegrationRepository",
     "LedgerRepository",
     "MappingRepository",
+    "OAuthAppRepository",
     "RunRepository",
     "SchemaTooNew",
     "alembic_config",

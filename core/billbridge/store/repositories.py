@@ -51,6 +51,7 @@ from billbridge.models import (
     LedgerEntry,
     Run,
     RunStatus,
+    Secret,
     converter,
     dumps,
     loads,
@@ -59,6 +60,7 @@ from billbridge.models import (
     utcnow,
 )
 from billbridge.secrets import SecretBox
+from billbridge.settings import DestinationSettings
 from billbridge.store.tables import (
     GLOBAL_SCOPE,
     Base,
@@ -68,6 +70,7 @@ from billbridge.store.tables import (
     ExternalMappingRow,
     IntegrationRow,
     LedgerRow,
+    OAuthAppRow,
     RunRow,
 )
 
@@ -911,3 +914,60 @@ class BillRepository:
         if row is None:
             raise NotFound(f"bill {bill_id} version {version} not found")
         return parse_bill(row.document), parse_account(row.account_document)
+
+
+# --- OAuth apps ---------------------------------------------------------------------------------
+
+
+class OAuthAppRepository:
+    """The OAuth app (client id, encrypted client secret, redirect URI) per destination."""
+
+    def __init__(self, session: Session, secret_box: SecretBox) -> None:
+        self.session = session
+        self._box = secret_box
+
+    def get(self, destination: str) -> DestinationSettings | None:
+        """The stored app for ``destination`` as settings, or ``None``."""
+        row = _get_row(self.session, OAuthAppRow, destination)
+        if row is None:
+            return None
+        return DestinationSettings(
+            client_id=row.client_id,
+            client_secret=self._box.decrypt(row.client_secret_enc),
+            redirect_uri=row.redirect_uri,
+        )
+
+    def put(
+        self,
+        destination: str,
+        *,
+        client_id: str,
+        client_secret: Secret,
+        redirect_uri: str | None,
+        at: datetime,
+    ) -> None:
+        """Create or replace the app of ``destination`` (the secret re-encrypted)."""
+        row = _get_row(self.session, OAuthAppRow, destination)
+        if row is None:
+            row = OAuthAppRow(destination=destination)
+            self.session.add(row)
+        row.client_id = client_id
+        row.client_secret_enc = self._box.encrypt(client_secret)
+        row.redirect_uri = redirect_uri
+        row.updated_at = at
+        self.session.flush()
+
+    def destinations(self) -> builtins.list[str]:
+        """Every destination with a stored app."""
+        return builtins.list(
+            self.session.scalars(select(OAuthAppRow.destination).order_by(OAuthAppRow.destination))
+        )
+
+    def delete(self, destination: str) -> None:
+        """Forget the app of ``destination`` (``NotFound`` if none)."""
+        result = self.session.execute(
+            delete(OAuthAppRow).where(OAuthAppRow.destination == destination),
+            execution_options={"synchronize_session": False},
+        )
+        if _rowcount(result) == 0:
+            raise NotFound(f"no OAuth app stored for {destination}")

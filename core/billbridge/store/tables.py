@@ -54,6 +54,7 @@ __all__ = [
     "ExternalMappingRow",
     "IntegrationRow",
     "LedgerRow",
+    "OAuthAppRow",
     "RunRow",
     "UTCDateTime",
     "metadata",
@@ -156,6 +157,18 @@ class CredentialRow(Base):
     oauth_state_used: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on every update; lets token refresh detect that another worker refreshed first.
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class OAuthAppRow(Base):
+    """The OAuth app billbridge uses for one destination (client secret only encrypted)."""
+
+    __tablename__ = "oauth_apps"
+
+    destination: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(500))
+    client_secret_enc: Mapped[str] = mapped_column(Text)
+    redirect_uri: Mapped[str | None] = mapped_column(String(2000))
+    updated_at: Mapped[datetime]
 
 
 class IntegrationRow(Base):
