@@ -7,7 +7,8 @@ token is not valid). Importable by worker processes (multiprocessing) as ``fakeb
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -17,9 +18,30 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from billbridge import hookimpl
-from billbridge.contract import Connection, Destination, OAuthCallback, OAuthSpec, TenantChoice
-from billbridge.errors import AuthenticationFailed, TokenExpired
+from billbridge.contract import (
+    Connection,
+    Delivery,
+    DeliveryOutcome,
+    Destination,
+    Limits,
+    OAuthCallback,
+    OAuthSpec,
+    ResolvedMappings,
+    SendResult,
+    TenantChoice,
+)
+from billbridge.errors import (
+    AuthenticationFailed,
+    DestinationValidationError,
+    InvoiceAlreadyPaid,
+    RateLimited,
+    TokenExpired,
+    TransientError,
+)
+from billbridge.models import Account, Bill, LedgerEntry, dumps, loads
 from billbridge.testing.clock import Clock
+from billbridge.testing.faults import FaultMiddleware, FaultPlan
+from billbridge.testing.limits import SlidingWindow
 from billbridge.testing.oauth import OAuthServer
 
 KEY = "fakebooks"
@@ -55,8 +77,162 @@ def register_destinations() -> list[Destination]:
                 refresh_token_grace=1800,
             ),
             api_base_url="https://fakebooks.invalid/api",
+            account_table="Customer",
+            limits=LIMITS,
         )
     ]
+
+
+#: Declared limits; the provider enforces the same on its clock.
+LIMITS = Limits(requests_per_minute=120, batch_size=10, concurrency=2)
+
+
+def _payload(
+    bill: Bill, account: Account, config: Mapping[str, Any], mappings: ResolvedMappings
+) -> dict[str, Any]:
+    return {
+        "customer": mappings.get("Account", account.id, "Customer"),
+        "number": bill.sequential_invoice_number,
+        "billId": bill.id,
+        "version": bill.version,
+        "lines": [
+            {"description": li.description, "amount": li.subtotal, "type": li.line_item_type}
+            for li in bill.line_items
+        ],
+        "memo": config.get("memo"),
+    }
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code == 401:
+        raise TokenExpired("access token refused")
+    if response.status_code == 429:
+        raise RateLimited(
+            "throttled",
+            retry_after=float(response.headers.get("Retry-After", "1")),
+            scope=response.headers.get("X-Problem", "minute"),
+        )
+    if response.status_code == 409:
+        raise InvoiceAlreadyPaid("the invoice is paid", detail=response.json().get("message"))
+    if response.status_code == 400:
+        raise DestinationValidationError("refused", detail=response.json().get("message"))
+    if response.status_code >= 500:
+        raise TransientError(f"fakebooks answered {response.status_code}")
+
+
+def _result(document: Mapping[str, Any], created: bool) -> SendResult:
+    return SendResult(
+        external_id=str(document["id"]),
+        number=document.get("number"),
+        url=f"https://fakebooks.invalid/invoices/{document['id']}",
+        state={"revision": document["revision"]},
+        created=created,
+    )
+
+
+@hookimpl
+def preview_bill(
+    bill: Bill,
+    account: Account,
+    config: Mapping[str, Any],
+    mappings: ResolvedMappings,
+    previous: LedgerEntry | None,
+) -> Mapping[str, Any]:
+    """What send_bill would send."""
+    path = f"/invoices/{previous.external_id}" if previous else "/invoices"
+    return {"method": "POST", "path": path, "body": _payload(bill, account, config, mappings)}
+
+
+@hookimpl
+def send_bill(
+    connection: Connection,
+    bill: Bill,
+    account: Account,
+    config: Mapping[str, Any],
+    mappings: ResolvedMappings,
+    previous: LedgerEntry | None,
+    idempotency_key: str,
+) -> SendResult:
+    """Create or update one invoice."""
+    path = f"/invoices/{previous.external_id}" if previous else "/invoices"
+    try:
+        response = connection.http.post(
+            f"{connection.api_base_url}{path}",
+            content=dumps(_payload(bill, account, config, mappings)),
+            headers={
+                "Authorization": f"Bearer {connection.access_token.reveal()}",
+                "Idempotency-Key": idempotency_key,
+                "Content-Type": "application/json",
+            },
+            timeout=2.0,
+        )
+    except httpx.TransportError as exc:
+        raise TransientError(f"fakebooks unreachable: {type(exc).__name__}") from None
+    _raise_for(response)
+    if "X-Left" in response.headers:
+        connection.limit_left("minute", int(response.headers["X-Left"]))
+    return _result(loads(response.text), created=previous is None)
+
+
+def send_bills(connection: Connection, deliveries: Sequence[Delivery]) -> Sequence[DeliveryOutcome]:
+    """Many invoices in one request (a hook only in the plugin ``plugin(batch=True)`` builds)."""
+    body = [
+        {
+            "key": d.idempotency_key,
+            "id": d.previous.external_id if d.previous else None,
+            "invoice": _payload(d.bill, d.account, d.config, d.mappings),
+        }
+        for d in deliveries
+    ]
+    try:
+        response = connection.http.post(
+            f"{connection.api_base_url}/batch",
+            content=dumps(body),
+            headers={
+                "Authorization": f"Bearer {connection.access_token.reveal()}",
+                "Content-Type": "application/json",
+            },
+            timeout=2.0,
+        )
+    except httpx.TransportError as exc:
+        raise TransientError(f"fakebooks unreachable: {type(exc).__name__}") from None
+    _raise_for(response)
+    outcomes: list[DeliveryOutcome] = []
+    for item, delivery in zip(loads(response.text), deliveries, strict=True):
+        if item.get("status") == 409:
+            outcomes.append(InvoiceAlreadyPaid("the invoice is paid", detail=item["error"]))
+        elif "error" in item:
+            outcomes.append(DestinationValidationError("refused", detail=item["error"]))
+        else:
+            outcomes.append(_result(item, created=delivery.previous is None))
+    return outcomes
+
+
+class _Hooks:
+    """A plugin object holding hook functions as attributes (pluggy needs a hashable one)."""
+
+    def __init__(self, **hooks: Any) -> None:
+        self.__dict__.update(hooks)
+
+
+def plugin(*, batch: bool) -> object:
+    """The plugin object: this module's hooks, with the batch hook when ``batch``."""
+    hooks = _Hooks(
+        register_destinations=register_destinations,
+        authenticate=authenticate,
+        preview_bill=preview_bill,
+        send_bill=send_bill,
+    )
+    if batch:
+
+        @hookimpl(specname="send_bills")
+        def batch_hook(
+            connection: Connection, deliveries: Sequence[Delivery]
+        ) -> Sequence[DeliveryOutcome]:
+            return send_bills(connection, deliveries)
+
+        hooks.batch_hook = batch_hook
+    return hooks
 
 
 @hookimpl
@@ -87,9 +263,10 @@ def whoami(connection: Connection) -> dict[str, Any]:
 
 
 class Provider:
-    """The fake provider: an OAuthServer and the two API endpoints, as one ASGI app."""
+    """The fake provider: an OAuthServer, tenants, and an invoice API with idempotency keys."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, rate_limit: int = 120) -> None:
+        self.clock = clock
         self.tenants: list[str] = ["t-uk"]
         self.oauth = OAuthServer(
             clock=clock,
@@ -102,15 +279,117 @@ class Provider:
         self.oauth.add_client(CLIENT_ID, CLIENT_SECRET)
         #: When set, the token endpoint answers this instead (status, body, content type).
         self.token_override: tuple[int, str, str] | None = None
-        self.app = Starlette(
-            routes=[
-                Route("/authorize", self.oauth.authorize),
-                Route("/token", self._token, methods=["POST"]),
-                Route("/revoke", self.oauth.revoke, methods=["POST"]),
-                Route("/api/connections", self._connections),
-                Route("/api/whoami", self._whoami),
-            ]
+        #: Invoices by id; ``keys`` maps idempotency keys to the answer first given.
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, dict[str, Any]] = {}
+        self.paid: set[str] = set()
+        self.refuse_customers: set[str] = set()
+        self.window = SlidingWindow(rate_limit, 60, clock)
+        self.requests = 0
+        self.throttled = 0
+        self._lock = threading.Lock()
+        self.faults = FaultPlan(path_prefixes=("/api/invoices", "/api/batch"), seed=7)
+        self.app = FaultMiddleware(
+            Starlette(
+                routes=[
+                    Route("/authorize", self.oauth.authorize),
+                    Route("/token", self._token, methods=["POST"]),
+                    Route("/revoke", self.oauth.revoke, methods=["POST"]),
+                    Route("/api/connections", self._connections),
+                    Route("/api/whoami", self._whoami),
+                    Route("/api/invoices", self._create, methods=["POST"]),
+                    Route("/api/invoices/{id}", self._update, methods=["POST"]),
+                    Route("/api/batch", self._batch, methods=["POST"]),
+                ]
+            ),
+            self.faults,
         )
+
+    def _admit(self, request: Request) -> Response | None:
+        if self.oauth.bearer(request) is None:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        with self._lock:
+            self.requests += 1
+        wait = self.window.acquire("tenant")
+        if wait:
+            with self._lock:
+                self.throttled += 1
+            return JSONResponse(
+                {"error": "throttled"},
+                status_code=429,
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
+        return None
+
+    def _write(
+        self, invoice: dict[str, Any], key: str | None, existing: str | None
+    ) -> dict[str, Any]:
+        with self._lock:
+            if key and key in self.keys:
+                return self.keys[key]
+            if invoice.get("customer") in self.refuse_customers:
+                answer: dict[str, Any] = {"error": f"customer {invoice['customer']} is archived"}
+            elif existing is not None:
+                if existing in self.paid:
+                    answer = {"error": "paid", "status": 409}
+                else:
+                    current = self.invoices[existing]
+                    current.update(invoice)
+                    current["revision"] += 1
+                    answer = dict(current)
+            else:
+                new_id = str(len(self.invoices) + 1)
+                document = {**invoice, "id": new_id, "revision": 1}
+                self.invoices[new_id] = document
+                answer = dict(document)
+            if key and "error" not in answer:
+                self.keys[key] = answer
+            return answer
+
+    async def _create(self, request: Request) -> Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        answer = self._write(
+            loads(await request.body()), request.headers.get("Idempotency-Key"), None
+        )
+        return self._answer(answer)
+
+    async def _update(self, request: Request) -> Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        answer = self._write(
+            loads(await request.body()),
+            request.headers.get("Idempotency-Key"),
+            request.path_params["id"],
+        )
+        return self._answer(answer)
+
+    def _answer(self, answer: dict[str, Any]) -> Response:
+        left = {"X-Left": str(self.window.remaining("tenant"))}
+        if "error" in answer:
+            return Response(
+                dumps({"message": answer["error"]}),
+                status_code=answer.get("status", 400),
+                media_type="application/json",
+                headers=left,
+            )
+        return Response(dumps(answer), media_type="application/json", headers=left)
+
+    async def _batch(self, request: Request) -> Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        answers = [
+            self._write(item["invoice"], item["key"], item["id"])
+            for item in loads(await request.body())
+        ]
+        return Response(dumps(answers), media_type="application/json")
+
+    def invoices_for(self, bill_id: str) -> list[dict[str, Any]]:
+        """Every invoice made for one bill (to check that nothing was made twice)."""
+        return [i for i in self.invoices.values() if i["billId"] == bill_id]
 
     async def _token(self, request: Request) -> Response:
         if self.token_override is not None:
@@ -131,3 +410,76 @@ class Provider:
         if info is None:
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         return JSONResponse({"tenants": list(info.authorization.tenants)})
+
+
+# --- test helpers shared by the credential and delivery tests -----------------------------------
+
+REDIRECT = "http://127.0.0.1:9/callback"
+
+
+def destination_settings(server_url: str) -> Any:
+    """Settings pointing the ``fakebooks`` destination at a running provider."""
+    from billbridge.models import Secret
+    from billbridge.settings import DestinationSettings
+
+    return DestinationSettings(
+        client_id=CLIENT_ID,
+        client_secret=Secret(CLIENT_SECRET),
+        redirect_uri=REDIRECT,
+        api_base_url=f"{server_url}/api",
+        authorize_url=f"{server_url}/authorize",
+        token_url=f"{server_url}/token",
+        revoke_url=f"{server_url}/revoke",
+    )
+
+
+def make_engine(
+    database_url: str,
+    server_url: str,
+    clock: Clock,
+    home: Any,
+    key: str,
+    *,
+    batch: bool = False,
+    extra: Sequence[tuple[str, object]] = (),
+    **settings: Any,
+) -> Any:
+    """An engine with the ``fakebooks`` plugin, on ``clock``, talking to the provider."""
+    from billbridge import Engine
+    from billbridge.plugins import load_plugins
+    from billbridge.secrets import SecretBox
+    from billbridge.settings import Settings
+    from billbridge.testing.clock import as_datetime
+
+    engine = Engine(
+        database_url,
+        settings=Settings(
+            home=home, destinations={KEY: destination_settings(server_url)}, **settings
+        ),
+        plugins=load_plugins(
+            entry_points=True, extra=[(KEY, plugin(batch=batch)), *extra], blocked=()
+        ),
+        clock=lambda: as_datetime(clock),
+        sleep=clock.sleep,
+        secret_box=SecretBox([key]),
+    )
+    engine.credentials.configure_app(KEY, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    return engine
+
+
+def visit_consent(url: str) -> dict[str, str]:
+    """The user approves on the consent page; returns the callback's query parameters."""
+    from urllib.parse import parse_qs, urlsplit
+
+    response = httpx.get(url)
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT)
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def connect(engine: Any, name: str = "Fake UK") -> Any:
+    """Create a credential and complete its consent; returns the COMPLETE credential."""
+    credential = engine.credentials.create(name, KEY)
+    params = visit_consent(engine.credentials.authorization_url(credential.id, REDIRECT))
+    return engine.credentials.complete(params["state"], params["code"])

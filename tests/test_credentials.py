@@ -33,12 +33,14 @@ from billbridge.errors import AuthenticationFailed, ValidationFailed
 from billbridge.models import Credential, CredentialStatus, EventType, Secret
 from billbridge.plugins import load_plugins
 from billbridge.secrets import SecretBox, SecretKeyError, generate_key
-from billbridge.settings import DestinationSettings, Settings
+from billbridge.settings import Settings
 from billbridge.store import CredentialRepository
-from billbridge.testing.clock import Clock, ManualClock, SystemClock, as_datetime
+from billbridge.testing.clock import ManualClock, SystemClock, as_datetime
 from billbridge.testing.server import RunningServer, serve
 
-REDIRECT = "http://127.0.0.1:9/callback"
+REDIRECT = fake.REDIRECT
+make_engine = fake.make_engine
+visit_consent = fake.visit_consent
 
 
 @attrs.define
@@ -47,38 +49,6 @@ class World:
     provider: fake.Provider
     server: RunningServer
     clock: ManualClock
-
-
-def destination_settings(server_url: str) -> DestinationSettings:
-    return DestinationSettings(
-        client_id=fake.CLIENT_ID,
-        client_secret=Secret(fake.CLIENT_SECRET),
-        redirect_uri=REDIRECT,
-        api_base_url=f"{server_url}/api",
-        authorize_url=f"{server_url}/authorize",
-        token_url=f"{server_url}/token",
-        revoke_url=f"{server_url}/revoke",
-    )
-
-
-def make_engine(
-    database_url: str, server_url: str, clock: Clock, tmp_path: Path, key: str
-) -> Engine:
-    settings = Settings(
-        home=tmp_path,
-        destinations={"fakebooks": destination_settings(server_url)},
-    )
-    engine = Engine(
-        database_url,
-        settings=settings,
-        plugins=load_plugins(entry_points=True, extra=[("fakebooks", fake)], blocked=()),
-        clock=lambda: as_datetime(clock),
-        secret_box=SecretBox([key]),
-    )
-    engine.credentials.configure_app(
-        "fakebooks", client_id=fake.CLIENT_ID, client_secret=fake.CLIENT_SECRET
-    )
-    return engine
 
 
 @pytest.fixture
@@ -93,19 +63,8 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
             engine.close()
 
 
-def visit_consent(url: str) -> dict[str, str]:
-    """The user approves on the consent page; returns the callback's query parameters."""
-    response = httpx.get(url)
-    assert response.status_code == 302, response.text
-    location = response.headers["location"]
-    assert location.startswith(REDIRECT)
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
 def connect(world: World, name: str = "Fake UK") -> Credential:
-    credential = world.engine.credentials.create(name, "fakebooks")
-    params = visit_consent(world.engine.credentials.authorization_url(credential.id, REDIRECT))
-    return world.engine.credentials.complete(params["state"], params["code"])
+    return fake.connect(world.engine, name)
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
@@ -527,7 +486,7 @@ def test_no_oauth_app_is_a_clear_error(database_url: str, tmp_path: Path) -> Non
     with Engine(
         database_url,
         settings=Settings(home=tmp_path),
-        plugins=load_plugins(entry_points=False, extra=[("fakebooks", fake)]),
+        plugins=load_plugins(entry_points=False, extra=[("fakebooks", fake.plugin(batch=False))]),
         secret_box=SecretBox([generate_key()]),
     ) as engine:
         credential = engine.credentials.create("x", "fakebooks")

@@ -10,7 +10,7 @@ classes: plugins never see database rows or sessions.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
@@ -181,6 +181,15 @@ class Connection:
     api_base_url: str
     credential_id: str | None = None
     settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    #: Call with ``(scope, remaining)`` when the destination says how much of a limit is left
+    #: (e.g. Xero's ``X-MinLimit-Remaining`` → ``("minute", 12)``, ``X-DayLimit-Remaining`` →
+    #: ``("day", 4200)``); the core's rate limiter takes it into account. May be ``None``.
+    report_limit: Callable[[str, int], None] | None = attrs.field(default=None, eq=False)
+
+    def limit_left(self, scope: str, remaining: int) -> None:
+        """Tell the core how much of a limit the destination says is left (no-op if unused)."""
+        if self.report_limit is not None:
+            self.report_limit(scope, remaining)
 
 
 @attrs.frozen

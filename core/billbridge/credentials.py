@@ -465,14 +465,24 @@ class Credentials:
             raise AuthenticationFailed(f"credential {credential.display_name} is not connected")
         return credential
 
-    def connection(self, credential_id: str) -> Connection:
-        """A connection with an access token valid for at least the refresh margin."""
+    def connection(
+        self,
+        credential_id: str,
+        *,
+        report_limit: Callable[[str, int], None] | None = None,
+    ) -> Connection:
+        """A connection with an access token valid for at least the refresh margin.
+
+        :param report_limit: receives what the destination says is left of its limits.
+        """
         credential = self._usable(self.get(credential_id))
         if self._needs_refresh(credential):
             credential = self.refresh(credential_id)
-        return self._connection_for(credential)
+        return self._connection_for(credential, report_limit)
 
-    def _connection_for(self, credential: Credential) -> Connection:
+    def _connection_for(
+        self, credential: Credential, report_limit: Callable[[str, int], None] | None = None
+    ) -> Connection:
         # _usable() and the refresh guarantee both; this is for the type checker.
         assert credential.access_token is not None
         assert credential.tenant_id is not None
@@ -483,18 +493,25 @@ class Credentials:
             http=self._engine.http,
             api_base_url=self.endpoints(credential.destination).api_base_url,
             credential_id=credential.id,
+            report_limit=report_limit,
         )
 
-    def call(self, credential_id: str, work: Callable[[Connection], _T]) -> _T:
+    def call(
+        self,
+        credential_id: str,
+        work: Callable[[Connection], _T],
+        *,
+        report_limit: Callable[[str, int], None] | None = None,
+    ) -> _T:
         """Run ``work`` with a fresh connection; on ``TokenExpired`` refresh once, retry once."""
-        connection = self.connection(credential_id)
+        connection = self.connection(credential_id, report_limit=report_limit)
         try:
             return work(connection)
         except TokenExpired:
             credential = self.refresh(
                 credential_id, force=True, seen_access_token=connection.access_token
             )
-            return work(self._connection_for(credential))
+            return work(self._connection_for(credential, report_limit))
 
     def refresh(
         self,

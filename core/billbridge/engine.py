@@ -18,8 +18,9 @@ places next to fields.
 from __future__ import annotations
 
 import builtins
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ import httpx
 from billbridge import __version__, filter_expr
 from billbridge.contract import Destination
 from billbridge.credentials import Credentials
+from billbridge.delivery import Deliverer, DeliveryReport, ProgressCallback, build_delivery
 from billbridge.errors import BillbridgeError, FieldError, UnknownDestination, ValidationFailed
 from billbridge.models import (
     BillEntityConfig,
@@ -36,11 +38,15 @@ from billbridge.models import (
     ExternalMapping,
     GlobalConfig,
     Integration,
+    Run,
+    RunStatus,
     converter,
     thaw,
     utcnow,
 )
 from billbridge.plugins import PluginRegistry, load_plugins
+from billbridge.preparation import mapping_keys
+from billbridge.runs import Events, Runs, Skips
 from billbridge.schemas import core_schema, validate
 from billbridge.secrets import SecretBox
 from billbridge.settings import Settings
@@ -50,6 +56,15 @@ from billbridge.store import (
     IntegrationRepository,
     MappingRepository,
     OAuthAppRepository,
+)
+from billbridge.store.queue import DeliveryQueue
+from billbridge.submission import (
+    AccountInput,
+    BillInput,
+    SubmitCounts,
+    SubmitResult,
+    Submitter,
+    read_pair,
 )
 
 __all__ = ["Engine", "Integrations", "Mappings"]
@@ -65,6 +80,7 @@ class Engine:
     :param settings: everything else configurable (see :class:`~billbridge.settings.Settings`).
     :param plugins: a plugin registry; default: every installed destination plugin.
     :param clock: the current time (tests pass a fake one).
+    :param sleep: how the engine waits (tests and benchmarks pass a faster one).
     :param secret_box: encryption of secrets at rest; default: keys from
         ``BILLBRIDGE_SECRET_KEY``, or for the embedded SQLite default a key file in the home
         directory (created with mode 0600 on first use).
@@ -77,6 +93,7 @@ class Engine:
         settings: Settings | None = None,
         plugins: PluginRegistry | None = None,
         clock: Clock = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
         secret_box: SecretBox | None = None,
     ) -> None:
         self.settings = settings or Settings()
@@ -84,6 +101,7 @@ class Engine:
             self.settings = attrs.evolve(self.settings, database_url=database_url)
         self.plugins = plugins if plugins is not None else load_plugins()
         self.clock = clock
+        self.sleep = sleep
         self.db = Database(self.settings.resolved_database_url)
         self.db.ensure_schema()
         self._secret_box = secret_box
@@ -96,6 +114,11 @@ class Engine:
         self.integrations = Integrations(self)
         self.mappings = Mappings(self)
         self.credentials = Credentials(self)
+        self.runs = Runs(self)
+        self.skips = Skips(self)
+        self.events = Events(self)
+        self.deliverer = Deliverer(self)
+        self._submitter = Submitter(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -151,6 +174,86 @@ class Engine:
             return count
 
         return self._unit_of_work(work)
+
+    # -- bills ------------------------------------------------------------------------------
+
+    def submit_bill(self, bill: BillInput, account: AccountInput) -> SubmitResult:
+        """Route one bill version to every enabled Bill integration and record each decision.
+
+        :param bill: m3ter's bill (JSON text, parsed JSON, or a :class:`~billbridge.models.Bill`).
+        :param account: the bill's account, likewise.
+        :returns: the runs queued (WAITING) and the skips with their reasons.
+        :raises ValidationFailed: not valid m3ter JSON, or the account does not match the bill;
+            nothing is stored then.
+        """
+        return self._submitter.submit([read_pair(bill, account)])
+
+    def submit_bills(
+        self, pairs: Iterable[tuple[BillInput, AccountInput]], *, chunk: int = 500
+    ) -> Iterator[SubmitCounts]:
+        """Submit many bills (a backfill) in bounded chunks; yields each chunk's counts."""
+        return self._submitter.submit_many(pairs, chunk=chunk)
+
+    def preview(
+        self, bill: BillInput, account: AccountInput, integration_id: str
+    ) -> dict[str, Any]:
+        """The exact request the integration would send for this bill; nothing sent or stored.
+
+        :raises MissingMapping: the account (or an item) has no mapping;
+            :class:`~billbridge.errors.BillbridgeError` when the destination cannot preview.
+        """
+        parsed_bill, parsed_account = read_pair(bill, account)
+        integration = self.integrations.get(integration_id)
+        destination = self.destination(integration.destination)
+        if not self.plugins.has_hook(integration.destination, "preview_bill"):
+            raise BillbridgeError(f"{integration.destination} cannot preview invoices")
+
+        def load(session: Any) -> tuple[Any, Any]:
+            keys = sorted(mapping_keys(parsed_bill, parsed_account))
+            candidates = MappingRepository(session).for_entities(integration.destination, keys)
+            previous = DeliveryQueue(session).ledger(integration.id, [parsed_bill.id])
+            return candidates, previous.get(parsed_bill.id)
+
+        candidates, previous = self._unit_of_work(load)
+        run = Run(
+            id="preview",
+            integration_id=integration.id,
+            bill_id=parsed_bill.id,
+            bill_version=parsed_bill.version,
+            status=RunStatus.WAITING,
+            created_at=self.clock(),
+            updated_at=self.clock(),
+        )
+        delivery = build_delivery(
+            run, integration, destination, parsed_bill, parsed_account, candidates, previous
+        )
+        payload = self.plugins.call(
+            "preview_bill",
+            integration.destination,
+            bill=delivery.bill,
+            account=delivery.account,
+            config=delivery.config,
+            mappings=delivery.mappings,
+            previous=delivery.previous,
+        )
+        return thaw(payload)  # type: ignore[no-any-return]
+
+    def deliver_pending(
+        self,
+        *,
+        max_runs: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> DeliveryReport:
+        """Deliver every run due now (see :class:`~billbridge.delivery.Deliverer`)."""
+        return self.deliverer.deliver_pending(max_runs=max_runs, progress=progress)
+
+    def deliver(self, run_id: str) -> Run:
+        """Deliver one run now, from any job system; returns the run as it ends up."""
+        return self.deliverer.deliver(run_id)
+
+    def next_due_at(self) -> datetime | None:
+        """When the next waiting run becomes due (``None``: nothing is waiting)."""
+        return self._unit_of_work(lambda s: DeliveryQueue(s).next_due_at())
 
     # -- destinations -----------------------------------------------------------------------------
 

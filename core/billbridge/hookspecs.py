@@ -175,6 +175,34 @@ def send_bill(
 
 
 @_hookspec(firstresult=True)
+def preview_bill(
+    destination: str,
+    bill: Bill,
+    account: Account,
+    config: Mapping[str, Any],
+    mappings: ResolvedMappings,
+    previous: LedgerEntry | None,
+) -> Mapping[str, Any]:
+    """Optional: the exact request ``send_bill`` would send for this bill, sending nothing.
+
+    Powers ``engine.preview`` and ``billbridge preview``: people check an invoice before the
+    first real delivery. Must be pure (no network) and agree with ``send_bill``.
+
+    :param destination: the destination key.
+    :param bill: the bill version, already filtered by the core.
+    :param account: the billed account.
+    :param config: the integration's destination configuration, panel defaults applied.
+    :param mappings: resolved external mappings.
+    :param previous: the ledger's entry for an earlier version (an update would be sent).
+    :returns: a JSON-able description of the request: at least ``method``, ``path`` and
+        ``body`` (the payload exactly as it would be sent).
+    :raises billbridge.errors.DestinationError: the bill cannot be translated (e.g.
+        ``MissingMapping``).
+    """
+    raise AssertionError("hook specification: never called")
+
+
+@_hookspec(firstresult=True)
 def send_bills(
     destination: str,
     connection: Connection,

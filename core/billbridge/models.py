@@ -48,8 +48,10 @@ __all__ = [
     "LineItem",
     "LineItemType",
     "Run",
+    "RunAttempt",
     "RunStatus",
     "Secret",
+    "Skip",
     "converter",
     "dumps",
     "loads",
@@ -464,6 +466,32 @@ class Run:
     error: str | None = None
     replayed_from: str | None = None
     next_attempt_at: datetime | None = None
+
+
+@attrs.frozen
+class Skip:
+    """A routing decision not to send a bill version through an integration, with its reason."""
+
+    id: str
+    integration_id: str
+    bill_id: str
+    bill_version: int
+    reason: str
+    created_at: datetime
+    account_id: str | None = None
+
+
+@attrs.frozen
+class RunAttempt:
+    """One try at delivering a run."""
+
+    run_id: str
+    number: int
+    started_at: datetime
+    status: RunStatus
+    finished_at: datetime | None = None
+    worker: str | None = None
+    error: str | None = None
 
 
 @attrs.frozen

@@ -98,6 +98,14 @@ class Settings:
     token_refresh_margin: timedelta = timedelta(minutes=5)
     #: Timeout of every HTTP call to a destination or token endpoint, in seconds.
     http_timeout: float = 60.0
+    #: Seconds a worker's tenant lease and run claims last without renewal (a worker that
+    #: dies is replaced after this long).
+    worker_lease_seconds: float = 120.0
+    #: Tenants delivered in parallel by one worker.
+    worker_threads: int = 4
+    #: The longest a worker waits inline for a tenant's rate limit; longer blocks (a spent
+    #: daily allowance) park the tenant's runs until the block ends.
+    max_inline_wait: float = 90.0
     #: Per-destination OAuth apps and host overrides, by destination key.
     destinations: Mapping[str, DestinationSettings] = attrs.field(
         factory=dict, converter=_frozen_map

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Select, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, Select, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -208,6 +208,16 @@ class IntegrationRepository:
             )
         return self.get(integration.id)
 
+    def set_consecutive_errors(self, integration_id: str, count: int) -> None:
+        """Record the successive-error count (operational state: the version is not bumped,
+        so a person editing the configuration meanwhile is not refused)."""
+        self.session.execute(
+            update(IntegrationRow)
+            .where(IntegrationRow.id == integration_id)
+            .values(consecutive_errors=count),
+            execution_options={"synchronize_session": False},
+        )
+
     def delete(self, integration_id: str) -> None:
         """Delete an integration with its runs, events, linked mappings and ledger entries."""
         result = self.session.execute(
@@ -376,6 +386,24 @@ class MappingRepository:
         return self.list(
             m3ter_entity=m3ter_entity, m3ter_id=m3ter_id, external_system=external_system
         )
+
+    def for_entities(
+        self, external_system: str, entities: Sequence[tuple[str, str]]
+    ) -> builtins.list[ExternalMapping]:
+        """Every mapping (global and linked) of these ``(entity, id)`` pairs to one system."""
+        m = ExternalMappingRow
+        found: builtins.list[ExternalMapping] = []
+        for start in range(0, len(entities), 500):
+            chunk = entities[start : start + 500]
+            found += self._select(
+                select(m).where(
+                    m.external_system == external_system,
+                    tuple_(m.m3ter_entity, m.m3ter_id).in_(chunk),
+                ),
+                None,
+                0,
+            )
+        return found
 
     def find_by_external(
         self, external_system: str, external_table: str, external_id: str

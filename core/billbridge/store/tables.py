@@ -55,7 +55,10 @@ __all__ = [
     "IntegrationRow",
     "LedgerRow",
     "OAuthAppRow",
+    "RunAttemptRow",
     "RunRow",
+    "SkipRow",
+    "TenantStateRow",
     "UTCDateTime",
     "metadata",
     "new_id",
@@ -261,6 +264,56 @@ class RunRow(Base):
         # The worker's question: which runs are due now?
         Index("ix_runs_due", "status", "next_attempt_at"),
     )
+
+
+class SkipRow(Base):
+    """A routing decision not to send a bill version through an integration, and why."""
+
+    __tablename__ = "skips"
+
+    id: Mapped[str] = _id_column()
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    bill_id: Mapped[str] = mapped_column(String(200), index=True)
+    bill_version: Mapped[int] = mapped_column(Integer)
+    account_id: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+    __table_args__ = (Index("ix_skips_integration_bill", "integration_id", "bill_id"),)
+
+
+class RunAttemptRow(Base):
+    """One try at delivering a run: when, by which worker, and how it ended."""
+
+    __tablename__ = "run_attempts"
+
+    id: Mapped[str] = _id_column()
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class TenantStateRow(Base):
+    """Rate-limit state of one destination tenant, shared by every worker.
+
+    ``lease_*`` is the worker currently delivering to the tenant (one at a time, so that the
+    tenant's limits are kept in one place); the counters carry the tenant's usage across
+    leases and workers.
+    """
+
+    __tablename__ = "tenant_states"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    blocked_until: Mapped[datetime | None]
+    blocked_reason: Mapped[str | None] = mapped_column(Text)
+    counters: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
 
 
 class EventRow(Base):
