@@ -10,7 +10,10 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -21,7 +24,7 @@ from rich.table import Table
 
 from billbridge import __version__
 from billbridge.errors import BillbridgeError, ValidationFailed
-from billbridge.models import dumps, loads, thaw
+from billbridge.models import EventType, RunStatus, dumps, loads, thaw
 
 __all__ = ["main"]
 
@@ -756,6 +759,392 @@ def credentials_purge(state: _State) -> None:
     """Remove incomplete credentials whose consent window has ended."""
     removed = state.engine.credentials.purge()
     out.print(f"removed {removed} expired incomplete credential(s)", markup=False)
+
+
+# --- bills, delivery, runs, events -------------------------------------------------------------
+
+
+def _run_dict(run: Any) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "integrationId": run.integration_id,
+        "billId": run.bill_id,
+        "billVersion": run.bill_version,
+        "accountId": run.account_id,
+        "status": run.status.value,
+        "attempts": run.attempts,
+        "externalId": run.external_id,
+        "externalUrl": run.external_url,
+        "error": run.error,
+        "replayedFrom": run.replayed_from,
+        "nextAttemptAt": run.next_attempt_at,
+        "createdAt": run.created_at,
+        "updatedAt": run.updated_at,
+    }
+
+
+def _print_runs(items: Sequence[Any], as_json: bool, title: str = "Runs") -> None:
+    if as_json:
+        _print_json([_run_dict(r) for r in items])
+        return
+    table = _table(
+        title, ("id", "bill", "v", "integration", "status", "tries", "external", "error")
+    )
+    for r in items:
+        table.add_row(
+            r.id,
+            r.bill_id,
+            str(r.bill_version),
+            r.integration_id,
+            r.status.value,
+            str(r.attempts),
+            r.external_id or "-",
+            (r.error or "")[:80],
+        )
+    out.print(table)
+
+
+def _load_accounts(paths: Sequence[Path]) -> dict[str, Any]:
+    accounts: dict[str, Any] = {}
+    for path in paths:
+        document = _read_json_file(path, "account")
+        if not isinstance(document, dict) or "id" not in document:
+            _fail(f"{path} is not an m3ter account (an object with an id)")
+        accounts[str(document["id"])] = document
+    return accounts
+
+
+@main.group()
+def bills() -> None:
+    """Hand bills to billbridge."""
+
+
+@bills.command("submit")
+@click.argument(
+    "bill_files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--account",
+    "account_files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bill's account (m3ter JSON); repeat for bills of several accounts.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def bills_submit(
+    state: _State, bill_files: Sequence[Path], account_files: Sequence[Path], as_json: bool
+) -> None:
+    """Route bills (m3ter JSON files) to every matching integration."""
+    accounts = _load_accounts(account_files)
+    runs: list[Any] = []
+    skips: list[Any] = []
+    with _progress(len(bill_files), "routing bills", enabled=not as_json) as advance:
+        for path in bill_files:
+            document = _read_json_file(path, "bill")
+            if not isinstance(document, dict):
+                _fail(f"{path} is not an m3ter bill (a JSON object)")
+            account = accounts.get(str(document.get("accountId")))
+            if account is None:
+                _fail(f"{path}: no --account given for account {document.get('accountId')}")
+            result = state.engine.submit_bill(document, account)
+            runs += result.runs
+            skips += result.skips
+            advance(1)
+    if as_json:
+        _print_json(
+            {
+                "runs": [_run_dict(r) for r in runs],
+                "skips": [
+                    {"integrationId": s.integration_id, "billId": s.bill_id, "reason": s.reason}
+                    for s in skips
+                ],
+            }
+        )
+        return
+    _print_runs(runs, False, title=f"Queued: {len(runs)} run(s)")
+    if skips:
+        table = _table(f"Skipped: {len(skips)}", ("integration", "bill", "v", "reason"))
+        for skip in skips:
+            table.add_row(skip.integration_id, skip.bill_id, str(skip.bill_version), skip.reason)
+        out.print(table)
+
+
+@main.command()
+@click.option("--integration", "integration_id", required=True, help="The integration.")
+@click.argument("bill_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--account", "account_file", required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@pass_state
+@_guard
+def preview(state: _State, integration_id: str, bill_file: Path, account_file: Path) -> None:
+    """Print the exact request an integration would send for a bill (nothing is sent)."""
+    bill = _read_json_file(bill_file, "bill")
+    account = _read_json_file(account_file, "account")
+    _print_json(state.engine.preview(bill, account, integration_id))
+
+
+@contextmanager
+def _progress(total: int, label: str, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr (nothing when not enabled or stderr is not a terminal)."""
+    if not enabled or total <= 1:
+        yield lambda _n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _deliver_with_progress(engine: Any, quiet: bool) -> Any:
+    if quiet:
+        return engine.deliver_pending()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task("delivering", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, done))
+
+        return engine.deliver_pending(progress=update)
+
+
+def _report_line(report: Any) -> str:
+    parts = ", ".join(f"{count} {status}" for status, count in sorted(report.statuses.items()))
+    return (
+        f"delivered {report.attempted} run(s) in {report.seconds:.1f}s"
+        f"{': ' + parts if parts else ''} ({report.requests} request(s), "
+        f"{report.throttled} throttled)"
+    )
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
+@click.option("--poll", type=float, default=5.0, show_default=True, help="Seconds between checks.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_state
+@_guard
+def worker(state: _State, once: bool, poll: float, quiet: bool) -> None:
+    """Deliver waiting runs: once, or continuously (Ctrl-C stops after the current batch)."""
+    engine = state.engine
+    while True:
+        report = _deliver_with_progress(engine, quiet or not sys.stderr.isatty())
+        if report.attempted or once:
+            err.print(_report_line(report), markup=False)
+        if once:
+            return
+        next_due = engine.next_due_at()
+        wait = poll
+        if next_due is not None:
+            wait = max(0.0, min(poll, (next_due - engine.clock()).total_seconds()))
+        try:
+            time.sleep(wait)
+        except KeyboardInterrupt:
+            err.print("worker stopped", markup=False)
+            return
+
+
+@main.group()
+def runs() -> None:
+    """Delivery runs: list, show with attempts, replay."""
+
+
+@runs.command("list")
+@click.option("--integration", "integration_id", help="Only this integration.")
+@click.option("--bill", "bill_id", help="Only this bill.")
+@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")
+@click.option("--since", type=click.DateTime(), help="Created at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Created before (UTC).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def runs_list(
+    state: _State,
+    integration_id: str | None,
+    bill_id: str | None,
+    statuses: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first."""
+    try:
+        wanted = [RunStatus(s.upper()) for s in statuses] or None
+    except ValueError:
+        _fail(f"unknown status; known: {', '.join(s.value for s in RunStatus)}", code=EXIT_USAGE)
+    items = state.engine.runs.list(
+        integration_id=integration_id,
+        bill_id=bill_id,
+        status=wanted,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+        limit=limit,
+    )
+    _print_runs(items, as_json)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@pass_state
+@_guard
+def runs_show(state: _State, run_id: str) -> None:
+    """One run with its attempts (JSON)."""
+    run = state.engine.runs.get(run_id)
+    attempts = state.engine.runs.attempts(run_id)
+    _print_json(
+        {
+            **_run_dict(run),
+            "attemptLog": [
+                {
+                    "number": a.number,
+                    "status": a.status.value,
+                    "startedAt": a.started_at,
+                    "finishedAt": a.finished_at,
+                    "worker": a.worker,
+                    "error": a.error,
+                }
+                for a in attempts
+            ],
+        }
+    )
+
+
+@runs.command("replay")
+@click.argument("run_id")
+@pass_state
+@_guard
+def runs_replay(state: _State, run_id: str) -> None:
+    """Queue a run again (a new run pointing to this one)."""
+    replay = state.engine.runs.replay(run_id)
+    out.print(f"queued run {replay.id} (replays {run_id})", markup=False)
+
+
+@main.group()
+def events() -> None:
+    """What people must act on."""
+
+
+@events.command("list")
+@click.option("--integration", "integration_id", help="Only this integration.")
+@click.option("--type", "event_type", help="Only this type, e.g. integration.validation.error.")
+@click.option("--open/--all", "only_open", default=False, help="Only events not actioned yet.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def events_list(
+    state: _State,
+    integration_id: str | None,
+    event_type: str | None,
+    only_open: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List events, newest first."""
+    try:
+        kind = EventType(event_type) if event_type else None
+    except ValueError:
+        _fail(
+            f"unknown event type; known: {', '.join(t.value for t in EventType)}", code=EXIT_USAGE
+        )
+    items = state.engine.events.list(
+        integration_id=integration_id, type=kind, actioned=False if only_open else None, limit=limit
+    )
+    if as_json:
+        _print_json(
+            [
+                {
+                    "id": e.id,
+                    "type": e.type.value,
+                    "message": e.message,
+                    "integrationId": e.integration_id,
+                    "runId": e.run_id,
+                    "details": thaw(e.details),
+                    "createdAt": e.created_at,
+                    "actionedAt": e.actioned_at,
+                    "actionedBy": e.actioned_by,
+                }
+                for e in items
+            ]
+        )
+        return
+    table = _table("Events", ("id", "type", "when", "actioned", "message"))
+    for e in items:
+        table.add_row(
+            e.id,
+            e.type.value,
+            e.created_at.strftime("%Y-%m-%d %H:%M"),
+            "yes" if e.actioned else "no",
+            e.message,
+        )
+    out.print(table)
+
+
+@events.command("action")
+@click.argument("event_id")
+@click.option("--by", default=lambda: os.environ.get("USER", ""), help="Who dealt with it.")
+@pass_state
+@_guard
+def events_action(state: _State, event_id: str, by: str) -> None:
+    """Mark an event as dealt with."""
+    event = state.engine.events.mark_actioned(event_id, by=by)
+    out.print(f"marked {event.id} as actioned", markup=False)
+
+
+@main.group()
+def skips() -> None:
+    """Routing decisions not to send a bill, with their reasons."""
+
+
+@skips.command("list")
+@click.option("--integration", "integration_id", help="Only this integration.")
+@click.option("--bill", "bill_id", help="Only this bill.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@_guard
+def skips_list(
+    state: _State, integration_id: str | None, bill_id: str | None, as_json: bool
+) -> None:
+    """List skips, newest first."""
+    items = state.engine.skips.list(integration_id=integration_id, bill_id=bill_id)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "integrationId": s.integration_id,
+                    "billId": s.bill_id,
+                    "billVersion": s.bill_version,
+                    "reason": s.reason,
+                    "createdAt": s.created_at,
+                }
+                for s in items
+            ]
+        )
+        return
+    table = _table("Skips", ("integration", "bill", "v", "reason"))
+    for s in items:
+        table.add_row(s.integration_id, s.bill_id, str(s.bill_version), s.reason)
+    out.print(table)
 
 
 # --- secrets -----------------------------------------------------------------------------------
