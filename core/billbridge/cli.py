@@ -11,7 +11,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,13 +237,14 @@ def schemas_export(directory: Path) -> None:
 # --- integrations ----------------------------------------------------------------------------
 
 
-def _integration_dict(integration: Any) -> dict[str, Any]:
+def _integration_dict(integration: Any, installed: Iterable[str]) -> dict[str, Any]:
     from billbridge.models import converter
 
     return {
         "id": integration.id,
         "name": integration.name,
         "destination": integration.destination,
+        "pluginInstalled": integration.destination in set(installed),
         "entityType": integration.entity_type,
         "enabled": integration.enabled,
         "connected": integration.connected,
@@ -269,13 +270,19 @@ def _table(title: str, columns: Sequence[str]) -> Table:
     return table
 
 
-def _integrations_table(items: Sequence[Any], title: str = "Integrations") -> Table:
+def _integrations_table(
+    items: Sequence[Any], installed: Iterable[str], title: str = "Integrations"
+) -> Table:
+    known = set(installed)
     table = _table(title, ("id", "name", "destination", "enabled", "connected", "version"))
     for i in items:
+        destination = (
+            i.destination if i.destination in known else (f"{i.destination} (plugin not installed)")
+        )
         table.add_row(
             i.id,
             i.name,
-            i.destination,
+            destination,
             "yes" if i.enabled else "no",
             "yes" if i.connected else "no",
             str(i.version),
@@ -283,11 +290,12 @@ def _integrations_table(items: Sequence[Any], title: str = "Integrations") -> Ta
     return table
 
 
-def _show_integration(integration: Any, as_json: bool) -> None:
+def _show_integration(state: _State, integration: Any, as_json: bool) -> None:
+    installed = state.engine.plugins.destinations
     if as_json:
-        _print_json(_integration_dict(integration))
+        _print_json(_integration_dict(integration, installed))
     else:
-        out.print(_integrations_table([integration], title="Integration"))
+        out.print(_integrations_table([integration], installed, title="Integration"))
 
 
 @main.group()
@@ -303,10 +311,11 @@ def integrations() -> None:
 def integrations_list(state: _State, destination: str | None, as_json: bool) -> None:
     """List integrations."""
     items = state.engine.integrations.list(destination=destination)
+    installed = state.engine.plugins.destinations
     if as_json:
-        _print_json([_integration_dict(i) for i in items])
+        _print_json([_integration_dict(i, installed) for i in items])
     else:
-        out.print(_integrations_table(items))
+        out.print(_integrations_table(items, installed))
 
 
 @integrations.command("show")
@@ -316,7 +325,8 @@ def integrations_list(state: _State, destination: str | None, as_json: bool) -> 
 @_guard
 def integrations_show(state: _State, integration_id: str, as_json: bool) -> None:
     """Show one integration with its whole configuration."""
-    _print_json(_integration_dict(state.engine.integrations.get(integration_id)))
+    integration = state.engine.integrations.get(integration_id)
+    _print_json(_integration_dict(integration, state.engine.plugins.destinations))
 
 
 _CONFIG_HELP = "JSON object, @file.json, or - for standard input."
@@ -351,7 +361,7 @@ def integrations_create(
         destination_config=_read_json_arg(destination_config, "--destination-config"),
         enabled=not disabled,
     )
-    _show_integration(integration, as_json)
+    _show_integration(state, integration, as_json)
 
 
 @integrations.command("validate")
@@ -415,7 +425,7 @@ def integrations_update(
             else None
         ),
     )
-    _show_integration(integration, as_json)
+    _show_integration(state, integration, as_json)
 
 
 @integrations.command("delete")

@@ -63,6 +63,7 @@ from billbridge.models import (
     Run,
     RunAttempt,
     RunStatus,
+    Secret,
 )
 from billbridge.preparation import (
     apply_defaults,
@@ -163,7 +164,8 @@ class _Budget:
 class _Group:
     key: str
     destination: str
-    credential_id: str
+    #: ``None`` for destinations without OAuth.
+    credential_id: str | None
     integrations: tuple[Integration, ...]
 
 
@@ -297,6 +299,15 @@ class Deliverer:
                 EventType.PERFORM_ERROR,
             )
             return None
+        destination = engine.destination(integration.destination)
+        if destination.oauth is None:
+            # No authentication (e.g. a signed webhook): each integration is its own "tenant".
+            return _Group(
+                key=f"{integration.destination}:{integration.id}",
+                destination=integration.destination,
+                credential_id=None,
+                integrations=(integration,),
+            )
         if integration.credential_id is None:
             self._park(
                 integration,
@@ -532,8 +543,8 @@ class Deliverer:
             deliveries = [p.delivery for p in ready if p.delivery is not None]
             self._wait_for_slot(limiter, group, batch=True)
             try:
-                results = engine.credentials.call(
-                    group.credential_id,
+                results = self._call(
+                    group,
                     lambda connection: engine.plugins.call(
                         "send_bills",
                         group.destination,
@@ -560,8 +571,8 @@ class Deliverer:
                 delivery = item.delivery
                 self._wait_for_slot(limiter, group, batch=False)
                 try:
-                    result = engine.credentials.call(
-                        group.credential_id,
+                    result = self._call(
+                        group,
                         lambda connection: _send_one(
                             engine, group.destination, connection, delivery
                         ),
@@ -580,6 +591,27 @@ class Deliverer:
                     in_seconds(engine.clock(), outcome.retry_after), f"{outcome.scope} limit"
                 )
         return self._record(group, destination, prepared, outcomes, started)
+
+    def _call(
+        self,
+        group: _Group,
+        work: Callable[[Connection], Any],
+        *,
+        report_limit: Callable[[str, int], None],
+    ) -> Any:
+        """Run ``work`` with a connection to the group's tenant (token refreshed as needed)."""
+        engine = self._engine
+        if group.credential_id is not None:
+            return engine.credentials.call(group.credential_id, work, report_limit=report_limit)
+        connection = Connection(
+            destination=group.destination,
+            tenant_id=group.key.split(":", 1)[1],
+            access_token=Secret(""),
+            http=engine.http,
+            api_base_url=engine.api_base_url(group.destination),
+            report_limit=report_limit,
+        )
+        return work(connection)
 
     def _prepare(
         self, group: _Group, destination: Destination, claimed: Sequence[Run]

@@ -265,6 +265,11 @@ class Engine:
         """One destination; raises :class:`~billbridge.errors.UnknownDestination`."""
         return self.plugins.destination(key)
 
+    def api_base_url(self, key: str) -> str:
+        """The destination's API root: the configured override, else what the plugin declares."""
+        override = self.settings.destination(key).api_base_url
+        return (override or self.destination(key).api_base_url or "").rstrip("/")
+
     def schema(self, key: str) -> dict[str, Any]:
         """The destination's configuration panel (JSON Schema draft-07), a fresh copy."""
         schema: dict[str, Any] = thaw(self.destination(key).schema)
@@ -397,6 +402,12 @@ class Integrations:
 
         The credential must be COMPLETE and for the integration's destination.
         """
+        current_destination = self.get(integration_id).destination
+        if self._engine.destination(current_destination).oauth is None:
+            raise ValidationFailed(
+                [FieldError("/credentialId", f"{current_destination} needs no credential")],
+                summary="cannot connect the credential",
+            )
         credential = self._engine.credentials.get(credential_id)
         box = self._engine.secret_box
 
