@@ -621,7 +621,13 @@ class Deliverer:
 
         def load(session: Any) -> tuple[Any, Any, Any]:
             queue = DeliveryQueue(session)
-            bills = queue.bills((r.bill_id, r.bill_version) for r in claimed)
+            wanted = [(r.bill_id, r.bill_version) for r in claimed]
+            bills = engine.bill_cache.get_many(wanted)
+            missing = [key for key in wanted if key not in bills]
+            if missing:
+                loaded = queue.bills(missing)
+                engine.bill_cache.put_many(loaded)
+                bills.update(loaded)
             ledgers = {
                 iid: queue.ledger(iid, [r.bill_id for r in claimed if r.integration_id == iid])
                 for iid in {r.integration_id for r in claimed}

@@ -18,8 +18,10 @@ places next to fields.
 from __future__ import annotations
 
 import builtins
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -33,6 +35,8 @@ from billbridge.credentials import Credentials
 from billbridge.delivery import Deliverer, DeliveryReport, ProgressCallback, build_delivery
 from billbridge.errors import BillbridgeError, FieldError, UnknownDestination, ValidationFailed
 from billbridge.models import (
+    Account,
+    Bill,
     BillEntityConfig,
     Clock,
     ExternalMapping,
@@ -65,6 +69,7 @@ from billbridge.submission import (
     SubmitResult,
     Submitter,
     read_pair,
+    receive,
 )
 
 __all__ = ["Engine", "Integrations", "Mappings"]
@@ -117,6 +122,9 @@ class Engine:
         self.runs = Runs(self)
         self.skips = Skips(self)
         self.events = Events(self)
+        #: Parsed bill versions, shared by submission and delivery in this process (bill
+        #: versions never change, so a cached one is always right).
+        self.bill_cache = BillCache(self.settings.bill_cache_size)
         self.deliverer = Deliverer(self)
         self._submitter = Submitter(self)
 
@@ -186,7 +194,7 @@ class Engine:
         :raises ValidationFailed: not valid m3ter JSON, or the account does not match the bill;
             nothing is stored then.
         """
-        return self._submitter.submit([read_pair(bill, account)])
+        return self._submitter.submit([receive(bill, account)])
 
     def submit_bills(
         self, pairs: Iterable[tuple[BillInput, AccountInput]], *, chunk: int = 500
@@ -280,6 +288,39 @@ class Engine:
     def _unit_of_work(self, work: Callable[[Any], _T]) -> _T:
         with self.db.session() as session:
             return work(session)
+
+
+class BillCache:
+    """A bounded, thread-safe LRU of parsed bill versions by ``(bill id, version)``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, int], tuple[Bill, Account]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(
+        self, keys: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[Bill, Account]]:
+        """The cached ones among ``keys``."""
+        found: dict[tuple[str, int], tuple[Bill, Account]] = {}
+        with self._lock:
+            for key in keys:
+                item = self._items.get(key)
+                if item is not None:
+                    self._items.move_to_end(key)
+                    found[key] = item
+        return found
+
+    def put_many(self, items: Mapping[tuple[str, int], tuple[Bill, Account]]) -> None:
+        """Remember these (the least recently used beyond ``size`` are forgotten)."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items.update(items)
+            for key in items:
+                self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def _config_dict(config: GlobalConfig | BillEntityConfig) -> dict[str, Any]:

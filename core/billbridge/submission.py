@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import simplejson
 
 from billbridge.errors import FieldError, ValidationFailed
 from billbridge.models import (
@@ -20,6 +21,7 @@ from billbridge.models import (
     Run,
     RunStatus,
     Skip,
+    dumps,
     parse_account,
     parse_bill,
 )
@@ -30,7 +32,7 @@ from billbridge.store.queue import DeliveryQueue
 if TYPE_CHECKING:
     from billbridge.engine import Engine
 
-__all__ = ["SubmitCounts", "SubmitResult", "Submitter", "read_pair"]
+__all__ = ["Received", "SubmitCounts", "SubmitResult", "Submitter", "read_pair", "receive"]
 
 BillInput = Bill | Mapping[str, Any] | str | bytes
 AccountInput = Account | Mapping[str, Any] | str | bytes
@@ -48,6 +50,39 @@ class SubmitResult:
         return SubmitResult(
             self.runs + other.runs, self.skips + other.skips, self.bills + other.bills
         )
+
+
+@attrs.frozen
+class Received:
+    """A bill and its account as read, with the documents to store exactly as received."""
+
+    bill: Bill
+    account: Account
+    bill_document: str
+    account_document: str
+
+
+def _document_text(value: Any, parsed: Any) -> str:
+    # Stored exactly as m3ter sent it: the text itself, or the parsed JSON written back (the
+    # fast C encoder, exact Decimals); domain objects are written through the converter.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, Mapping):
+        return simplejson.dumps(value, use_decimal=True, ensure_ascii=False, default=str)
+    return dumps(parsed)
+
+
+def receive(bill: BillInput, account: AccountInput) -> Received:
+    """Read a bill and its account, check they belong together, keep their documents."""
+    parsed_bill, parsed_account = read_pair(bill, account)
+    return Received(
+        parsed_bill,
+        parsed_account,
+        _document_text(bill, parsed_bill),
+        _document_text(account, parsed_account),
+    )
 
 
 def read_pair(bill: BillInput, account: AccountInput) -> tuple[Bill, Account]:
@@ -74,12 +109,13 @@ class Submitter:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def submit(self, pairs: Iterable[tuple[Bill, Account]], *, keep: bool = True) -> SubmitResult:
+    def submit(self, received: Iterable[Received], *, keep: bool = True) -> SubmitResult:
         """Store, route and record one chunk of bills in one unit of work.
 
         :param keep: return the runs and skips (False for backfills: only counts matter).
         """
-        items = list(pairs)
+        batch = list(received)
+        items = [(r.bill, r.account) for r in batch]
         engine = self._engine
         now = engine.clock()
 
@@ -88,7 +124,10 @@ class Submitter:
             integrations: list[Integration] = IntegrationRepository(session).list(
                 entity_type="Bill"
             )
-            queue.save_bills(items, received_at=now)
+            queue.save_bills(
+                [(r.bill, r.account, r.bill_document, r.account_document) for r in batch],
+                received_at=now,
+            )
             bill_ids = [bill.id for bill, _ in items]
             delivered = queue.delivered_versions(bill_ids)
             queued = queue.queued_versions(bill_ids)
@@ -134,6 +173,7 @@ class Submitter:
                         )
             queue.add_runs(runs)
             queue.add_skips(skips)
+            engine.bill_cache.put_many({(b.id, b.version): (b, a) for b, a in items})
             if keep:
                 return SubmitResult(tuple(runs), tuple(skips), len(items))
             return SubmitResult((), (), len(items))
@@ -147,9 +187,9 @@ class Submitter:
 
         Only counts are kept: a backfill of 100,000 bills must not hold every run in memory.
         """
-        buffer: list[tuple[Bill, Account]] = []
+        buffer: list[Received] = []
         for bill, account in pairs:
-            buffer.append(read_pair(bill, account))
+            buffer.append(receive(bill, account))
             if len(buffer) >= chunk:
                 yield SubmitCounts.of(self.submit(buffer))
                 buffer = []

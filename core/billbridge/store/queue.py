@@ -128,16 +128,17 @@ class DeliveryQueue:
     # -- bills ---------------------------------------------------------------------------------
 
     def save_bills(
-        self, items: Sequence[tuple[Bill, Account]], *, received_at: datetime
+        self, items: Sequence[tuple[Bill, Account, str, str]], *, received_at: datetime
     ) -> builtins.list[tuple[Bill, Account]]:
-        """Store bill versions not stored yet; returns the ones that were new.
+        """Store bill versions not stored yet, as received; returns the ones that were new.
 
-        A version received again with the same id is kept as first received (m3ter does not
-        change a version once issued; a changed bill gets a new version).
+        ``items`` are ``(bill, account, bill document, account document)``: the documents are
+        the JSON text to keep. A version received again is kept as first received (m3ter does
+        not change a version once issued; a changed bill gets a new version).
         """
         if not items:
             return []
-        keys = [(bill.id, bill.version) for bill, _ in items]
+        keys = [(bill.id, bill.version) for bill, *_ in items]
         known: set[tuple[str, int]] = set()
         for chunk in _chunks(keys):
             known.update(
@@ -148,10 +149,11 @@ class DeliveryQueue:
                     )
                 )
             )
-        fresh: dict[tuple[str, int], tuple[Bill, Account]] = {}
-        for bill, account in items:
-            if (bill.id, bill.version) not in known:
-                fresh.setdefault((bill.id, bill.version), (bill, account))
+        fresh: dict[tuple[str, int], tuple[Bill, Account, str, str]] = {}
+        for item in items:
+            key = (item[0].id, item[0].version)
+            if key not in known:
+                fresh.setdefault(key, item)
         if fresh:
             self.session.execute(
                 insert(BillRow),
@@ -160,14 +162,14 @@ class DeliveryQueue:
                         "bill_id": bill.id,
                         "version": bill.version,
                         "account_id": bill.account_id,
-                        "document": dumps(bill),
-                        "account_document": dumps(account),
+                        "document": bill_document,
+                        "account_document": account_document,
                         "received_at": received_at,
                     }
-                    for bill, account in fresh.values()
+                    for bill, _account, bill_document, account_document in fresh.values()
                 ],
             )
-        return list(fresh.values())
+        return [(bill, account) for bill, account, *_ in fresh.values()]
 
     def bills(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[Bill, Account]]:
         """Stored bill versions (with their accounts) by ``(bill id, version)``."""

@@ -1,0 +1,912 @@
+"""The destination conformance suite: subclass it in a test module and pytest runs every check.
+
+.. code-block:: python
+
+    import pytest
+    from billbridge.testing.conformance import DestinationConformance, Harness
+
+    class TestMyDestination(DestinationConformance):
+        destination = "mydest"
+        valid_configs = [{"url": "https://example.com/hook", "secret": "0123456789abcdef"}]
+        invalid_configs = [({"url": "ftp://x", "secret": "0123456789abcdef"}, "/url")]
+
+        @pytest.fixture
+        def harness(self):
+            with serve(MyFake().app) as server, httpx.Client() as http:
+                yield Harness(connection=Connection(...), documents=lambda: fake.invoices)
+
+The plugin is loaded through the ``billbridge.destinations`` entry points, exactly as the engine
+finds it (set ``plugin`` to test a plugin object that is not installed). Hooks are called through
+a :class:`~billbridge.plugins.PluginRegistry` with keyword arguments, as the core calls them.
+What is checked, and what each class attribute means, is in the author guide
+(``docs/writing-a-destination.md``, "The conformance kit").
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any, ClassVar, NoReturn, Protocol
+
+import attrs
+import pytest
+
+from billbridge.contract import (
+    Connection,
+    Delivery,
+    Destination,
+    ExternalEntity,
+    ExternalEntityPage,
+    OAuthCallback,
+    ResolvedMappings,
+    SendResult,
+    TenantChoice,
+)
+from billbridge.errors import (
+    DestinationValidationError,
+    FieldError,
+    TransientError,
+    UnknownDestination,
+)
+from billbridge.models import (
+    Account,
+    Bill,
+    Credential,
+    CredentialStatus,
+    LedgerEntry,
+    dumps,
+    loads,
+    thaw,
+)
+from billbridge.plugins import (
+    ENTRY_POINT_GROUP,
+    PluginFailure,
+    PluginRegistry,
+    create_plugin_manager,
+    load_plugins,
+)
+from billbridge.preparation import apply_defaults
+from billbridge.schemas import validate
+from billbridge.testing import checks
+from billbridge.testing.recorder import RecordedRequest
+from billbridge.testing.samples import sample_account, sample_bill
+
+__all__ = ["BillFactory", "DestinationConformance", "Harness", "no_network"]
+
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BillFactory(Protocol):
+    """Makes the bills the suite delivers: ``number`` picks the bill, ``version`` its version."""
+
+    def __call__(self, *, number: int = 1, version: int = 1) -> Bill:
+        """Bill ``number`` at ``version`` (same id for every version of one number)."""
+        ...
+
+
+@attrs.define(kw_only=True)
+class Harness:
+    """What the suite needs to deliver bills to your fake destination and look at the result.
+
+    :param connection: a :class:`~billbridge.contract.Connection` to the fake (its URL as
+        ``api_base_url``, a valid token for an OAuth destination, an ``httpx.Client``).
+    :param documents: every invoice-like document the fake holds now, by the external id
+        ``send_bill`` returns for it. Values are compared before and after an update, so
+        return copies or plain data.
+    :param account: the billed account (default:
+        :func:`~billbridge.testing.samples.sample_account`).
+    :param mappings: resolved external mappings the bills need (account → customer, products →
+        items...), keyed as the core keys them.
+    :param config: the destination configuration to deliver with (panel defaults are filled in
+        as the core does).
+    :param bill: makes bills (default :func:`~billbridge.testing.samples.sample_bill`); each
+        ``version`` of one ``number`` must change what the invoice says.
+    :param requests: the requests the fake has received so far (e.g. ``recorder.requests``
+        from :class:`~billbridge.testing.recorder.RecordingMiddleware`); enables the check that
+        ``preview_bill`` describes what ``send_bill`` sends.
+    :param lose_next_response: makes the fake process the next write and lose its answer
+        (e.g. ``lambda: plan.script("lost")`` with a
+        :class:`~billbridge.testing.faults.FaultPlan`); enables the lost-response check.
+    :param oauth_callback: what the provider's consent redirect brought back (OAuth
+        destinations); enables the ``authenticate`` check.
+    """
+
+    connection: Connection
+    documents: Callable[[], Mapping[str, Any]]
+    account: Account = attrs.field(factory=sample_account)
+    mappings: ResolvedMappings = attrs.field(factory=ResolvedMappings)
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+    bill: BillFactory = sample_bill
+    requests: Callable[[], Sequence[RecordedRequest]] | None = None
+    lose_next_response: Callable[[], None] | None = None
+    oauth_callback: OAuthCallback | None = None
+
+
+@contextmanager
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Within the block, opening a connection or resolving a name fails loudly.
+
+    Hooks that must be pure (``validate_config``, ``preview_bill``) run inside it.
+    """
+
+    def refuse(*_args: Any, **_kwargs: Any) -> NoReturn:
+        raise AssertionError("this hook must not use the network")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(socket.socket, "connect", refuse)
+        patched.setattr(socket.socket, "connect_ex", refuse)
+        patched.setattr(socket, "create_connection", refuse)
+        patched.setattr(socket, "getaddrinfo", refuse)
+        yield
+
+
+def _fail(what: str, problems: Sequence[str]) -> NoReturn:
+    listed = "\n".join(f"  - {p}" for p in problems)
+    pytest.fail(f"{what}:\n{listed}", pytrace=False)
+
+
+def _require(what: str, problems: Sequence[str]) -> None:
+    if problems:
+        _fail(what, problems)
+
+
+def _key() -> str:
+    # The core's keys are 36-character UUIDs; a fresh one per delivery, like a fresh version.
+    return str(uuid.uuid4())
+
+
+def _ledger(bill: Bill, result: SendResult) -> LedgerEntry:
+    """What the core's ledger records after a delivery, as ``previous`` for the next version."""
+    return LedgerEntry(
+        integration_id="conformance",
+        bill_id=bill.id,
+        bill_version=bill.version,
+        external_id=result.external_id,
+        updated_at=datetime.now(UTC),
+        external_number=result.number,
+        external_url=result.url,
+        state=result.state,
+    )
+
+
+def _result_problems(result: Any, hook: str) -> list[str]:
+    if not isinstance(result, SendResult):
+        return [f"{hook} returned {type(result).__name__}, not billbridge.contract.SendResult"]
+    problems = []
+    if not isinstance(result.external_id, str) or not result.external_id.strip():
+        problems.append(f"{hook}: external_id {result.external_id!r} must be a non-empty string")
+    if result.number is not None and not isinstance(result.number, str):
+        problems.append(f"{hook}: number {result.number!r} must be a string or None")
+    if result.url is not None and not str(result.url).startswith(("https://", "http://")):
+        problems.append(f"{hook}: url {result.url!r} must be an http(s) URL or None")
+    try:
+        dumps(thaw(result.state))
+    except TypeError as exc:
+        problems.append(f"{hook}: state must be JSON-able (the ledger stores it): {exc}")
+    return problems
+
+
+def _json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (exact decimals), to compare bodies."""
+    return loads(dumps(thaw(value)))
+
+
+class DestinationConformance:
+    """Checks that a destination plugin keeps billbridge's contract; subclass it to run them.
+
+    Set :attr:`destination` and provide a ``harness`` fixture returning (or yielding) a
+    :class:`Harness`; tests that need no fake (schema, declaration, hooks, configuration) run
+    without one. Optional hooks are checked when implemented and skipped otherwise, with the
+    reason shown by ``pytest -rs``.
+    """
+
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.conformance]
+
+    #: The destination key under test (as in ``register_destinations``).
+    destination: ClassVar[str] = ""
+    #: A plugin object (module) to test instead of the installed entry point.
+    plugin: ClassVar[object | None] = None
+    #: The name to register :attr:`plugin` under (default: the destination key).
+    plugin_name: ClassVar[str | None] = None
+    #: Configurations the panel and ``validate_config`` must accept.
+    valid_configs: ClassVar[Sequence[Mapping[str, Any]]] = ()
+    #: ``(configuration, JSON Pointer)`` pairs that must be refused at that pointer.
+    invalid_configs: ClassVar[Sequence[tuple[Mapping[str, Any], str]]] = ()
+    #: Property names (or pointers) that look like secrets but are not.
+    not_secrets: ClassVar[Sequence[str]] = ()
+    #: External tables whose search is not by name (left out of the search check).
+    unsearchable_tables: ClassVar[Sequence[str]] = ()
+    #: The most pages ``list_external_entities`` may take for one table.
+    max_pages: ClassVar[int] = 100
+
+    # -- fixtures -------------------------------------------------------------------------------
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_registry(cls) -> PluginRegistry:
+        """The plugin registry, loaded as the engine loads it (entry points, nothing blocked)."""
+        name = cls.plugin_name or cls.destination
+        try:
+            if cls.plugin is not None:
+                return load_plugins(entry_points=False, extra=[(name, cls.plugin)], blocked=())
+            return load_plugins(blocked=())
+        except Exception as exc:
+            # The engine could not even start with this plugin installed (pluggy refuses an
+            # argument the contract does not have while registering): an empty registry that
+            # says why, so every check reports the cause instead of an error in a fixture.
+            registry = PluginRegistry(create_plugin_manager())
+            registry.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
+            return registry
+
+    @pytest.fixture
+    def harness(self) -> Harness:
+        """Override in your test class: the fake destination the delivery checks use."""
+        pytest.fail(
+            f"{type(self).__name__} needs a `harness` fixture returning a "
+            "billbridge.testing.conformance.Harness (a Connection to your fake destination and "
+            "a way to read what it stores); see docs/writing-a-destination.md",
+            pytrace=False,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def served(self, registry: PluginRegistry) -> Destination:
+        """The destination under test, or a failure that says why it is not there."""
+        if not self.destination:
+            pytest.fail(f'set `destination = "<key>"` on {type(self).__name__}', pytrace=False)
+        try:
+            return registry.destination(self.destination)
+        except UnknownDestination:
+            failures = [f"{f.name}: {f.error}" for f in registry.failures]
+            where = (
+                f"the plugin object {self.plugin!r}"
+                if self.plugin is not None
+                else f"the installed {ENTRY_POINT_GROUP!r} entry points"
+            )
+            _fail(
+                f"no plugin serves {self.destination!r} among {where} (installed: "
+                f"{', '.join(sorted(registry.destinations)) or 'none'}); plugins that did not load",
+                failures or ["none: is the plugin installed (pip install -e .)?"],
+            )
+
+    def plugin_object(self, registry: PluginRegistry) -> object | None:
+        """The plugin object that serves (or should serve) the destination."""
+        if self.plugin is not None:
+            return self.plugin
+        if self.destination in registry.destinations:
+            return registry.pm.get_plugin(registry.owner(self.destination))
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if entry_point.name == self.destination:
+                try:
+                    loaded: object = entry_point.load()
+                except Exception:  # reported by test_plugin_loads
+                    return None
+                return loaded
+        return None
+
+    def call(self, registry: PluginRegistry, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` on the destination's plugin, by keyword, as the core does."""
+        return registry.call(hook, self.served(registry).key, **kwargs)
+
+    def delivery_config(self, registry: PluginRegistry, harness: Harness) -> dict[str, Any]:
+        """The harness's configuration, checked as the core checks it, with panel defaults."""
+        destination = self.served(registry)
+        problems = [f"{e.path}: {e.message}" for e in validate(harness.config, destination.schema)]
+        if not problems and registry.has_hook(destination.key, "validate_config"):
+            errors = self.call(registry, "validate_config", config=dict(harness.config))
+            problems = [f"{e.path}: {e.message}" for e in errors or ()]
+        _require("the harness's config is refused (fix Harness.config)", problems)
+        return apply_defaults(harness.config, destination.schema)
+
+    def send(
+        self,
+        registry: PluginRegistry,
+        harness: Harness,
+        bill: Bill,
+        *,
+        previous: LedgerEntry | None = None,
+        key: str | None = None,
+    ) -> SendResult:
+        """Deliver ``bill`` with ``send_bill`` and check the result's shape."""
+        result = self.call(
+            registry,
+            "send_bill",
+            connection=harness.connection,
+            bill=bill,
+            account=harness.account,
+            config=self.delivery_config(registry, harness),
+            mappings=harness.mappings,
+            previous=previous,
+            idempotency_key=key or _key(),
+        )
+        _require("send_bill's result", _result_problems(result, "send_bill"))
+        assert isinstance(result, SendResult)
+        return result
+
+    @staticmethod
+    def harness_for(request: pytest.FixtureRequest) -> Harness:
+        """The ``harness`` fixture, set up only once a test knows it will not skip (starting a
+        fake takes time)."""
+        harness = request.getfixturevalue("harness")
+        if not isinstance(harness, Harness):
+            pytest.fail(
+                f"the harness fixture returned {type(harness).__name__}, not a Harness",
+                pytrace=False,
+            )
+        return harness
+
+    @staticmethod
+    def stored(harness: Harness) -> dict[str, Any]:
+        """A deep copy of the fake's documents by external id."""
+        return {str(k): copy.deepcopy(v) for k, v in harness.documents().items()}
+
+    # -- the plugin and its declaration -------------------------------------------------------
+
+    def test_plugin_loads(self, conformance_registry: PluginRegistry) -> None:
+        """The plugin loads and serves the destination key."""
+        destination = self.served(conformance_registry)
+        owner = conformance_registry.owner(destination.key)
+        failed = [f.error for f in conformance_registry.failures if f.name == owner]
+        _require(f"plugin {owner!r} reported failures", failed)
+
+    def test_declaration(self, conformance_registry: PluginRegistry) -> None:
+        """``register_destinations`` declares a complete, consistent destination."""
+        destination = self.served(conformance_registry)
+        _require(
+            f"the declaration of {destination.key!r}",
+            checks.declaration_problems(destination, self.destination),
+        )
+
+    def test_required_hooks_are_implemented(self, conformance_registry: PluginRegistry) -> None:
+        """register_destinations and send_bill, plus authenticate / list_external_entities when
+        the destination's OAuth or its panel's option lists need them."""
+        destination = self.served(conformance_registry)
+        implemented = [
+            hook
+            for hook in (
+                "register_destinations",
+                "authenticate",
+                "list_external_entities",
+                "validate_config",
+                "send_bill",
+                "preview_bill",
+                *checks.OPTIONAL_HOOKS,
+            )
+            if conformance_registry.has_hook(destination.key, hook)
+        ]
+        _require("hooks", checks.missing_hooks(destination, implemented, destination.schema))
+
+    def test_hooks_use_the_contracts_argument_names(
+        self, conformance_registry: PluginRegistry
+    ) -> None:
+        """Every hook implementation names a hook and only arguments the contract passes."""
+        plugin = self.plugin_object(conformance_registry)
+        if plugin is None:
+            self.served(conformance_registry)  # fails, saying why the plugin is missing
+            pytest.fail("the plugin object cannot be found", pytrace=False)
+        _require("hook implementations", checks.hook_argument_problems(plugin))
+
+    # -- the panel ------------------------------------------------------------------------------
+
+    def test_panel_is_draft_07_and_meets_the_meta_schema(
+        self, conformance_registry: PluginRegistry
+    ) -> None:
+        """The panel is a valid draft-07 schema and passes billbridge's panel meta-schema."""
+        schema = self.served(conformance_registry).schema
+        _require("the panel schema", checks.meta_schema_problems(schema))
+
+    def test_panel_has_titles_and_descriptions(self, conformance_registry: PluginRegistry) -> None:
+        """Every field has a title; the panel and every option have a description."""
+        schema = self.served(conformance_registry).schema
+        _require("the panel's labels", checks.title_problems(schema))
+
+    def test_panel_choices_are_labelled(self, conformance_registry: PluginRegistry) -> None:
+        """Choices are ``oneOf`` of ``{const, title}``; no bare ``enum``."""
+        schema = self.served(conformance_registry).schema
+        _require("the panel's choices", checks.label_problems(schema))
+
+    def test_panel_secrets_are_write_only(self, conformance_registry: PluginRegistry) -> None:
+        """Secret-looking options are ``writeOnly``, without defaults, where the core redacts."""
+        schema = self.served(conformance_registry).schema
+        _require("the panel's secrets", checks.secret_problems(schema, self.not_secrets))
+
+    def test_panel_external_tables_are_declared(self, conformance_registry: PluginRegistry) -> None:
+        """Every ``x-external-table`` is one of the destination's ``external_tables``."""
+        destination = self.served(conformance_registry)
+        _require(
+            "the panel's option lists",
+            checks.external_table_problems(destination.schema, destination),
+        )
+
+    def test_panel_defaults_and_examples_are_valid(
+        self, conformance_registry: PluginRegistry
+    ) -> None:
+        """Every ``default`` and ``examples`` value passes its own field's schema."""
+        schema = self.served(conformance_registry).schema
+        _require("the panel's defaults and examples", checks.default_problems(schema))
+
+    # -- configurations -------------------------------------------------------------------------
+
+    def _config_errors(
+        self, registry: PluginRegistry, config: Mapping[str, Any], monkeypatch: pytest.MonkeyPatch
+    ) -> list[FieldError]:
+        """The errors the engine would report for ``config``: schema first, then the hook."""
+        destination = self.served(registry)
+        errors = validate(dict(config), destination.schema)
+        if errors or not registry.has_hook(destination.key, "validate_config"):
+            return errors
+        with no_network(monkeypatch):
+            semantic = self.call(registry, "validate_config", config=dict(config))
+        problems = _field_error_problems(semantic)
+        _require("validate_config's answer", problems)
+        return list(semantic)
+
+    def test_valid_configs_are_accepted(
+        self, conformance_registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each of ``valid_configs`` passes the panel and ``validate_config``."""
+        self.served(conformance_registry)
+        if not self.valid_configs:
+            pytest.fail(
+                "list at least one configuration people would save in `valid_configs`",
+                pytrace=False,
+            )
+        problems = []
+        for index, config in enumerate(self.valid_configs):
+            for error in self._config_errors(conformance_registry, config, monkeypatch):
+                problems.append(f"valid_configs[{index}] {error.path or '/'}: {error.message}")
+        _require("valid configurations were refused", problems)
+
+    def test_invalid_configs_are_refused_at_their_path(
+        self, conformance_registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each of ``invalid_configs`` is refused with an error at its expected JSON Pointer."""
+        self.served(conformance_registry)
+        if not self.invalid_configs:
+            pytest.skip("no invalid_configs listed")
+        problems = []
+        for index, (config, path) in enumerate(self.invalid_configs):
+            errors = self._config_errors(conformance_registry, config, monkeypatch)
+            if path not in {e.path for e in errors}:
+                found = ", ".join(f"{e.path or '/'} ({e.message})" for e in errors) or "none"
+                problems.append(f"invalid_configs[{index}]: no error at {path}; errors: {found}")
+        _require("invalid configurations were not refused where expected", problems)
+
+    def test_validate_config_returns_field_errors(
+        self, conformance_registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``validate_config`` returns a sequence of FieldError with JSON Pointers, offline."""
+        destination = self.served(conformance_registry)
+        if not conformance_registry.has_hook(destination.key, "validate_config"):
+            pytest.skip("validate_config is not implemented (the panel schema is the only check)")
+        configs = [*self.valid_configs, *(config for config, _path in self.invalid_configs)]
+        problems = []
+        for config in configs or [{}]:
+            with no_network(monkeypatch):
+                answer = self.call(conformance_registry, "validate_config", config=dict(config))
+            problems += _field_error_problems(answer)
+        _require("validate_config's answers", problems)
+
+    # -- external entities ------------------------------------------------------------------------
+
+    def list_all(
+        self, registry: PluginRegistry, harness: Harness, table: str, search: str | None = None
+    ) -> tuple[list[ExternalEntity], list[str]]:
+        """Every entity of ``table`` (following cursors), and the paging problems seen."""
+        entities: list[ExternalEntity] = []
+        problems: list[str] = []
+        cursors: set[str] = set()
+        cursor: str | None = None
+        for _page in range(self.max_pages):
+            page = self.call(
+                registry,
+                "list_external_entities",
+                connection=harness.connection,
+                table=table,
+                search=search,
+                cursor=cursor,
+            )
+            if not isinstance(page, ExternalEntityPage):
+                wrong = type(page).__name__
+                return entities, [f"{table}: returned {wrong}, not ExternalEntityPage"]
+            for item in page.items:
+                if not isinstance(item, ExternalEntity):
+                    wrong = type(item).__name__
+                    problems.append(f"{table}: an item is {wrong}, not ExternalEntity")
+                elif not (isinstance(item.id, str) and item.id and isinstance(item.name, str)):
+                    problems.append(f"{table}: {item!r} needs a non-empty string id and a name")
+                else:
+                    entities.append(item)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            if not isinstance(cursor, str) or cursor in cursors:
+                problems.append(f"{table}: next_cursor {cursor!r} repeats or is not a string")
+                break
+            cursors.add(cursor)
+        else:
+            problems.append(f"{table}: still more pages after max_pages={self.max_pages}")
+        ids = [e.id for e in entities]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            problems.append(f"{table}: ids listed more than once across pages: {duplicates[:5]}")
+        return entities, problems
+
+    def _listing(self, registry: PluginRegistry) -> Destination:
+        destination = self.served(registry)
+        if not registry.has_hook(destination.key, "list_external_entities"):
+            pytest.skip("list_external_entities is not implemented")
+        if not destination.external_tables:
+            pytest.skip("the destination declares no external tables")
+        return destination
+
+    def test_list_external_entities_pages_every_table(
+        self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
+    ) -> None:
+        """Every declared table lists through its pages to the end, each id once."""
+        destination = self._listing(conformance_registry)
+        harness = self.harness_for(request)
+        problems = []
+        for table in destination.external_tables:
+            _entities, found = self.list_all(conformance_registry, harness, table)
+            problems += found
+        _require("list_external_entities", problems)
+
+    def test_list_external_entities_search_finds_by_name(
+        self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
+    ) -> None:
+        """Searching a table for an entity's name lists that entity."""
+        destination = self._listing(conformance_registry)
+        harness = self.harness_for(request)
+        problems = []
+        searched = 0
+        for table in destination.external_tables:
+            if table in self.unsearchable_tables:
+                continue
+            first = self.call(
+                conformance_registry,
+                "list_external_entities",
+                connection=harness.connection,
+                table=table,
+                search=None,
+                cursor=None,
+            )
+            if not first.items:
+                continue
+            wanted = first.items[0]
+            found, paging = self.list_all(conformance_registry, harness, table, search=wanted.name)
+            searched += 1
+            problems += paging
+            if wanted.id not in {e.id for e in found}:
+                problems.append(f"{table}: search={wanted.name!r} did not list {wanted.id!r}")
+        if not searched:
+            pytest.skip("no table had an entity to search for")
+        _require("list_external_entities with search", problems)
+
+    def test_list_external_entities_refuses_an_unknown_table(
+        self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
+    ) -> None:
+        """An unknown table raises DestinationValidationError (the UI shows the message)."""
+        self._listing(conformance_registry)
+        harness = self.harness_for(request)
+        with pytest.raises(DestinationValidationError):
+            self.call(
+                conformance_registry,
+                "list_external_entities",
+                connection=harness.connection,
+                table="NoSuchTable",
+                search=None,
+                cursor=None,
+            )
+
+    # -- authenticate -----------------------------------------------------------------------------
+
+    def test_authenticate_names_the_tenant(
+        self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
+    ) -> None:
+        """``authenticate`` returns the tenants of a consent, the harness's tenant among them."""
+        destination = self.served(conformance_registry)
+        if destination.oauth is None:
+            pytest.skip("the destination does not use OAuth")
+        harness = self.harness_for(request)
+        if harness.oauth_callback is None:
+            pytest.skip("the harness has no oauth_callback")
+        now = datetime.now(UTC)
+        credential = Credential(
+            id="conformance-credential",
+            name="Conformance",
+            destination=destination.key,
+            status=CredentialStatus.INCOMPLETE,
+            created_at=now,
+            expires_at=now,
+        )
+        choices = self.call(
+            conformance_registry,
+            "authenticate",
+            credential=credential,
+            callback=harness.oauth_callback,
+            http=harness.connection.http,
+            api_base_url=harness.connection.api_base_url,
+        )
+        problems = []
+        if not isinstance(choices, Sequence) or not choices:
+            problems.append(f"returned {choices!r}: a non-empty sequence of TenantChoice")
+        else:
+            for choice in choices:
+                if not isinstance(choice, TenantChoice) or not choice.tenant_id:
+                    problems.append(f"{choice!r} is not a TenantChoice with a tenant_id")
+            tenants = {getattr(c, "tenant_id", None) for c in choices}
+            if harness.connection.tenant_id not in tenants:
+                problems.append(
+                    f"the harness's tenant {harness.connection.tenant_id!r} is not among {tenants}"
+                )
+        _require("authenticate", problems)
+
+    # -- delivering --------------------------------------------------------------------------------
+
+    def test_send_bill_creates_once_per_idempotency_key(
+        self, conformance_registry: PluginRegistry, harness: Harness
+    ) -> None:
+        """A bill becomes one document; sending it again with the same key makes no second."""
+        before = self.stored(harness)
+        bill = harness.bill(number=1, version=1)
+        key = _key()
+        first = self.send(conformance_registry, harness, bill, key=key)
+        made = set(self.stored(harness)) - set(before)
+        problems = []
+        if made != {first.external_id}:
+            problems.append(
+                f"after one send_bill the fake holds new documents {sorted(made)}, expected "
+                f"exactly [{first.external_id!r}] (is Harness.documents keyed by external id?)"
+            )
+        if first.created is not True:
+            problems.append("a create must return SendResult(created=True)")
+        again = self.send(conformance_registry, harness, bill, key=key)
+        if again.external_id != first.external_id:
+            problems.append(
+                f"a retry with the same idempotency_key returned {again.external_id!r}, not "
+                f"{first.external_id!r}"
+            )
+        made = set(self.stored(harness)) - set(before)
+        if len(made) != 1:
+            problems.append(
+                f"a retry with the same idempotency_key made another document: {sorted(made)} "
+                "(send the key as the destination's idempotency key)"
+            )
+        _require("creating an invoice", problems)
+
+    def test_send_bill_updates_on_a_new_version(
+        self, conformance_registry: PluginRegistry, harness: Harness
+    ) -> None:
+        """A new version with ``previous`` updates the document made for the earlier one."""
+        first_bill = harness.bill(number=1, version=1)
+        first = self.send(conformance_registry, harness, first_bill)
+        before = self.stored(harness)
+        if first.external_id not in before:
+            pytest.fail(
+                f"Harness.documents() has no {first.external_id!r} after it was created",
+                pytrace=False,
+            )
+        second_bill = harness.bill(number=1, version=2)
+        if second_bill.id != first_bill.id:
+            pytest.fail("Harness.bill must keep the bill id across versions", pytrace=False)
+        second = self.send(
+            conformance_registry, harness, second_bill, previous=_ledger(first_bill, first)
+        )
+        after = self.stored(harness)
+        problems = []
+        if second.external_id != first.external_id:
+            problems.append(
+                f"the update returned external_id {second.external_id!r}; it must update "
+                f"previous.external_id {first.external_id!r}"
+            )
+        if second.created is not False:
+            problems.append("an update must return SendResult(created=False)")
+        if set(after) != set(before):
+            problems.append(
+                f"the update added or removed documents: {sorted(set(after) ^ set(before))}"
+            )
+        elif after.get(first.external_id) == before[first.external_id]:
+            problems.append(
+                f"document {first.external_id!r} did not change although version 2 bills "
+                "different amounts"
+            )
+        _require("updating an invoice", problems)
+
+    def test_send_bill_reports_a_lost_response_as_transient(
+        self, conformance_registry: PluginRegistry, harness: Harness
+    ) -> None:
+        """When the fake commits a create and the answer is lost, send_bill raises
+        TransientError (so the core retries) and the retry returns the same document."""
+        if harness.lose_next_response is None:
+            pytest.skip("the harness cannot lose a response (Harness.lose_next_response)")
+        bill = harness.bill(number=1, version=1)
+        key = _key()
+        before = self.stored(harness)
+        harness.lose_next_response()
+        lost: SendResult | None = None
+        try:
+            lost = self.send(conformance_registry, harness, bill, key=key)
+        except TransientError:
+            pass
+        except Exception as exc:
+            pytest.fail(
+                f"a lost response raised {type(exc).__name__}: {exc}; raise "
+                "billbridge.errors.TransientError for transport failures so the core retries",
+                pytrace=False,
+            )
+        retried = self.send(conformance_registry, harness, bill, key=key)
+        made = set(self.stored(harness)) - set(before)
+        problems = []
+        if made != {retried.external_id}:
+            problems.append(f"after the lost answer and a retry the fake holds {sorted(made)}")
+        if lost is not None and lost.external_id != retried.external_id:
+            problems.append(
+                f"the two answers name {lost.external_id!r} and {retried.external_id!r}"
+            )
+        _require("a lost response", problems)
+
+    def test_send_bills_returns_outcomes_in_order(
+        self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
+    ) -> None:
+        """``send_bills`` creates, replays and updates a batch, one outcome per delivery, in
+        order."""
+        destination = self.served(conformance_registry)
+        if not conformance_registry.has_hook(destination.key, "send_bills"):
+            pytest.skip("send_bills is not implemented (the core sends bills one at a time)")
+        harness = self.harness_for(request)
+        config = self.delivery_config(conformance_registry, harness)
+        bills = [harness.bill(number=n, version=1) for n in (2, 3)]
+
+        def batch(deliveries: Sequence[Delivery], what: str) -> list[SendResult]:
+            outcomes = self.call(
+                conformance_registry,
+                "send_bills",
+                connection=harness.connection,
+                deliveries=list(deliveries),
+            )
+            outcomes = list(outcomes or ())
+            if len(outcomes) != len(deliveries):
+                pytest.fail(
+                    f"{what}: {len(outcomes)} outcomes for {len(deliveries)} deliveries",
+                    pytrace=False,
+                )
+            problems = []
+            for delivery, outcome in zip(deliveries, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    problems.append(f"{what}: delivery {delivery.key} failed: {outcome!r}")
+                else:
+                    problems += _result_problems(outcome, "send_bills")
+            _require(what, problems)
+            return [o for o in outcomes if isinstance(o, SendResult)]
+
+        def deliveries(version: int, previous: Sequence[SendResult] | None) -> list[Delivery]:
+            made = []
+            for index, first in enumerate(bills):
+                bill = harness.bill(number=(2, 3)[index], version=version)
+                made.append(
+                    Delivery(
+                        key=f"delivery-{index}",
+                        bill=bill,
+                        account=harness.account,
+                        config=config,
+                        mappings=harness.mappings,
+                        previous=_ledger(first, previous[index]) if previous else None,
+                        idempotency_key=_key(),
+                    )
+                )
+            return made
+
+        before = self.stored(harness)
+        created_batch = deliveries(1, None)
+        created = batch(created_batch, "creating a batch")
+        problems = []
+        made = set(self.stored(harness)) - set(before)
+        if made != {r.external_id for r in created} or len(made) != len(bills):
+            problems.append(f"a batch of {len(bills)} creates made documents {sorted(made)}")
+        replayed = batch(created_batch, "replaying a batch with the same keys")
+        if [r.external_id for r in replayed] != [r.external_id for r in created]:
+            problems.append("replaying a batch returned other documents, or in another order")
+        snapshot = self.stored(harness)
+        if set(snapshot) != set(before) | made:
+            problems.append("replaying a batch with the same keys made new documents")
+        updated = batch(deliveries(2, created), "updating a batch")
+        if [r.external_id for r in updated] != [r.external_id for r in created]:
+            problems.append("a batch of updates must return the previous documents, in order")
+        if any(r.created is not False for r in updated):
+            problems.append("updates in a batch must return SendResult(created=False)")
+        after = self.stored(harness)
+        unchanged = [i for i in made if after.get(i) == snapshot.get(i)]
+        if unchanged:
+            problems.append(f"documents {sorted(unchanged)} did not change in the update batch")
+        _require("send_bills", problems)
+
+    def test_preview_bill_is_pure_and_matches_send_bill(
+        self,
+        conformance_registry: PluginRegistry,
+        request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """``preview_bill`` works offline and describes the request ``send_bill`` sends, for a
+        create and for an update (compared when the harness records requests)."""
+        destination = self.served(conformance_registry)
+        if not conformance_registry.has_hook(destination.key, "preview_bill"):
+            pytest.skip("preview_bill is not implemented (engine.preview will say so)")
+        harness = self.harness_for(request)
+        config = self.delivery_config(conformance_registry, harness)
+        problems: list[str] = []
+
+        def preview(bill: Bill, previous: LedgerEntry | None) -> Mapping[str, Any]:
+            with no_network(monkeypatch):
+                answer = self.call(
+                    conformance_registry,
+                    "preview_bill",
+                    bill=bill,
+                    account=harness.account,
+                    config=config,
+                    mappings=harness.mappings,
+                    previous=previous,
+                )
+            if not isinstance(answer, Mapping):
+                _fail("preview_bill", [f"returned {type(answer).__name__}, not a mapping"])
+            missing = [k for k in ("method", "path", "body") if k not in answer]
+            if missing:
+                _fail("preview_bill", [f"the answer has no {', '.join(missing)}"])
+            try:
+                dumps(thaw(answer))
+            except TypeError as exc:
+                _fail("preview_bill", [f"the answer is not JSON-able: {exc}"])
+            return answer
+
+        def compare(planned: Mapping[str, Any], sent: Sequence[RecordedRequest], what: str) -> None:
+            writes = [r for r in sent if r.method in _WRITES]
+            if not writes:
+                problems.append(f"{what}: send_bill sent no POST/PUT/PATCH the fake recorded")
+                return
+            request = writes[0]
+            if str(planned["method"]).upper() != request.method:
+                problems.append(
+                    f"{what}: preview says {planned['method']}, send_bill sent {request.method}"
+                )
+            if request.json() != _json(planned["body"]):
+                problems.append(
+                    f"{what}: the body send_bill sent differs from preview_bill's:\n"
+                    f"    sent:    {dumps(request.json())[:600]}\n"
+                    f"    preview: {dumps(thaw(planned['body']))[:600]}"
+                )
+
+        first_bill = harness.bill(number=1, version=1)
+        planned = preview(first_bill, None)
+        if harness.requests is None:
+            return  # purity and shape checked; nothing to compare the preview with
+        seen = len(harness.requests())
+        first = self.send(conformance_registry, harness, first_bill)
+        compare(planned, harness.requests()[seen:], "create")
+        second_bill = harness.bill(number=1, version=2)
+        previous = _ledger(first_bill, first)
+        planned = preview(second_bill, previous)
+        seen = len(harness.requests())
+        self.send(conformance_registry, harness, second_bill, previous=previous)
+        compare(planned, harness.requests()[seen:], "update")
+        _require("preview_bill and send_bill disagree", problems)
+
+
+def _field_error_problems(answer: Any) -> list[str]:
+    if isinstance(answer, str | bytes) or not isinstance(answer, Sequence):
+        return [f"validate_config returned {type(answer).__name__}, not a sequence of FieldError"]
+    problems = []
+    for error in answer:
+        if not isinstance(error, FieldError):
+            problems.append(f"validate_config returned {error!r}, not a FieldError")
+        elif error.path and not error.path.startswith("/"):
+            problems.append(
+                f"validate_config path {error.path!r} is not a JSON Pointer ('/field', or '')"
+            )
+        elif not error.message:
+            problems.append(f"validate_config error at {error.path} has no message")
+    return problems
