@@ -202,7 +202,7 @@ SPECS = [
 ]
 
 
-def test_there_are_the_seven_hooks() -> None:
+def test_there_are_the_eight_hooks() -> None:
     assert {name for name, _ in SPECS} == {
         "register_destinations",
         "authenticate",
@@ -210,6 +210,7 @@ def test_there_are_the_seven_hooks() -> None:
         "validate_config",
         "send_bill",
         "send_bills",
+        "preview_bill",
         "integration_disabled",
     }
 

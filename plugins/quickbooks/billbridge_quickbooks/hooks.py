@@ -1,7 +1,10 @@
 """billbridge hooks for QuickBooks Online (destinations ``quickbooks`` and ``quickbooks_sandbox``).
 
-Hooks stay thin: they declare the destinations and delegate. Both destinations share one panel
-and one behaviour; only the API host differs (the OAuth endpoints are the same for both).
+Hooks stay thin: they declare the destinations and delegate to
+:mod:`~billbridge_quickbooks.translate` (bill → payload, pure),
+:mod:`~billbridge_quickbooks.delivery` (create, update, reconcile, batch) and
+:mod:`~billbridge_quickbooks.client` (transport and error mapping). Both destinations share one
+panel and one behaviour; only the API host differs (the OAuth endpoints are the same for both).
 """
 
 from __future__ import annotations
@@ -9,10 +12,44 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+import httpx
+
 from billbridge import hookimpl
-from billbridge.contract import Destination, Limits, OAuthSpec, load_panel_schema
-from billbridge.errors import FieldError
+from billbridge.contract import (
+    Connection,
+    Delivery,
+    DeliveryOutcome,
+    Destination,
+    ExternalEntity,
+    ExternalEntityPage,
+    Limits,
+    OAuthCallback,
+    OAuthSpec,
+    ResolvedMappings,
+    SendResult,
+    TenantChoice,
+    load_panel_schema,
+)
+from billbridge.errors import (
+    AuthenticationFailed,
+    DestinationError,
+    DestinationValidationError,
+    FieldError,
+    RateLimited,
+    TokenExpired,
+    TransientError,
+)
+from billbridge.models import Account, Bill, Credential, LedgerEntry
 from billbridge.schemas import custom_field_name_errors
+from billbridge_quickbooks.client import QuickBooksClient, quote
+from billbridge_quickbooks.delivery import (
+    Prepared,
+    planned_request,
+    send_document,
+    send_documents,
+)
+from billbridge_quickbooks.translate import translate_bill
 
 PRODUCTION = "quickbooks"
 SANDBOX = "quickbooks_sandbox"
@@ -90,3 +127,198 @@ def validate_config(destination: str, config: Mapping[str, Any]) -> Sequence[Fie
         # QuickBooks stores BillEmailBcc.Address in a 100-character field.
         errors.append(FieldError("/bccInvoiceEmail", "is longer than QuickBooks allows (100)"))
     return errors
+
+
+# --- connecting --------------------------------------------------------------------------------
+
+
+@hookimpl
+def authenticate(
+    destination: str,
+    credential: Credential,
+    callback: OAuthCallback,
+    http: httpx.Client,
+    api_base_url: str,
+) -> Sequence[TenantChoice]:
+    """The company the consent was for: the callback's ``realmId``, named from CompanyInfo.
+
+    QuickBooks grants one company per consent and says which in the redirect's ``realmId``
+    (REFERENCE.md). The name is read from ``/companyinfo/{realmId}`` with the new token; when
+    QuickBooks is briefly unavailable (5xx, timeout, throttled) the realm is returned without a
+    name rather than failing a consent the user has just given.
+    """
+    realm = (callback.params.get("realmId") or "").strip()
+    if not realm:
+        raise AuthenticationFailed(
+            "QuickBooks' consent callback has no realmId: the user did not pick a company"
+        )
+    connection = Connection(
+        destination=destination,
+        tenant_id=realm,
+        access_token=callback.access_token,
+        http=http,
+        api_base_url=api_base_url,
+        credential_id=credential.id,
+    )
+    try:
+        info = QuickBooksClient(connection).company_info()
+    except TokenExpired as exc:
+        # A token minted seconds ago that QuickBooks refuses will not get better by refreshing.
+        raise AuthenticationFailed(
+            f"QuickBooks refused the new access token for company {realm}", detail=exc.detail
+        ) from None
+    except (TransientError, RateLimited):
+        return [TenantChoice(tenant_id=realm, name=None, data={"realmId": realm})]
+    name = info.get("CompanyName") or info.get("LegalName")
+    data = {"realmId": realm}
+    if info.get("Country"):
+        data["country"] = str(info["Country"])
+    return [TenantChoice(tenant_id=realm, name=str(name) if name else None, data=data)]
+
+
+# --- pickers ------------------------------------------------------------------------------------
+
+#: Items per page of ``list_external_entities``.
+LIST_PAGE_SIZE = 100
+
+
+@attrs.frozen
+class _Listing:
+    entity: str
+    name_field: str
+    extra_fields: tuple[str, ...]
+
+
+_LISTINGS = {
+    "Customer": _Listing("Customer", "DisplayName", ("CompanyName", "CurrencyRef")),
+    "Item": _Listing("Item", "Name", ("Type", "FullyQualifiedName")),
+    "Account": _Listing("Account", "Name", ("AccountType", "AcctNum")),
+    "TaxCode": _Listing("TaxCode", "Name", ("Description",)),
+    "Term": _Listing("Term", "Name", ("DueDays",)),
+}
+
+
+def _plain(value: Any) -> Any:
+    # References are {"value", "name"}: the picker wants the id.
+    if isinstance(value, Mapping):
+        return value.get("value", dict(value))
+    return value
+
+
+@hookimpl
+def list_external_entities(
+    destination: str,
+    connection: Connection,
+    table: str,
+    search: str | None,
+    cursor: str | None,
+) -> ExternalEntityPage:
+    """One page of active customers, items, accounts, tax codes or terms, by name.
+
+    ``search`` becomes ``LIKE '%text%'`` on the name (QuickBooks compares without regard to
+    case); ``cursor`` is the next 1-based ``STARTPOSITION`` as text. Only active rows are
+    listed: QuickBooks refuses an inactive customer or item on an invoice (code 610).
+    """
+    listing = _LISTINGS.get(table)
+    if listing is None:
+        raise DestinationValidationError(
+            f"QuickBooks cannot list {table!r}; it lists {', '.join(_LISTINGS)}"
+        )
+    start = 1
+    if cursor:
+        if not cursor.isdigit() or int(cursor) < 1:
+            raise DestinationValidationError(f"not a QuickBooks list cursor: {cursor!r}")
+        start = int(cursor)
+    conditions = ["Active = true"]
+    if search and search.strip():
+        conditions.append(f"{listing.name_field} LIKE {quote('%' + search.strip() + '%')}")
+    statement = (
+        f"select * from {listing.entity} where {' and '.join(conditions)} "  # noqa: S608
+        f"orderby {listing.name_field}"
+    )
+    # One more than a page tells whether another page follows without an empty last call.
+    rows = QuickBooksClient(connection).query_page(
+        statement, start=start, max_results=LIST_PAGE_SIZE + 1
+    )
+    items = tuple(
+        ExternalEntity(
+            id=str(row.get("Id")),
+            name=str(row.get(listing.name_field) or row.get("Name") or row.get("Id")),
+            extra={f: _plain(row[f]) for f in listing.extra_fields if row.get(f) is not None},
+        )
+        for row in rows[:LIST_PAGE_SIZE]
+    )
+    more = len(rows) > LIST_PAGE_SIZE
+    return ExternalEntityPage(
+        items=items, next_cursor=str(start + LIST_PAGE_SIZE) if more else None
+    )
+
+
+# --- delivering ---------------------------------------------------------------------------------
+
+
+@hookimpl
+def send_bill(
+    destination: str,
+    connection: Connection,
+    bill: Bill,
+    account: Account,
+    config: Mapping[str, Any],
+    mappings: ResolvedMappings,
+    previous: LedgerEntry | None,
+    idempotency_key: str,
+) -> SendResult:
+    """Create the bill's Invoice (CreditMemo when its total is negative), or update the one
+    ``previous`` recorded; ``idempotency_key`` is sent as QuickBooks' ``requestid``."""
+    document = translate_bill(bill, account, config, mappings, sandbox=destination == SANDBOX)
+    return send_document(
+        QuickBooksClient(connection),
+        document,
+        previous=previous,
+        idempotency_key=idempotency_key,
+    )
+
+
+@hookimpl
+def preview_bill(
+    destination: str,
+    bill: Bill,
+    account: Account,
+    config: Mapping[str, Any],
+    mappings: ResolvedMappings,
+    previous: LedgerEntry | None,
+) -> Mapping[str, Any]:
+    """The request ``send_bill`` would send first (create, or full update of ``previous``).
+
+    Pure: translation only, no network; the same translation and request shape as
+    ``send_bill``, so what people check is what QuickBooks receives.
+    """
+    document = translate_bill(bill, account, config, mappings, sandbox=destination == SANDBOX)
+    return planned_request(document, previous)
+
+
+@hookimpl
+def send_bills(
+    destination: str,
+    connection: Connection,
+    deliveries: Sequence[Delivery],
+) -> Sequence[DeliveryOutcome]:
+    """Deliver many bills through QuickBooks' ``/batch`` (30 per request), outcomes in order.
+
+    A bill that cannot be translated fails alone; a whole request refused (401, 429) is raised.
+    """
+    prepared: list[Prepared | DestinationError] = []
+    for delivery in deliveries:
+        try:
+            document = translate_bill(
+                delivery.bill,
+                delivery.account,
+                delivery.config,
+                delivery.mappings,
+                sandbox=destination == SANDBOX,
+            )
+        except DestinationError as exc:
+            prepared.append(exc)
+            continue
+        prepared.append(Prepared(document, delivery.previous, delivery.idempotency_key))
+    return send_documents(QuickBooksClient(connection), prepared)
