@@ -283,6 +283,8 @@ class Provider:
         self.invoices: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any]] = {}
         self.paid: set[str] = set()
+        #: The idempotency keys of each batch request, in arrival order.
+        self.batches: list[list[str]] = []
         self.refuse_customers: set[str] = set()
         self.window = SlidingWindow(rate_limit, 60, clock)
         self.requests = 0
@@ -381,10 +383,10 @@ class Provider:
         refused = self._admit(request)
         if refused is not None:
             return refused
-        answers = [
-            self._write(item["invoice"], item["key"], item["id"])
-            for item in loads(await request.body())
-        ]
+        items = loads(await request.body())
+        with self._lock:
+            self.batches.append([item["key"] for item in items])
+        answers = [self._write(item["invoice"], item["key"], item["id"]) for item in items]
         return Response(dumps(answers), media_type="application/json")
 
     def invoices_for(self, bill_id: str) -> list[dict[str, Any]]:

@@ -319,6 +319,33 @@ def test_a_response_lost_after_commit_does_not_make_a_second_invoice(world: Worl
     assert len(world.provider.invoices_for(ACME_BILL["id"])) == 1
 
 
+@pytest.mark.parametrize("batch", [True], ids=["batch"])
+def test_a_batch_whose_answer_was_lost_is_resent_with_the_same_members(world: World) -> None:
+    world.integration()
+    for n in range(10):
+        account = {**ACME, "id": f"acct-{n}"}
+        world.map_account(account, f"cust-{n}")
+        world.engine.submit_bill(
+            {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
+        )
+    world.provider.faults.script("lost")
+    world.engine.deliver_pending(max_runs=10)
+    first = world.provider.batches[-1]
+    # Newer bills arrive meanwhile; the unsettled batch still goes again exactly as it was.
+    world.clock.advance(1)
+    for n in range(10, 25):
+        account = {**ACME, "id": f"acct-{n}"}
+        world.map_account(account, f"cust-{n}")
+        world.engine.submit_bill(
+            {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
+        )
+    world.clock.advance(3600)
+    world.engine.deliver_pending()
+    assert world.provider.batches[1] == first
+    assert statuses(world) == [RunStatus.COMPLETE.value] * 25
+    assert len(world.provider.invoices) == 25
+
+
 def test_an_expired_token_is_refreshed_and_the_run_delivered(world: World) -> None:
     world.integration()
     world.map_account(ACME, "cust-acme")

@@ -31,6 +31,7 @@ from billbridge.contract import (
     SendResult,
     TenantChoice,
 )
+from billbridge.delivery import batch_idempotency_key
 from billbridge.errors import (
     AccountingPeriodClosed,
     AuthenticationFailed,
@@ -582,6 +583,7 @@ def send_bills(
         "quickbooks",
         connection=connection or world.connection(),
         deliveries=deliveries,
+        idempotency_key=batch_idempotency_key(deliveries),
     )
     return result
 

@@ -178,7 +178,7 @@ def test_ensure_schema_migrates_once_and_is_idempotent(database_url: str) -> Non
     with Database(database_url) as database:
         assert database.current_revision() is None
         database.ensure_schema()
-        assert database.current_revision() == database.head_revision() == "0003_delivery"
+        assert database.current_revision() == database.head_revision() == "0004_batch_key"
         database.ensure_schema()
         database.upgrade()  # already at head: nothing to do, no error
     with Database(database_url) as again:  # a new process sees a migrated database

@@ -97,6 +97,12 @@ def idempotency_key(integration_id: str, bill_id: str, version: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{integration_id}/{bill_id}/{version}"))
 
 
+def batch_idempotency_key(deliveries: Sequence[Delivery]) -> str:
+    """The key of a batch: the same members always give the same key (36 characters)."""
+    members = "\n".join(sorted(d.idempotency_key for d in deliveries))
+    return str(uuid.uuid5(_NAMESPACE, f"batch\n{members}"))
+
+
 @attrs.frozen
 class RetryPolicy:
     """When to try again after a transient failure, and when to give up."""
@@ -535,6 +541,7 @@ class Deliverer:
             p.run.id: p.failure for p in prepared if p.failure is not None
         }
         ready = [p for p in prepared if p.delivery is not None]
+        unsettled: set[str] = set()
 
         def report_limit(scope: str, remaining: int) -> None:
             limiter.observe(scope, remaining, engine.clock())
@@ -550,6 +557,7 @@ class Deliverer:
                         group.destination,
                         connection=connection,
                         deliveries=deliveries,
+                        idempotency_key=batch_idempotency_key(deliveries),
                     ),
                     report_limit=report_limit,
                 )
@@ -564,6 +572,10 @@ class Deliverer:
             except Exception as exc:  # the whole request failed: every delivery shares it
                 for item in ready:
                     outcomes[item.run.id] = exc
+                if _ambiguous(exc):
+                    # The destination may have carried the batch out: send the same members
+                    # again, so the batch's idempotency key returns the original answer.
+                    unsettled = {item.run.id for item in ready}
         elif ready:
 
             def send(item: _Prepared) -> tuple[str, SendResult | BaseException]:
@@ -590,7 +602,7 @@ class Deliverer:
                 limiter.block(
                     in_seconds(engine.clock(), outcome.retry_after), f"{outcome.scope} limit"
                 )
-        return self._record(group, destination, prepared, outcomes, started)
+        return self._record(group, destination, prepared, outcomes, started, unsettled)
 
     def _call(
         self,
@@ -674,6 +686,7 @@ class Deliverer:
         prepared: Sequence[_Prepared],
         outcomes: Mapping[str, SendResult | BaseException],
         started: datetime,
+        unsettled: set[str],
     ) -> list[Run]:
         engine = self._engine
         now = engine.clock()
@@ -682,6 +695,8 @@ class Deliverer:
         ledger: list[LedgerEntry] = []
         events: list[Event] = []
         errors_by_integration: dict[str, list[bool]] = {}
+        # Members of a batch whose outcome is unknown retry together, at one time.
+        shared_retry: list[datetime | None] = []
         for item in prepared:
             run = item.run
             outcome = outcomes.get(run.id) or BillbridgeError("no outcome was reported")
@@ -710,6 +725,10 @@ class Deliverer:
                 errors_by_integration.setdefault(run.integration_id, []).append(False)
             else:
                 status, text, retry_at, event_type = self._classify(outcome, run, now)
+                if run.id in unsettled and not status.is_final:
+                    if not shared_retry:
+                        shared_retry.append(retry_at)
+                    retry_at = shared_retry[0]
                 done = attrs.evolve(
                     run, status=status, error=text, next_attempt_at=retry_at, updated_at=now
                 )
@@ -747,7 +766,11 @@ class Deliverer:
 
         def write(session: Any) -> None:
             queue = DeliveryQueue(session)
-            queue.finish(finished, self.worker_id)
+            queue.finish(
+                finished,
+                self.worker_id,
+                unsettled=[r.id for r in finished if r.id in unsettled and not r.status.is_final],
+            )
             queue.add_attempts(attempts)
             queue.record_ledger(ledger)
             repo = EventRepository(session)
@@ -886,6 +909,13 @@ def build_delivery(
         else None,
         idempotency_key=idempotency_key(integration.id, bill.id, bill.version),
     )
+
+
+def _ambiguous(exc: BaseException) -> bool:
+    """True when a failed request may still have been carried out by the destination."""
+    if isinstance(exc, RateLimited | TokenExpired | AuthenticationFailed):
+        return False  # refused before anything was done
+    return isinstance(exc, TransientError) or not isinstance(exc, BillbridgeError)
 
 
 def _send_one(

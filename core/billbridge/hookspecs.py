@@ -207,6 +207,7 @@ def send_bills(
     destination: str,
     connection: Connection,
     deliveries: Sequence[Delivery],
+    idempotency_key: str,
 ) -> Sequence[DeliveryOutcome]:
     """Optional: deliver several bill versions in one request, for destinations with a batch API.
 
@@ -216,6 +217,10 @@ def send_bills(
     :param destination: the destination key.
     :param connection: a connection to the tenant with a fresh access token.
     :param deliveries: the deliveries; each carries what ``send_bill`` takes as arguments.
+    :param idempotency_key: deterministic for this set of deliveries (36 characters): send it
+        as the request's idempotency key. When a batch's outcome is unknown (a lost answer, a
+        worker that died) the core sends exactly the same deliveries again, so the destination
+        can answer with what it did the first time instead of doing it twice.
     :returns: one outcome per delivery, in the same order: a
         :class:`~billbridge.contract.SendResult`, or the
         :class:`~billbridge.errors.DestinationError` that delivery ended with. Raise (instead of

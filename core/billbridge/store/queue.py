@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -311,12 +311,23 @@ class DeliveryQueue:
         database's write lock. The update re-checks that each run is still due, so a run is
         never claimed twice.
         """
-        candidates = select(RunRow.id).where(_due(now))
+        scope = [_due(now)]
         if integration_ids:
-            candidates = candidates.where(RunRow.integration_id.in_(list(integration_ids)))
+            scope.append(RunRow.integration_id.in_(list(integration_ids)))
+        # A batch whose outcome is unknown (lost answer, dead worker) goes again exactly as it
+        # was, so that its idempotency key makes the destination answer instead of creating.
+        unsettled = select(RunRow.batch_key).where(*scope, RunRow.batch_key.is_not(None))
         if run_ids is not None:
-            candidates = candidates.where(RunRow.id.in_(list(run_ids)))
-        candidates = candidates.order_by(RunRow.created_at, RunRow.id).limit(limit)
+            unsettled = unsettled.where(RunRow.id.in_(list(run_ids)))
+        batch_key = self.session.scalar(unsettled.order_by(RunRow.created_at).limit(1))
+        candidates = select(RunRow.id).where(*scope)
+        if batch_key is not None:
+            candidates = candidates.where(RunRow.batch_key == batch_key)
+        else:
+            if run_ids is not None:
+                candidates = candidates.where(RunRow.id.in_(list(run_ids)))
+            candidates = candidates.order_by(RunRow.created_at, RunRow.id).limit(limit)
+            batch_key = new_id()
         if self._postgres:
             candidates = candidates.with_for_update(skip_locked=True)
         ids = list(self.session.scalars(candidates))
@@ -331,6 +342,7 @@ class DeliveryQueue:
                 claimed_until=lease_until,
                 attempts=RunRow.attempts + 1,
                 updated_at=now,
+                batch_key=batch_key,
             ),
             execution_options={"synchronize_session": False},
         )
@@ -354,14 +366,17 @@ class DeliveryQueue:
                 execution_options={"synchronize_session": False},
             )
 
-    def finish(self, runs: Sequence[Run], worker: str) -> int:
+    def finish(self, runs: Sequence[Run], worker: str, *, unsettled: Iterable[str] = ()) -> int:
         """Write the outcome of claimed runs; only runs still claimed by ``worker`` change.
 
-        Returns how many were written (a run whose claim lapsed and was taken by another worker
-        is left to that worker).
+        :param unsettled: ids of runs whose batch's outcome is unknown (the request may have
+            been carried out): they keep their batch, to be sent again with the same members.
+        :returns: how many were written (a run whose claim lapsed and was taken by another
+            worker is left to that worker).
         """
         if not runs:
             return 0
+        keep = set(unsettled)
         statement = (
             update(RunRow)
             .where(RunRow.id == bindparam("rid"), RunRow.claimed_by == worker)
@@ -374,6 +389,7 @@ class DeliveryQueue:
                 updated_at=bindparam("updated_at"),
                 claimed_by=None,
                 claimed_until=None,
+                batch_key=case((bindparam("settled"), None), else_=RunRow.batch_key),
             )
         )
         result = self.session.connection().execute(
@@ -387,6 +403,7 @@ class DeliveryQueue:
                     "error": run.error,
                     "next_attempt_at": run.next_attempt_at,
                     "updated_at": run.updated_at,
+                    "settled": run.id not in keep,
                 }
                 for run in runs
             ],

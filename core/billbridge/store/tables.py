@@ -256,6 +256,10 @@ class RunRow(Base):
     # Worker lease (not part of the domain Run): who is delivering it, and until when.
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claimed_until: Mapped[datetime | None]
+    # The batch the run was last sent in, kept while that batch's outcome is unknown (a lost
+    # answer, a dead worker): the run is sent again with exactly the same batch, whose
+    # idempotency key then makes the destination answer instead of creating twice.
+    batch_key: Mapped[str | None] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
 

@@ -47,6 +47,7 @@ from billbridge.contract import (
     SendResult,
     TenantChoice,
 )
+from billbridge.delivery import batch_idempotency_key
 from billbridge.errors import (
     DestinationValidationError,
     FieldError,
@@ -754,8 +755,8 @@ class DestinationConformance:
     def test_send_bills_returns_outcomes_in_order(
         self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
     ) -> None:
-        """``send_bills`` creates, replays and updates a batch, one outcome per delivery, in
-        order."""
+        """``send_bills`` creates, replays (same deliveries, same batch key) and updates a batch,
+        one outcome per delivery, in order."""
         destination = self.served(conformance_registry)
         if not conformance_registry.has_hook(destination.key, "send_bills"):
             pytest.skip("send_bills is not implemented (the core sends bills one at a time)")
@@ -769,6 +770,8 @@ class DestinationConformance:
                 "send_bills",
                 connection=harness.connection,
                 deliveries=list(deliveries),
+                # As the core keys a batch: the same members, the same key.
+                idempotency_key=batch_idempotency_key(deliveries),
             )
             outcomes = list(outcomes or ())
             if len(outcomes) != len(deliveries):
