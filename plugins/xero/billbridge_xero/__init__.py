@@ -1,1 +1,11 @@
-"""Xero destination for billbridge."""
+"""Xero destination for billbridge.
+
+* :mod:`billbridge_xero.hooks`: the hook implementations (entry point ``billbridge.destinations``).
+* :mod:`billbridge_xero.translate`: bill → ``Invoices``/``CreditNotes`` element (pure).
+* :mod:`billbridge_xero.send`: create, update, batches, reconciliation of duplicate numbers.
+* :mod:`billbridge_xero.client`: the Accounting API over HTTP: limits, errors, lists.
+* :mod:`billbridge_xero.dates`: Xero's ``/Date(ms+0000)/`` format.
+* :mod:`billbridge_xero.emulator` (with :mod:`~billbridge_xero.organisation` and
+  :mod:`~billbridge_xero.where`): a faithful fake of Xero for tests and demos
+  (entry point ``billbridge.emulators``).
+"""
