@@ -389,6 +389,50 @@ def test_rate_limits_are_kept_and_429_waits(world: World) -> None:
     assert world.clock.time() - start >= 59
 
 
+def test_spare_request_budget_is_used_by_single_sends_when_batches_are_capped(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QuickBooks-like: 2 batch requests and 20 requests in all per minute, 5 bills a batch.
+    monkeypatch.setattr(
+        fake,
+        "LIMITS",
+        fake.Limits(
+            requests_per_minute=20, batch_size=5, batch_requests_per_minute=2, concurrency=3
+        ),
+    )
+    clock = ManualClock()
+    provider = fake.Provider(clock, rate_limit=20)
+    with serve(provider.app) as server:
+        engine = fake.make_engine(
+            database_url, server.url, clock, tmp_path, generate_key(), batch=True
+        )
+        try:
+            integration = engine.integrations.create(name="Capped", destination="fakebooks")
+            engine.integrations.connect(integration.id, fake.connect(engine).id)
+            for n in range(28):
+                account = {**ACME, "id": f"acct-{n}"}
+                engine.mappings.create(
+                    entity="Account",
+                    entity_id=account["id"],
+                    external_table="Customer",
+                    external_id=f"cust-{n}",
+                    external_system="fakebooks",
+                )
+                engine.submit_bill(
+                    {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
+                )
+            start = clock.time()
+            report = engine.deliver_pending()
+        finally:
+            engine.close()
+    assert report.completed == 28
+    assert provider.throttled == 0
+    # Within the first minute: 2 batches (10 bills) and 18 single requests use the whole budget.
+    assert len(provider.batches) == 2
+    assert provider.requests == 20
+    assert clock.time() - start < 60
+
+
 @pytest.mark.parametrize("batch", [False], ids=["single"])
 def test_single_sends_wait_for_the_minute_window(world: World) -> None:
     world.integration()

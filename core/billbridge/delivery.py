@@ -419,9 +419,7 @@ class Deliverer:
             blocked_reason=state.blocked_reason,
         )
         batch = engine.plugins.has_hook(group.destination, "send_bills")
-        size = max(
-            destination.limits.batch_size if batch else (destination.limits.concurrency or 1), 1
-        )
+        singles = max(destination.limits.concurrency or 1, 1)
         integration_ids = [i.id for i in group.integrations]
         try:
             while True:
@@ -434,16 +432,50 @@ class Deliverer:
                         break
                     self._sleep(wait, group)
                     continue
+                use_batch = batch
+                if batch and destination.limits.batch_requests_per_minute:
+                    # Some destinations (QuickBooks) cap batch requests separately from all
+                    # requests: when the batch allowance is spent but the general one is not,
+                    # single sends use what is left instead of waiting.
+                    batch_wait = limiter.wait_time(now, batch=True)
+                    if batch_wait > 0:
+                        single_wait = limiter.wait_time(now, batch=False)
+                        if single_wait > 0:
+                            if not self._anything_due(integration_ids, only):
+                                break  # do not wait for a window nothing needs
+                            self._sleep(min(batch_wait, single_wait), group)
+                            continue
+                        use_batch = False
+                size = max(destination.limits.batch_size, 1) if use_batch else singles
                 wanted = budget.take(size)
                 if wanted <= 0:
                     break
                 claimed = engine._unit_of_work(
-                    functools.partial(self._claim, integration_ids, wanted, only)
+                    functools.partial(
+                        # Only a plugin that sends batches must keep a batch's members together.
+                        self._claim,
+                        integration_ids,
+                        wanted,
+                        only,
+                        resume_batches=use_batch or not batch,
+                    )
                 )
                 budget.give(wanted - len(claimed))
                 if not claimed:
+                    if (
+                        batch
+                        and not use_batch
+                        and engine._unit_of_work(
+                            lambda s: DeliveryQueue(s).has_unsettled(
+                                integration_ids, engine.clock()
+                            )
+                        )
+                    ):
+                        # Only unsettled batches are due: they wait for a batch slot.
+                        self._sleep(limiter.wait_time(engine.clock(), batch=True), group)
+                        continue
                     break
-                finished = self._deliver_batch(group, destination, claimed, limiter, batch)
+                finished = self._deliver_batch(group, destination, claimed, limiter, use_batch)
                 report(finished)
                 engine._unit_of_work(
                     lambda s: DeliveryQueue(s).renew_tenant(
@@ -468,8 +500,21 @@ class Deliverer:
             )
         return True
 
+    def _anything_due(self, integration_ids: Sequence[str], only: Sequence[str] | None) -> bool:
+        engine = self._engine
+        counts = engine._unit_of_work(lambda s: DeliveryQueue(s).due_counts(engine.clock()))
+        if only is not None:
+            return bool(counts) and any(i in counts for i in integration_ids)
+        return any(counts.get(i, 0) for i in integration_ids)
+
     def _claim(
-        self, integration_ids: Sequence[str], limit: int, only: Sequence[str] | None, session: Any
+        self,
+        integration_ids: Sequence[str],
+        limit: int,
+        only: Sequence[str] | None,
+        session: Any,
+        *,
+        resume_batches: bool = True,
     ) -> list[Run]:
         now = self._engine.clock()
         return DeliveryQueue(session).claim(
@@ -479,6 +524,7 @@ class Deliverer:
             now=now,
             lease_until=now + self.lease,
             run_ids=only,
+            resume_batches=resume_batches,
         )
 
     def _defer(self, integration_ids: Sequence[str], limiter: TenantLimiter, only: Any) -> None:

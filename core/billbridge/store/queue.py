@@ -303,13 +303,15 @@ class DeliveryQueue:
         now: datetime,
         lease_until: datetime,
         run_ids: Sequence[str] | None = None,
+        resume_batches: bool = True,
     ) -> builtins.list[Run]:
         """Claim up to ``limit`` due runs (oldest first) for ``worker``: STARTED, attempts + 1.
 
         On PostgreSQL the candidate rows are locked with ``FOR UPDATE SKIP LOCKED``, so workers
         racing for the same runs each get different ones; on SQLite the unit of work holds the
         database's write lock. The update re-checks that each run is still due, so a run is
-        never claimed twice.
+        never claimed twice. Members of a batch whose outcome is unknown are claimed together,
+        all of them and nothing else (``resume_batches=False`` leaves them out).
         """
         scope = [_due(now)]
         if integration_ids:
@@ -319,7 +321,15 @@ class DeliveryQueue:
         unsettled = select(RunRow.batch_key).where(*scope, RunRow.batch_key.is_not(None))
         if run_ids is not None:
             unsettled = unsettled.where(RunRow.id.in_(list(run_ids)))
-        batch_key = self.session.scalar(unsettled.order_by(RunRow.created_at).limit(1))
+        batch_key = (
+            self.session.scalar(unsettled.order_by(RunRow.created_at).limit(1))
+            if resume_batches
+            else None
+        )
+        if not resume_batches:
+            # Single sends must not take members of an unsettled batch: only the same batch,
+            # with its key, can be sent again safely.
+            scope.append(RunRow.batch_key.is_(None))
         candidates = select(RunRow.id).where(*scope)
         if batch_key is not None:
             candidates = candidates.where(RunRow.batch_key == batch_key)
@@ -327,7 +337,9 @@ class DeliveryQueue:
             if run_ids is not None:
                 candidates = candidates.where(RunRow.id.in_(list(run_ids)))
             candidates = candidates.order_by(RunRow.created_at, RunRow.id).limit(limit)
-            batch_key = new_id()
+            # Runs claimed for a batch remember it until its outcome is known; single sends
+            # carry their own idempotency keys and need none.
+            batch_key = new_id() if resume_batches else None
         if self._postgres:
             candidates = candidates.with_for_update(skip_locked=True)
         ids = list(self.session.scalars(candidates))
@@ -355,6 +367,19 @@ class DeliveryQueue:
             .execution_options(populate_existing=True)
         ).scalars()
         return [_run(row) for row in rows]
+
+    def has_unsettled(self, integration_ids: Sequence[str], now: datetime) -> bool:
+        """True when a due run of these integrations belongs to an unsettled batch."""
+        found = self.session.scalar(
+            select(RunRow.id)
+            .where(
+                _due(now),
+                RunRow.integration_id.in_(list(integration_ids)),
+                RunRow.batch_key.is_not(None),
+            )
+            .limit(1)
+        )
+        return found is not None
 
     def extend_claims(self, run_ids: Sequence[str], worker: str, until: datetime) -> None:
         """Keep runs claimed while a slow delivery is still in progress."""

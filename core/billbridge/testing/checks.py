@@ -25,7 +25,6 @@ from billbridge.plugins import create_plugin_manager
 from billbridge.schemas import check_panel_schema
 
 __all__ = [
-    "OPTIONAL_HOOKS",
     "SECRET_WORDS",
     "declaration_problems",
     "default_problems",
@@ -43,9 +42,6 @@ SECRET_WORDS = frozenset(
     {"secret", "password", "passwd", "passphrase", "token", "key", "apikey", "credential"}
 )
 """Words that make a property name look like a secret (``apiKey``, ``client_secret``...)."""
-
-OPTIONAL_HOOKS = ("validate_config", "preview_bill", "send_bills", "integration_disabled")
-"""Hooks a destination may leave out; the kit checks them when they are implemented."""
 
 #: The JSON Pointers (inside a panel) of the properties the core redacts: properties of
 #: properties, all the way down from the panel (see billbridge.schemas.redact).

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -97,8 +98,8 @@ class Harness:
     :param connection: a :class:`~billbridge.contract.Connection` to the fake (its URL as
         ``api_base_url``, a valid token for an OAuth destination, an ``httpx.Client``).
     :param documents: every invoice-like document the fake holds now, by the external id
-        ``send_bill`` returns for it. Values are compared before and after an update, so
-        return copies or plain data.
+        ``send_bill`` returns for it. The kit deep-copies them to compare a document before
+        and after an update.
     :param account: the billed account (default:
         :func:`~billbridge.testing.samples.sample_account`).
     :param mappings: resolved external mappings the bills need (account → customer, products →
@@ -367,19 +368,8 @@ class DestinationConformance:
         """register_destinations and send_bill, plus authenticate / list_external_entities when
         the destination's OAuth or its panel's option lists need them."""
         destination = self.served(conformance_registry)
-        implemented = [
-            hook
-            for hook in (
-                "register_destinations",
-                "authenticate",
-                "list_external_entities",
-                "validate_config",
-                "send_bill",
-                "preview_bill",
-                *checks.OPTIONAL_HOOKS,
-            )
-            if conformance_registry.has_hook(destination.key, hook)
-        ]
+        contract = [name for name in vars(conformance_registry.pm.hook) if not name.startswith("_")]
+        implemented = [h for h in contract if conformance_registry.has_hook(destination.key, h)]
         _require("hooks", checks.missing_hooks(destination, implemented, destination.schema))
 
     def test_hooks_use_the_contracts_argument_names(
@@ -532,8 +522,7 @@ class DestinationConformance:
             cursors.add(cursor)
         else:
             problems.append(f"{table}: still more pages after max_pages={self.max_pages}")
-        ids = [e.id for e in entities]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = sorted(i for i, n in Counter(e.id for e in entities).items() if n > 1)
         if duplicates:
             problems.append(f"{table}: ids listed more than once across pages: {duplicates[:5]}")
         return entities, problems
@@ -577,8 +566,8 @@ class DestinationConformance:
                 search=None,
                 cursor=None,
             )
-            if not first.items:
-                continue
+            if not isinstance(first, ExternalEntityPage) or not first.items:
+                continue  # an empty table has nothing to find; a wrong answer is reported above
             wanted = first.items[0]
             found, paging = self.list_all(conformance_registry, harness, table, search=wanted.name)
             searched += 1
