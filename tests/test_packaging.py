@@ -47,6 +47,7 @@ def test_the_wheel_holds_everything(wheel: Path) -> None:
         "billbridge_quickbooks/schema.json",
         "billbridge_quickbooks/py.typed",
         "billbridge_xero/schema.json",
+        "billbridge/demo_samples/bill-acme-uk-2025-09.json",
     ):
         assert expected in names
     entry_points = next(n for n in names if n.endswith("dist-info/entry_points.txt"))

@@ -1182,6 +1182,30 @@ def secrets_rotate(state: _State) -> None:
     out.print(f"re-encrypted {count} record(s) with the newest key", markup=False)
 
 
+# --- the demo ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's SQLite database here (default: a temporary directory).",
+)
+@_guard
+def demo(home: Path | None) -> None:
+    """Run the main job end to end against the QuickBooks and Xero emulators.
+
+    Starts both emulators on loopback, connects credentials through the OAuth flow, creates
+    three integrations with mappings, delivers the sample bills, then a regenerated bill, and
+    shows what happened.
+    """
+    from billbridge.demo import run_demo
+
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+    run_demo(home, console=out)
+
+
 # --- emulators ---------------------------------------------------------------------------------
 
 
@@ -1192,12 +1216,13 @@ def secrets_rotate(state: _State) -> None:
 @_guard
 def emulator(name: str, host: str, port: int) -> None:
     """Run a destination's emulator (QuickBooks, Xero) in the foreground, for demos and tests."""
-    from importlib import metadata
+    from billbridge.testing.emulators import emulator_module
 
-    found = {ep.name: ep for ep in metadata.entry_points(group="billbridge.emulators")}
-    if name not in found:
-        _fail(f"no emulator named {name!r}; installed: {', '.join(sorted(found)) or 'none'}")
-    found[name].load()(host=host, port=port)
+    try:
+        module = emulator_module(name)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    module.main(host=host, port=port)
 
 
 # --- database --------------------------------------------------------------------------------

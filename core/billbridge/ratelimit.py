@@ -36,7 +36,8 @@ class _Window:
     def __init__(self, limit: int, seconds: float, stamps: list[float] | None = None) -> None:
         self.limit = limit
         self.seconds = seconds * (1 + SAFETY) + SAFETY_FLOOR
-        self.stamps: deque[float] = deque(sorted(stamps or [])[-limit:])
+        # Saved counters come back from a JSON column as Decimals: time here is float seconds.
+        self.stamps: deque[float] = deque(sorted(float(t) for t in stamps or [])[-limit:])
 
     def wait(self, now: float) -> float:
         while self.stamps and self.stamps[0] <= now - self.seconds:
@@ -78,7 +79,7 @@ class TenantLimiter:
             if limit:
                 self._windows[name] = _Window(limit, seconds, counters.get(name))
         day = counters.get("day") or [None, 0]
-        self._day_start: float | None = day[0]
+        self._day_start: float | None = None if day[0] is None else float(day[0])
         self._day_used: int = int(day[1])
         self.blocked_until: datetime | None = blocked_until
         self.blocked_reason: str | None = blocked_reason

@@ -53,7 +53,7 @@ import os
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -69,6 +69,7 @@ from starlette.routing import Route
 from billbridge.models import dumps, loads
 from billbridge.money import minor_units, round_half_up
 from billbridge.testing.clock import Clock, SystemClock
+from billbridge.testing.emulators import DemoDocument
 from billbridge.testing.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.limits import SlidingWindow
 from billbridge.testing.oauth import Authorization, OAuthServer
@@ -1245,6 +1246,62 @@ def _json_body(body: bytes) -> Any:
 
 
 # --- command line ---------------------------------------------------------------------------------
+
+
+class DemoHandle:
+    """A running emulator for ``billbridge demo`` (see :mod:`billbridge.testing.emulators`)."""
+
+    destination = "quickbooks"
+    title = "QuickBooks Online"
+
+    def __init__(self, tenants: Sequence[tuple[str, str]]) -> None:
+        self.emulator = QuickBooksEmulator()
+        for realm, name in tenants:
+            self.emulator.add_company(realm, name)
+        self.client_id = "billbridge-demo"
+        self.client_secret = secrets.token_urlsafe(18)
+        self.emulator.oauth.add_client(self.client_id, self.client_secret)
+        self._server = self.emulator.start()
+        self.url = self._server.url
+
+    def endpoints(self) -> dict[str, str]:
+        """Where the engine must send its requests."""
+        return self.emulator.endpoints(self.url)
+
+    def tenants(self) -> list[tuple[str, str]]:
+        """The seeded companies as ``(realm id, name)``."""
+        return [(realm, company.name) for realm, company in self.emulator.companies.items()]
+
+    def grant(self, tenant_ids: Sequence[str]) -> None:
+        """A QuickBooks consent connects one company: the first of ``tenant_ids``."""
+        self.emulator.choose_company(tenant_ids[0])
+
+    def documents(self, tenant_id: str) -> list[DemoDocument]:
+        """Every invoice and credit memo of the company."""
+        company = self.emulator.company(tenant_id)
+        found = []
+        for kind, table in (("Invoice", company.invoices), ("CreditMemo", company.credit_memos)):
+            for doc in table.values():
+                customer = company.customers.get(str(doc["CustomerRef"]["value"]), {})
+                found.append(
+                    DemoDocument(
+                        id=str(doc["Id"]),
+                        kind=kind,
+                        number=doc.get("DocNumber"),
+                        total=Decimal(str(doc.get("TotalAmt", 0))),
+                        customer=str(customer.get("DisplayName", doc["CustomerRef"]["value"])),
+                    )
+                )
+        return found
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+
+def start_demo(*, tenants: Sequence[tuple[str, str]]) -> DemoHandle:
+    """Start the emulator on a free loopback port with one company per ``(realm id, name)``."""
+    return DemoHandle(tenants)
 
 
 def main(host: str = "127.0.0.1", port: int = 8081) -> None:

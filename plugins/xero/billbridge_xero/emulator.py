@@ -57,6 +57,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -70,6 +71,7 @@ from starlette.routing import Route
 
 from billbridge.models import dumps, loads
 from billbridge.testing.clock import Clock, SystemClock, as_datetime
+from billbridge.testing.emulators import DemoDocument
 from billbridge.testing.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.limits import ConcurrencyLimit, SlidingWindow
 from billbridge.testing.oauth import Authorization, OAuthServer, TokenInfo
@@ -899,6 +901,64 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if status == 404:
         return _not_found()
     return _json(_problem(status, "Error", str(getattr(exc, "detail", "error"))), status)
+
+
+class DemoHandle:
+    """A running emulator for ``billbridge demo`` (see :mod:`billbridge.testing.emulators`)."""
+
+    destination = "xero"
+    title = "Xero"
+
+    def __init__(self, tenants: Sequence[tuple[str, str]]) -> None:
+        self.emulator = XeroEmulator()
+        for tenant_id, name in tenants:
+            currency = "USD" if " US" in f" {name}" else "GBP"
+            self.emulator.add_organisation(
+                name, tenant_id, base_currency=currency, filler_contacts=20
+            )
+        self.client_id = "billbridge-demo"
+        self.client_secret = secrets.token_urlsafe(18)
+        self.emulator.oauth.add_client(self.client_id, self.client_secret)
+        self._server = self.emulator.start()
+        self.url = self._server.url
+
+    def endpoints(self) -> dict[str, str]:
+        """Where the engine must send its requests."""
+        return self.emulator.endpoints(self.url)
+
+    def tenants(self) -> list[tuple[str, str]]:
+        """The seeded organisations as ``(tenant id, name)``."""
+        return [(t, org.name) for t, org in self.emulator.organisations.items()]
+
+    def grant(self, tenant_ids: Sequence[str]) -> None:
+        """The next consents connect these organisations (the user's choice on Xero's page)."""
+        self.emulator.consent_organisations = list(tenant_ids)
+
+    def documents(self, tenant_id: str) -> list[DemoDocument]:
+        """Every invoice and credit note of the organisation."""
+        found = []
+        for kind in ("Invoice", "CreditNote"):
+            for doc in self.emulator.documents(tenant_id, kind):
+                number = doc.get("InvoiceNumber") or doc.get("CreditNoteNumber")
+                found.append(
+                    DemoDocument(
+                        id=str(doc.get("InvoiceID") or doc.get("CreditNoteID")),
+                        kind=kind,
+                        number=number,
+                        total=Decimal(str(doc.get("Total", 0))),
+                        customer=str((doc.get("Contact") or {}).get("Name", "")),
+                    )
+                )
+        return found
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+
+def start_demo(*, tenants: Sequence[tuple[str, str]]) -> DemoHandle:
+    """Start the emulator on a free loopback port with one organisation per ``(id, name)``."""
+    return DemoHandle(tenants)
 
 
 def main(host: str = "127.0.0.1", port: int = 8082) -> None:

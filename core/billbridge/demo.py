@@ -1,0 +1,430 @@
+"""``billbridge demo``: the whole main job, end to end, on the embedded default.
+
+It starts the QuickBooks and Xero emulators on loopback, connects credentials through the full
+OAuth flow (consent page, loopback redirect, code exchange, tenant choice), creates three
+integrations (QuickBooks for every account; Xero UK and Xero US routed by an account filter),
+maps accounts and products from what the destinations list, submits the sample bills, delivers
+them, then submits a regenerated version of one bill to show that its invoices are updated, not
+duplicated, and that an unmapped account produced an event a person can act on.
+
+Everything goes through the public API; the emulators are found through the
+``billbridge.emulators`` entry points, so the core imports no plugin.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from billbridge.consent import connect_interactively
+from billbridge.contract import ExternalEntityPage
+from billbridge.engine import Engine
+from billbridge.models import Integration, Secret, loads
+from billbridge.secrets import SecretBox, generate_key
+from billbridge.settings import DestinationSettings, Settings
+from billbridge.testing.emulators import EmulatorHandle, emulator_module
+
+__all__ = ["SAMPLE_ACCOUNTS", "SAMPLE_BILLS", "run_demo"]
+
+QUICKBOOKS_COMPANY = ("9341454000000001", "Demo Company (US)")
+XERO_UK = ("b1b2c3d4-0000-4000-8000-0000000000a1", "Demo UK Ltd")
+XERO_US = ("b1b2c3d4-0000-4000-8000-0000000000b2", "Demo US Inc")
+
+#: m3ter products in the sample bills and the QuickBooks item each one is sold as.
+PRODUCT_ITEMS = {
+    "p-platform": "Platform",
+    "p-api": "API Calls",
+    "p-storage": "Storage",
+    "p-events": "Events",
+    "p-seats": "Seats",
+}
+
+SAMPLE_BILLS = ("bill-acme-uk-2025-09.json", "bill-globex-us-2026-09.json")
+SAMPLE_ACCOUNTS = ("account-acme-uk.json", "account-globex-us.json", "account-initech.json")
+
+
+def _samples() -> dict[str, Any]:
+    """The sample bills and accounts shipped in ``billbridge/demo_samples``."""
+    base = resources.files("billbridge").joinpath("demo_samples")
+    return {
+        name: loads(base.joinpath(name).read_text(encoding="utf-8"))
+        for name in (*SAMPLE_BILLS, *SAMPLE_ACCOUNTS)
+    }
+
+
+def _browser(url: str) -> None:
+    # Stands in for the person at the consent page: the emulator approves at once and redirects
+    # to billbridge's loopback listener, which completes the credential.
+    threading.Thread(
+        target=lambda: httpx.get(url, follow_redirects=True, timeout=30), daemon=True
+    ).start()
+
+
+@contextmanager
+def _emulators() -> Iterator[dict[str, EmulatorHandle]]:
+    with ExitStack() as stack:
+        quickbooks = emulator_module("quickbooks").start_demo(tenants=[QUICKBOOKS_COMPANY])
+        stack.callback(quickbooks.stop)
+        xero = emulator_module("xero").start_demo(tenants=[XERO_UK, XERO_US])
+        stack.callback(xero.stop)
+        yield {"quickbooks": quickbooks, "xero": xero}
+
+
+def _settings(home: Path, emulators: Mapping[str, EmulatorHandle]) -> Settings:
+    destinations = {}
+    for key, handle in emulators.items():
+        endpoints = handle.endpoints()
+        destinations[key] = DestinationSettings(
+            client_id=handle.client_id,
+            client_secret=Secret(handle.client_secret),
+            api_base_url=endpoints["api_base_url"],
+            authorize_url=endpoints["authorize_url"],
+            token_url=endpoints["token_url"],
+            revoke_url=endpoints["revoke_url"],
+        )
+    return Settings(home=home, destinations=destinations)
+
+
+class _Story:
+    """What the demo prints: steps as they happen, then tables."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.monotonic()
+
+    def step(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        self.console.print(f"[dim]{elapsed:5.1f}s[/] {text}")
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        self.console.print(table)
+
+
+def run_demo(home: Path | None = None, *, console: Console | None = None) -> dict[str, Any]:
+    """Run the demo; returns a summary (counts) that tests check.
+
+    :param home: where the SQLite database lives (a temporary directory when ``None``).
+    """
+    out = console or Console()
+    story = _Story(out)
+    with ExitStack() as stack:
+        if home is None:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="billbridge-demo-")))
+        emulators = stack.enter_context(_emulators())
+        story.step(
+            f"QuickBooks emulator on {emulators['quickbooks'].url}, "
+            f"Xero emulator on {emulators['xero'].url}"
+        )
+        engine = Engine(
+            f"sqlite:///{home / 'billbridge.db'}",
+            settings=_settings(home, emulators),
+            secret_box=SecretBox([generate_key()]),
+        )
+        stack.callback(engine.close)
+        story.step(f"database {engine.db.display_url} (SQLite, migrated on first use)")
+        return _play(engine, emulators, story)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _play(engine: Engine, emulators: Mapping[str, EmulatorHandle], story: _Story) -> dict[str, Any]:
+    samples = _samples()
+    accounts = {samples[name]["id"]: samples[name] for name in SAMPLE_ACCOUNTS}
+
+    # 1. Credentials, through the providers' consent pages and a loopback redirect.
+    def connect(destination: str, name: str, tenant: tuple[str, str]) -> str:
+        emulators[destination].grant([tenant[0]])
+        credential = engine.credentials.create(name, destination)
+        done = connect_interactively(engine, credential, open_url=_browser)
+        story.step(f"connected [bold]{done.name}[/] → {done.tenant_name} ({done.tenant_id})")
+        return done.id
+
+    quickbooks_credential = connect("quickbooks", "QuickBooks US", QUICKBOOKS_COMPANY)
+    xero_uk_credential = connect("xero", "Xero UK", XERO_UK)
+    xero_us_credential = connect("xero", "Xero US", XERO_US)
+
+    # 2. Integrations: one QuickBooks for everyone, two Xero split by the account filter.
+    def integration(name: str, destination: str, credential: str, **config: Any) -> Integration:
+        created = engine.integrations.create(name=name, destination=destination, **config)
+        return engine.integrations.connect(created.id, credential)
+
+    items = _items(engine, quickbooks_credential)
+    quickbooks = integration(
+        "QuickBooks (all accounts)",
+        "quickbooks",
+        quickbooks_credential,
+        # The account-wide commitment line has no product to sell it as in QuickBooks.
+        entity_config={"excludedLineItemTypes": ["COMMITMENT_CONSUMED"]},
+        destination_config={
+            "creditMemoItem": items["Credits and Adjustments"],
+            "debitMemoItem": items["Fees"],
+            "accountManagerEmailCustomField": "accountManagerEmail",
+        },
+    )
+    xero_config = {
+        "invoiceStatus": "AUTHORISED",
+        "defaultAccountCode": "200",
+        "lineAmountTypes": "NoTax",
+    }
+    xero_uk = integration(
+        "Xero UK",
+        "xero",
+        xero_uk_credential,
+        config={"accountFilter": 'customFields.country == "UK"'},
+        destination_config=xero_config,
+    )
+    xero_us = integration(
+        "Xero US",
+        "xero",
+        xero_us_credential,
+        config={"accountFilter": "address.country == US"},
+        destination_config=xero_config,
+    )
+    integrations = [quickbooks, xero_uk, xero_us]
+    story.step(
+        "integrations: "
+        + ", ".join(
+            f"[bold]{i.name}[/] ({i.config.account_filter or 'every account'})"
+            for i in integrations
+        )
+    )
+
+    # 3. Mappings, picked from what each destination lists. Initech stays unmapped on purpose.
+    mapped = 0
+    for integ, table in ((quickbooks, "Customer"), (xero_uk, "Contact"), (xero_us, "Contact")):
+        credential = integ.credential_id or ""
+        for account in accounts.values():
+            if account["name"] == "Initech":
+                continue
+            found = _find(engine, credential, integ.destination, table, account["name"])
+            if found is not None:
+                engine.mappings.create(
+                    entity="Account",
+                    entity_id=account["id"],
+                    external_table=table,
+                    external_id=found,
+                    integration_id=integ.id,
+                )
+                mapped += 1
+    engine.mappings.create_many(
+        [
+            {
+                "entity": "Product",
+                "entity_id": product,
+                "external_table": "Item",
+                "external_id": items[item],
+                "integration_id": quickbooks.id,
+            }
+            for product, item in PRODUCT_ITEMS.items()
+        ]
+    )
+    story.step(
+        f"mapped {mapped} accounts and {len(PRODUCT_ITEMS)} products from the destinations' lists"
+    )
+
+    # 4. Bills: the samples, plus one for Initech (no mapping anywhere).
+    bills = [samples[name] for name in SAMPLE_BILLS]
+    initech = accounts["2cd21f54-7d7f-54b2-ace7-a7bb359fe3fa"]
+    bills.append(
+        {
+            **samples["bill-globex-us-2026-09.json"],
+            "id": "0c3f2a8e-5d1b-4f6e-9a7c-1b2d3e4f5a6b",
+            "accountId": initech["id"],
+            "accountCode": initech["code"],
+            "sequentialInvoiceNumber": "INV-001043",
+        }
+    )
+    queued = skipped = 0
+    for bill in bills:
+        result = engine.submit_bill(bill, accounts[bill["accountId"]])
+        queued += len(result.runs)
+        skipped += len(result.skips)
+    story.step(f"submitted {len(bills)} bills: {queued} runs queued, {skipped} skipped by routing")
+
+    first = _deliver(engine, story)
+    before = _invoices(emulators)
+
+    # 5. m3ter regenerates Acme's bill: version 4, more API usage. Same invoices, updated.
+    acme = samples["bill-acme-uk-2025-09.json"]
+    regenerated = _regenerate(acme)
+    result = engine.submit_bill(regenerated, accounts[acme["accountId"]])
+    story.step(
+        f"Acme's bill regenerated (version {regenerated['version']}, total "
+        f"{regenerated['billTotal']}): {len(result.runs)} update run(s) queued"
+    )
+    second = _deliver(engine, story)
+    after = _invoices(emulators)
+
+    _report(engine, emulators, story, integrations, before, after, acme["id"])
+    events = engine.events.list(limit=None)
+    return {
+        "credentials": 3,
+        "integrations": len(integrations),
+        "runs_first": first,
+        "runs_second": second,
+        "invoices_before": sum(len(v) for v in before.values()),
+        "invoices_after": sum(len(v) for v in after.values()),
+        "events": [e.type.value for e in events],
+        "seconds": time.monotonic() - story.started,
+    }
+
+
+def _items(engine: Engine, credential_id: str) -> dict[str, str]:
+    """QuickBooks items by name, read through list_external_entities (every page)."""
+    found: dict[str, str] = {}
+    cursor: str | None = None
+    while True:
+        page = _page(engine, credential_id, "quickbooks", "Item", None, cursor)
+        found.update({item.name: item.id for item in page.items})
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
+def _page(
+    engine: Engine,
+    credential_id: str,
+    destination: str,
+    table: str,
+    search: str | None,
+    cursor: str | None,
+) -> ExternalEntityPage:
+    page: ExternalEntityPage = engine.credentials.call(
+        credential_id,
+        lambda connection: engine.plugins.call(
+            "list_external_entities",
+            destination,
+            connection=connection,
+            table=table,
+            search=search,
+            cursor=cursor,
+        ),
+    )
+    return page
+
+
+def _find(
+    engine: Engine, credential_id: str, destination: str, table: str, name: str
+) -> str | None:
+    page = _page(engine, credential_id, destination, table, name, None)
+    return next((item.id for item in page.items if item.name == name), None)
+
+
+def _regenerate(bill: Mapping[str, Any]) -> dict[str, Any]:
+    lines = [dict(line) for line in bill["lineItems"]]
+    for line in lines:
+        if line["id"] == "li-002":  # 25,000 more API calls at the second band's price
+            line["quantity"] = line["units"] = 175000
+            line["subtotal"] = Decimal("650.0")
+            bands = [dict(b) for b in line["usagePerPricingBand"]]
+            bands[1]["bandQuantity"] = bands[1]["bandUnits"] = 75000
+            bands[1]["unitSubtotal"] = bands[1]["bandSubtotal"] = Decimal("150.0")
+            line["usagePerPricingBand"] = bands
+    return {
+        **bill,
+        "version": bill["version"] + 1,
+        "billTotal": Decimal("1320.0"),
+        "lineItems": lines,
+    }
+
+
+def _deliver(engine: Engine, story: _Story) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=story.console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("delivering", total=None)
+        report = engine.deliver_pending(
+            progress=lambda done, total: bar.update(task, completed=done, total=max(total, done))
+        )
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
+    story.step(f"delivered {report.attempted} run(s) in {report.requests} request(s): {parts}")
+    return report.attempted
+
+
+def _invoices(emulators: Mapping[str, EmulatorHandle]) -> dict[str, list[Any]]:
+    return {
+        f"{handle.title} / {name}": list(handle.documents(tenant))
+        for handle in emulators.values()
+        for tenant, name in handle.tenants()
+    }
+
+
+def _report(
+    engine: Engine,
+    emulators: Mapping[str, EmulatorHandle],
+    story: _Story,
+    integrations: Sequence[Integration],
+    before: Mapping[str, list[Any]],
+    after: Mapping[str, list[Any]],
+    acme_bill: str,
+) -> None:
+    names = {i.id: i.name for i in integrations}
+    runs = engine.runs.list(limit=None)
+    story.table(
+        "Runs",
+        ("integration", "bill", "v", "status", "invoice", "note"),
+        [
+            (
+                names.get(r.integration_id, r.integration_id),
+                r.bill_id[:8],
+                str(r.bill_version),
+                r.status.value,
+                r.external_id or "-",
+                (r.error or "")[:70],
+            )
+            for r in sorted(runs, key=lambda r: (names.get(r.integration_id, ""), r.created_at))
+        ],
+    )
+    rows = []
+    for where, documents in after.items():
+        earlier = {d.id: d for d in before.get(where, [])}
+        for doc in documents:
+            old = earlier.get(doc.id)
+            change = (
+                "new" if old is None else ("updated" if old.total != doc.total else "unchanged")
+            )
+            if old is not None and old.total != doc.total:
+                change = f"updated {old.total} → {doc.total}"
+            rows.append((where, doc.kind, doc.number or "-", doc.customer, str(doc.total), change))
+    story.table(
+        "Invoices at the destinations",
+        ("where", "kind", "number", "customer", "total", "after v4"),
+        rows,
+    )
+    acme_runs = [r for r in runs if r.bill_id == acme_bill]
+    same = all(
+        len({r.external_id for r in acme_runs if r.integration_id == i.id}) <= 1
+        for i in integrations
+    )
+    story.step(
+        f"Acme's invoices were updated in place, not duplicated: {'yes' if same else 'NO'} "
+        f"({sum(len(v) for v in before.values())} documents before, "
+        f"{sum(len(v) for v in after.values())} after)"
+    )
+    events = engine.events.list(limit=None)
+    story.table(
+        "Events to act on",
+        ("type", "message"),
+        [(e.type.value, e.message) for e in events],
+    )
