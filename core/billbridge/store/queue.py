@@ -34,6 +34,7 @@ from billbridge.models import (
     parse_bill,
     thaw,
 )
+from billbridge.store.repositories import RunRepository
 from billbridge.store.tables import (
     BillRow,
     LedgerRow,
@@ -70,41 +71,11 @@ class TenantState:
 
 
 def _run_values(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "integration_id": run.integration_id,
-        "bill_id": run.bill_id,
-        "bill_version": run.bill_version,
-        "account_id": run.account_id,
-        "status": run.status.value,
-        "attempts": run.attempts,
-        "external_id": run.external_id,
-        "external_url": run.external_url,
-        "error": run.error,
-        "replayed_from": run.replayed_from,
-        "next_attempt_at": run.next_attempt_at,
-        "created_at": run.created_at,
-        "updated_at": run.updated_at,
-    }
+    return {"id": run.id, "created_at": run.created_at, **RunRepository._values(run)}
 
 
 def _run(row: Any) -> Run:
-    return Run(
-        id=row.id,
-        integration_id=row.integration_id,
-        bill_id=row.bill_id,
-        bill_version=row.bill_version,
-        account_id=row.account_id,
-        status=RunStatus(row.status),
-        attempts=row.attempts,
-        external_id=row.external_id,
-        external_url=row.external_url,
-        error=row.error,
-        replayed_from=row.replayed_from,
-        next_attempt_at=row.next_attempt_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return RunRepository._to_domain(row)
 
 
 def _due(now: datetime) -> Any:

@@ -10,15 +10,26 @@ Plugins that ship an emulator register its module in the entry point group
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from importlib import metadata
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
-__all__ = ["ENTRY_POINT_GROUP", "DemoDocument", "EmulatorHandle", "emulator_module", "installed"]
+from billbridge.testing.oauth import OAuthServer
+from billbridge.testing.server import serve
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "DemoDocument",
+    "EmulatorHandle",
+    "ServedEmulator",
+    "emulator_module",
+    "installed",
+]
 
 ENTRY_POINT_GROUP = "billbridge.emulators"
 
@@ -63,6 +74,23 @@ class EmulatorHandle(Protocol):
     def stop(self) -> None:
         """Stop serving."""
         ...
+
+
+class ServedEmulator:
+    """The parts of an :class:`EmulatorHandle` every emulator shares: an OAuth app of its own
+    (made up, not a provider's) and a server on a free loopback port."""
+
+    client_id = "billbridge-demo"
+
+    def __init__(self, oauth: OAuthServer, app: Any) -> None:
+        self.client_secret = secrets.token_urlsafe(18)
+        oauth.add_client(self.client_id, self.client_secret)
+        self._server = serve(app)
+        self.url = self._server.url
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
 
 
 def installed() -> dict[str, metadata.EntryPoint]:

@@ -69,7 +69,7 @@ from starlette.routing import Route
 from billbridge.models import dumps, loads
 from billbridge.money import minor_units, round_half_up
 from billbridge.testing.clock import Clock, SystemClock
-from billbridge.testing.emulators import DemoDocument
+from billbridge.testing.emulators import DemoDocument, ServedEmulator
 from billbridge.testing.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.limits import SlidingWindow
 from billbridge.testing.oauth import Authorization, OAuthServer
@@ -1248,7 +1248,7 @@ def _json_body(body: bytes) -> Any:
 # --- command line ---------------------------------------------------------------------------------
 
 
-class DemoHandle:
+class DemoHandle(ServedEmulator):
     """A running emulator for ``billbridge demo`` (see :mod:`billbridge.testing.emulators`)."""
 
     destination = "quickbooks"
@@ -1258,11 +1258,7 @@ class DemoHandle:
         self.emulator = QuickBooksEmulator()
         for realm, name in tenants:
             self.emulator.add_company(realm, name)
-        self.client_id = "billbridge-demo"
-        self.client_secret = secrets.token_urlsafe(18)
-        self.emulator.oauth.add_client(self.client_id, self.client_secret)
-        self._server = self.emulator.start()
-        self.url = self._server.url
+        super().__init__(self.emulator.oauth, self.emulator.app)
 
     def endpoints(self) -> dict[str, str]:
         """Where the engine must send its requests."""
@@ -1293,10 +1289,6 @@ class DemoHandle:
                     )
                 )
         return found
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
 
 
 def start_demo(*, tenants: Sequence[tuple[str, str]]) -> DemoHandle:

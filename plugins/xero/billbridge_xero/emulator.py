@@ -71,7 +71,7 @@ from starlette.routing import Route
 
 from billbridge.models import dumps, loads
 from billbridge.testing.clock import Clock, SystemClock, as_datetime
-from billbridge.testing.emulators import DemoDocument
+from billbridge.testing.emulators import DemoDocument, ServedEmulator
 from billbridge.testing.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.limits import ConcurrencyLimit, SlidingWindow
 from billbridge.testing.oauth import Authorization, OAuthServer, TokenInfo
@@ -903,7 +903,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _json(_problem(status, "Error", str(getattr(exc, "detail", "error"))), status)
 
 
-class DemoHandle:
+class DemoHandle(ServedEmulator):
     """A running emulator for ``billbridge demo`` (see :mod:`billbridge.testing.emulators`)."""
 
     destination = "xero"
@@ -916,11 +916,7 @@ class DemoHandle:
             self.emulator.add_organisation(
                 name, tenant_id, base_currency=currency, filler_contacts=20
             )
-        self.client_id = "billbridge-demo"
-        self.client_secret = secrets.token_urlsafe(18)
-        self.emulator.oauth.add_client(self.client_id, self.client_secret)
-        self._server = self.emulator.start()
-        self.url = self._server.url
+        super().__init__(self.emulator.oauth, self.emulator.app)
 
     def endpoints(self) -> dict[str, str]:
         """Where the engine must send its requests."""
@@ -950,10 +946,6 @@ class DemoHandle:
                     )
                 )
         return found
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
 
 
 def start_demo(*, tenants: Sequence[tuple[str, str]]) -> DemoHandle:
