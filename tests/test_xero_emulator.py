@@ -976,7 +976,8 @@ def test_a_plan_with_its_own_error_bodies_keeps_them() -> None:
 
 def test_main_is_the_emulators_entry_point_and_serves() -> None:
     (entry,) = [e for e in metadata.entry_points(group="billbridge.emulators") if e.name == "xero"]
-    assert entry.load() is emulator_module.main
+    assert entry.load() is emulator_module  # the module: main() and start_demo()
+    assert callable(emulator_module.main) and callable(emulator_module.start_demo)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

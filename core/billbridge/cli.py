@@ -237,6 +237,16 @@ def schemas_export(directory: Path) -> None:
 # --- integrations ----------------------------------------------------------------------------
 
 
+def _masked(integration: Any) -> dict[str, Any]:
+    from billbridge.schemas import REDACTED, SEALED
+
+    shown: dict[str, Any] = thaw(integration.destination_config)
+    for name, value in shown.items():
+        if isinstance(value, dict) and set(value) == {SEALED}:
+            shown[name] = REDACTED
+    return shown
+
+
 def _integration_dict(integration: Any, installed: Iterable[str]) -> dict[str, Any]:
     from billbridge.models import converter
 
@@ -253,7 +263,8 @@ def _integration_dict(integration: Any, installed: Iterable[str]) -> dict[str, A
         "consecutiveErrors": integration.consecutive_errors,
         "config": converter.unstructure(integration.config),
         "entityConfig": converter.unstructure(integration.entity_config),
-        "destinationConfig": thaw(integration.destination_config),
+        # Secrets are sealed at rest and shown masked: the CLI never prints one.
+        "destinationConfig": _masked(integration),
         "createdAt": integration.created_at,
         "updatedAt": integration.updated_at,
     }

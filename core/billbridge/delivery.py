@@ -718,6 +718,7 @@ class Deliverer:
                     account,
                     candidates,
                     ledgers[run.integration_id].get(run.bill_id),
+                    engine.unseal,
                 )
             except Exception as exc:
                 item.failure = exc
@@ -935,8 +936,12 @@ def build_delivery(
     account: Account,
     candidates: Iterable[Any],
     previous: LedgerEntry | None,
+    unseal: Callable[[Mapping[str, Any]], dict[str, Any]],
 ) -> Delivery:
-    """Everything a plugin needs to send one bill version through one integration."""
+    """Everything a plugin needs to send one bill version through one integration.
+
+    ``unseal`` decrypts the configuration's secrets (see :meth:`Engine.seal`).
+    """
     mappings = resolve_mappings(integration, destination, account, candidates)
     require_account_mapping(integration, destination, account, mappings)
     filtered = exclude_lines(bill, integration.entity_config)
@@ -948,7 +953,7 @@ def build_delivery(
         key=run.id,
         bill=filtered,
         account=account,
-        config=apply_defaults(integration.destination_config, destination.schema),
+        config=apply_defaults(unseal(integration.destination_config), destination.schema),
         mappings=mappings,
         previous=previous
         if previous is not None and previous.bill_version <= bill.version

@@ -44,6 +44,7 @@ from billbridge.models import (
     Integration,
     Run,
     RunStatus,
+    Secret,
     converter,
     thaw,
     utcnow,
@@ -51,7 +52,7 @@ from billbridge.models import (
 from billbridge.plugins import PluginRegistry, load_plugins
 from billbridge.preparation import mapping_keys
 from billbridge.runs import Events, Runs, Skips
-from billbridge.schemas import core_schema, validate
+from billbridge.schemas import REDACTED, SEALED, core_schema, secret_options, validate
 from billbridge.secrets import SecretBox
 from billbridge.settings import Settings
 from billbridge.store import (
@@ -233,7 +234,14 @@ class Engine:
             updated_at=self.clock(),
         )
         delivery = build_delivery(
-            run, integration, destination, parsed_bill, parsed_account, candidates, previous
+            run,
+            integration,
+            destination,
+            parsed_bill,
+            parsed_account,
+            candidates,
+            previous,
+            self.unseal,
         )
         payload = self.plugins.call(
             "preview_bill",
@@ -272,6 +280,31 @@ class Engine:
     def destination(self, key: str) -> Destination:
         """One destination; raises :class:`~billbridge.errors.UnknownDestination`."""
         return self.plugins.destination(key)
+
+    def seal(self, key: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The destination configuration with its secrets (``writeOnly``) encrypted.
+
+        A sealed value is stored as ``{"$sealed": "<Fernet token>"}``, so neither the database
+        nor an Integration's ``repr`` holds the secret.
+        """
+        try:
+            secrets = secret_options(self.destination(key).schema)
+        except UnknownDestination:
+            secrets = []
+        sealed: dict[str, Any] = thaw(config)
+        for name in secrets:
+            value = sealed.get(name)
+            if isinstance(value, str):
+                sealed[name] = {SEALED: self.secret_box.encrypt(Secret(value))}
+        return sealed
+
+    def unseal(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The destination configuration with sealed secrets decrypted (for the plugin)."""
+        plain: dict[str, Any] = thaw(config)
+        for name, value in plain.items():
+            if isinstance(value, Mapping) and set(value) == {SEALED}:
+                plain[name] = self.secret_box.decrypt(value[SEALED]).reveal()
+        return plain
 
     def api_base_url(self, key: str) -> str:
         """The destination's API root: the configured override, else what the plugin declares."""
@@ -323,6 +356,14 @@ class BillCache:
                 self._items.popitem(last=False)
 
 
+def _keep_redacted(given: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    kept = dict(given)
+    for name, value in given.items():
+        if value == REDACTED and name in stored:
+            kept[name] = stored[name]
+    return kept
+
+
 def _config_dict(config: GlobalConfig | BillEntityConfig) -> dict[str, Any]:
     """A configuration as its panel's values (unset options left out, as a UI sends them)."""
     return {k: v for k, v in converter.unstructure(config).items() if v is not None}
@@ -372,7 +413,7 @@ class Integrations:
             entity_type=entity_type,
             config=global_config,
             entity_config=bill_config,
-            destination_config=dest_config,
+            destination_config=self._engine.seal(destination, dest_config),
             enabled=enabled,
             created_at=now,
             updated_at=now,
@@ -416,10 +457,11 @@ class Integrations:
             entity_config=(
                 entity_config if entity_config is not None else _config_dict(current.entity_config)
             ),
-            destination_config=(
-                destination_config
+            destination_config=self._engine.unseal(
+                # "********" for a secret means "keep the one stored": UIs never see it.
+                _keep_redacted(destination_config, current.destination_config)
                 if destination_config is not None
-                else thaw(current.destination_config)
+                else current.destination_config
             ),
             entity_type=current.entity_type,
         )
@@ -427,7 +469,7 @@ class Integrations:
             current,
             config=global_config,
             entity_config=bill_config,
-            destination_config=dest_config,
+            destination_config=self._engine.seal(current.destination, dest_config),
             updated_at=self._engine.clock(),
         )
         return self._engine._unit_of_work(

@@ -23,24 +23,28 @@ signatures.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pluggy
 
-from billbridge.contract import (
-    Connection,
-    Delivery,
-    DeliveryOutcome,
-    Destination,
-    ExternalEntityPage,
-    OAuthCallback,
-    ResolvedMappings,
-    SendResult,
-    TenantChoice,
-)
-from billbridge.errors import FieldError
-from billbridge.models import Account, Bill, Credential, Integration, LedgerEntry
+if TYPE_CHECKING:
+    # Annotations only: pluggy reads argument names, never types, and every pytest run in an
+    # environment with billbridge installed imports this module through the kit's plugin.
+    import httpx
+
+    from billbridge.contract import (
+        Connection,
+        Delivery,
+        DeliveryOutcome,
+        Destination,
+        ExternalEntityPage,
+        OAuthCallback,
+        ResolvedMappings,
+        SendResult,
+        TenantChoice,
+    )
+    from billbridge.errors import FieldError
+    from billbridge.models import Account, Bill, Credential, Integration, LedgerEntry
 
 PROJECT = "billbridge"
 

@@ -90,9 +90,11 @@ class PluginRegistry:
         """Register a plugin object (module) under ``name`` and collect its destinations."""
         if self.pm.is_blocked(name):
             return
-        self.pm.register(plugin, name=name)
         self._versions[name] = version
         try:
+            # pluggy refuses an implementation whose arguments the spec does not have; that must
+            # name the plugin and leave the others working, like every other load failure.
+            self.pm.register(plugin, name=name)
             # check_pending after every registration, so a misspelt hook names its plugin.
             self.pm.check_pending()
             declared = self._declared_destinations(name)

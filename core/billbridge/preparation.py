@@ -109,7 +109,12 @@ def resolve_mappings(
 def require_account_mapping(
     integration: Integration, destination: Destination, account: Account, mappings: ResolvedMappings
 ) -> None:
-    """Raise :class:`MissingMapping` naming what to map when the account has no mapping."""
+    """Raise :class:`MissingMapping` naming what to map when the account has no mapping.
+
+    Destinations without an account table (a webhook) need none: nothing could be mapped.
+    """
+    if destination.account_table not in destination.external_tables:
+        return
     if mappings.get("Account", account.id, destination.account_table) is not None:
         return
     who = account.name or account.code or account.id

@@ -25,11 +25,13 @@ from billbridge.models import thaw
 __all__ = [
     "CORE_SCHEMAS",
     "REDACTED",
+    "SEALED",
     "check_panel_schema",
     "core_schema",
     "core_schema_files",
     "custom_field_name_errors",
     "redact",
+    "secret_options",
     "validate",
 ]
 
@@ -45,6 +47,17 @@ CORE_SCHEMAS = (
 """The names of the core's schemas (file ``schemas/<name>.schema.json``)."""
 
 REDACTED = "********"
+SEALED = "$sealed"
+"""Key of a secret's encrypted form in stored configuration: ``{"$sealed": token}``."""
+
+
+def secret_options(schema: Mapping[str, Any]) -> list[str]:
+    """Top-level panel options marked ``writeOnly`` (secrets)."""
+    return [
+        name
+        for name, spec in (schema.get("properties") or {}).items()
+        if isinstance(spec, Mapping) and spec.get("writeOnly") is True
+    ]
 
 
 def _schema_dir() -> Traversable:
