@@ -1,0 +1,420 @@
+"""The conformance kit itself: it passes a good plugin and fails broken ones, saying why.
+
+The good plugin is the ``fakebooks`` test destination (with its batch hook) against its fake
+provider over real HTTP. The broken ones are variations of a small webhook-like plugin, each
+run as its own pytest session with ``pytester`` so that their failures stay inside it.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+import fakebooks_plugin as fake
+from billbridge.contract import Connection, OAuthCallback, ResolvedMappings
+from billbridge.models import Secret
+from billbridge.testing import checks
+from billbridge.testing.clock import ManualClock
+from billbridge.testing.conformance import (
+    SAMPLE_ACCOUNT_ID,
+    DestinationConformance,
+    Harness,
+    RecordingMiddleware,
+    obtain_tokens,
+)
+from billbridge.testing.server import serve
+
+pytest_plugins = ["pytester"]
+
+
+# --- the kit passes a plugin that keeps the contract ---------------------------------------------
+
+
+class TestFakebooksConforms(DestinationConformance):
+    """The kit against the fakebooks test plugin, given as an object (it is not installed)."""
+
+    destination = fake.KEY
+    plugin = fake.plugin(batch=True)
+    valid_configs = [{}]
+    invalid_configs = [({"memo": "not an option of this panel"}, "/memo")]
+
+    @pytest.fixture
+    def harness(self) -> Iterator[Harness]:
+        provider = fake.Provider(ManualClock())
+        provider.oauth.add_client(fake.CLIENT_ID, fake.CLIENT_SECRET)
+        recorder = RecordingMiddleware(provider.app)
+        with serve(recorder) as server, httpx.Client(timeout=5) as http:
+            tokens = obtain_tokens(
+                http,
+                authorize_url=f"{server.url}/authorize",
+                token_url=f"{server.url}/token",
+                client_id=fake.CLIENT_ID,
+                client_secret=fake.CLIENT_SECRET,
+                scopes=["offline_access", "accounting"],
+            )
+            yield Harness(
+                connection=Connection(
+                    destination=fake.KEY,
+                    tenant_id="t-uk",
+                    access_token=Secret(tokens.access_token),
+                    http=http,
+                    api_base_url=f"{server.url}/api",
+                ),
+                documents=lambda: provider.invoices,
+                mappings=ResolvedMappings({("Account", SAMPLE_ACCOUNT_ID, "Customer"): "cust-1"}),
+                requests=lambda: recorder.requests,
+                lose_next_response=lambda: provider.faults.script("lost"),
+                oauth_callback=OAuthCallback(
+                    params=tokens.callback, access_token=Secret(tokens.access_token)
+                ),
+            )
+
+
+# --- the kit fails plugins that break it ----------------------------------------------------------
+
+#: A small, correct plugin with an in-memory fake; each broken variant changes one thing.
+GOOD_PLUGIN = """
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from billbridge import hookimpl
+from billbridge.contract import Destination, SendResult
+from billbridge.errors import FieldError
+
+PANEL = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "Toy",
+    "description": "A toy destination.",
+    "type": "object",
+    "properties": {
+        "mode": {
+            "title": "Mode",
+            "description": "How to send.",
+            "type": "string",
+            "oneOf": [{"const": "fast", "title": "Fast"}, {"const": "safe", "title": "Safe"}],
+            "default": "safe",
+        },
+        "apiKey": {
+            "title": "API key",
+            "description": "The receiver's key.",
+            "type": "string",
+            "writeOnly": True,
+        },
+    },
+    "additionalProperties": False,
+}
+
+
+@hookimpl
+def register_destinations():
+    return [Destination(key="toy", title="Toy", schema=PANEL, external_tables=())]
+
+
+@hookimpl
+def validate_config(config):
+    if config.get("apiKey", "x").startswith(" "):
+        return [FieldError("/apiKey", "must not start with a space")]
+    return []
+
+
+CREATES = 1
+
+
+@hookimpl
+def send_bill(connection, bill, previous, idempotency_key):
+    body = {"bill": bill.id, "version": bill.version, "id": previous and previous.external_id}
+    for _ in range(CREATES):
+        answer = connection.http.post(
+            connection.api_base_url + "/invoices",
+            json=body,
+            headers={"Idempotency-Key": idempotency_key},
+        ).json()
+    return SendResult(external_id=answer["id"], created=previous is None)
+
+
+class Fake:
+    def __init__(self) -> None:
+        self.invoices: dict[str, Any] = {}
+        self.keys: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.app = Starlette(routes=[Route("/invoices", self.write, methods=["POST"])])
+
+    async def write(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        key = request.headers["Idempotency-Key"]
+        with self.lock:
+            if key not in self.keys:
+                invoice_id = body["id"] or str(len(self.invoices) + 1)
+                self.invoices[invoice_id] = dict(body)
+                self.keys[key] = {"id": invoice_id}
+            return JSONResponse(self.keys[key])
+"""
+
+SUITE = """
+import httpx
+import pytest
+
+import toy_plugin
+from billbridge.contract import Connection
+from billbridge.models import Secret
+from billbridge.testing.conformance import DestinationConformance, Harness
+from billbridge.testing.server import serve
+
+
+class TestToy(DestinationConformance):
+    destination = "toy"
+    plugin = toy_plugin
+    valid_configs = [{"mode": "fast", "apiKey": "k"}]
+    invalid_configs = [({"mode": "slow"}, "/mode"), ({"apiKey": " k"}, "/apiKey")]
+
+    @pytest.fixture
+    def harness(self):
+        fake = toy_plugin.Fake()
+        with serve(fake.app) as server, httpx.Client(timeout=5) as http:
+            yield Harness(
+                connection=Connection(
+                    destination="toy",
+                    tenant_id="toy",
+                    access_token=Secret(""),
+                    http=http,
+                    api_base_url=server.url,
+                ),
+                documents=lambda: fake.invoices,
+            )
+"""
+
+
+def run_kit(pytester: pytest.Pytester, plugin_source: str, *args: str) -> pytest.RunResult:
+    """Run the kit against ``plugin_source`` in a pytest session of its own."""
+    pytester.makepyfile(toy_plugin=plugin_source, test_toy=SUITE)
+    pytester.syspathinsert()
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-rs", *args)
+
+
+def broken(*replacements: tuple[str, str]) -> str:
+    """The good plugin's source with some text replaced (each must be there)."""
+    source = GOOD_PLUGIN
+    for old, new in replacements:
+        assert old in source, old
+        source = source.replace(old, new)
+    return source
+
+
+def shows(result: pytest.RunResult, *texts: str) -> None:
+    """Each text appears word for word in the session's output."""
+    output = result.stdout.str()
+    for text in texts:
+        assert text in output, f"{text!r} not in:\n{output}"
+
+
+def failed_tests(result: pytest.RunResult) -> set[str]:
+    """The names of the test functions that failed in the inner session."""
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    return {report.nodeid.rsplit("::", 1)[-1] for report in reports if report.failed}
+
+
+def test_the_toy_plugin_passes(pytester: pytest.Pytester) -> None:
+    result = run_kit(pytester, GOOD_PLUGIN)
+    result.assert_outcomes(passed=15, skipped=7)
+    shows(result, "list_external_entities is not implemented", "does not use OAuth")
+
+
+def test_a_misspelt_argument_name_fails(pytester: pytest.Pytester) -> None:
+    source = broken(
+        (
+            "def send_bill(connection, bill, previous, idempotency_key):",
+            "def send_bill(connection, bill, previous, idempotencykey):",
+        ),
+        ('"Idempotency-Key": idempotency_key}', '"Idempotency-Key": idempotencykey}'),
+    )
+    result = run_kit(pytester, source, "-k", "plugin_loads or argument_names or creates_once")
+    assert failed_tests(result) == {
+        "test_plugin_loads",
+        "test_hooks_use_the_contracts_argument_names",
+        "test_send_bill_creates_once_per_idempotency_key",
+    }
+    shows(
+        result,
+        "send_bill: argument 'idempotencykey' is not in the contract "
+        "(did you mean 'idempotency_key'?)",
+        "no plugin serves 'toy'",
+    )
+
+
+def test_a_misspelt_hook_name_fails(pytester: pytest.Pytester) -> None:
+    result = run_kit(
+        pytester,
+        broken(("def validate_config(", "def validate_configs(")),
+        "-k",
+        "plugin_loads or argument_names",
+    )
+    assert failed_tests(result) == {
+        "test_plugin_loads",
+        "test_hooks_use_the_contracts_argument_names",
+    }
+    shows(result, "'validate_configs' is not a billbridge hook (did you mean validate_config?)")
+
+
+def test_a_panel_without_titles_fails(pytester: pytest.Pytester) -> None:
+    source = broken(('"title": "Mode",', ""), ('"description": "The receiver\'s key.",', ""))
+    result = run_kit(pytester, source, "-k", "panel")
+    assert failed_tests(result) == {
+        "test_panel_has_titles_and_descriptions",
+        "test_panel_is_draft_07_and_meets_the_meta_schema",
+    }
+    shows(
+        result,
+        "/properties/mode: field 'mode' has no title",
+        "/properties/apiKey: option 'apiKey' has no description",
+    )
+
+
+def test_bare_enums_and_readable_secrets_fail(pytester: pytest.Pytester) -> None:
+    source = broken(
+        (
+            '"oneOf": [{"const": "fast", "title": "Fast"}, {"const": "safe", "title": "Safe"}]',
+            '"enum": ["fast", "safe"]',
+        ),
+        ('"writeOnly": True,', ""),
+    )
+    result = run_kit(pytester, source, "-k", "panel")
+    assert failed_tests(result) == {
+        "test_panel_choices_are_labelled",
+        "test_panel_secrets_are_write_only",
+        "test_panel_is_draft_07_and_meets_the_meta_schema",
+    }
+    shows(
+        result,
+        "/properties/mode: bare enum ['fast', 'safe']",
+        "/properties/apiKey: 'apiKey' looks like a secret but is not \"writeOnly\": true",
+    )
+
+
+def test_a_send_bill_that_creates_twice_fails(pytester: pytest.Pytester) -> None:
+    # The fake dedupes on the idempotency key; a plugin that sends a fresh key per request
+    # (here: a second request with another key) makes two documents for one delivery.
+    source = broken(
+        ("CREATES = 1", "CREATES = 2"),
+        ('"Idempotency-Key": idempotency_key}', '"Idempotency-Key": idempotency_key + str(_)}'),
+    )
+    result = run_kit(pytester, source, "-k", "send_bill")
+    assert "test_send_bill_creates_once_per_idempotency_key" in failed_tests(result)
+    shows(result, "after one send_bill the fake holds new documents")
+
+
+def test_an_update_that_creates_fails(pytester: pytest.Pytester) -> None:
+    source = broken(('"id": previous and previous.external_id', '"id": None'))
+    result = run_kit(pytester, source, "-k", "send_bill")
+    assert failed_tests(result) == {"test_send_bill_updates_on_a_new_version"}
+    shows(result, "it must update previous.external_id")
+
+
+def test_invalid_configs_must_fail_where_expected(pytester: pytest.Pytester) -> None:
+    source = broken(('.startswith(" ")', '.startswith("never")'))
+    result = run_kit(pytester, source, "-k", "config")
+    assert failed_tests(result) == {"test_invalid_configs_are_refused_at_their_path"}
+    shows(result, "invalid_configs[1]: no error at /apiKey; errors: none")
+
+
+def test_a_missing_plugin_says_what_failed_to_load(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_missing=textwrap.dedent(
+            """
+            from billbridge.testing.conformance import DestinationConformance
+
+            class TestMissing(DestinationConformance):
+                destination = "no_such_destination"
+            """
+        )
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "plugin_loads")
+    result.assert_outcomes(failed=1)
+    shows(result, "no plugin serves 'no_such_destination'", "installed: quickbooks")
+
+
+# --- the checks as functions -----------------------------------------------------------------------
+
+
+def test_secret_words_are_whole_words() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "apiKey": {"type": "string"},
+            "client_secret": {"type": "string"},
+            "monkeyBusiness": {"type": "string"},
+            "keyboardLayout": {"type": "string"},
+            "sortKey": {"type": "string"},
+        },
+    }
+    problems = checks.secret_problems(schema, not_secrets=["sortKey"])
+    assert [p.split(":")[0] for p in problems] == [
+        "/properties/apiKey",
+        "/properties/client_secret",
+    ]
+
+
+def test_secrets_must_be_where_the_core_redacts_them() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "auth": {
+                "type": "object",
+                "properties": {"token": {"type": "string", "writeOnly": True}},
+            },
+            "headers": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "writeOnly": True},
+            },
+            "password": {"type": "string", "writeOnly": True, "default": "hunter2"},
+        },
+    }
+    problems = checks.secret_problems(schema)
+    assert any(
+        p.startswith("/properties/headers/additionalProperties: writeOnly inside") for p in problems
+    )
+    assert any(
+        p.startswith("/properties/password: a writeOnly value must not carry 'default'")
+        for p in problems
+    )
+    assert not any(p.startswith("/properties/auth") for p in problems)
+
+
+def test_defaults_are_checked_against_their_field_with_refs() -> None:
+    schema = {
+        "definitions": {"positive": {"type": "integer", "minimum": 1}},
+        "type": "object",
+        "properties": {
+            "retries": {"$ref": "#/definitions/positive", "default": 0},
+            "name": {"type": "string", "examples": ["ok", 3]},
+        },
+    }
+    assert checks.default_problems(schema) == [
+        "/properties/retries: default 0 is invalid: 0 is less than the minimum of 1",
+        "/properties/name: examples[1] 3 is invalid: 3 is not of type 'string'",
+    ]
+
+
+def test_the_bundled_panels_pass_the_static_checks() -> None:
+    from billbridge.plugins import load_plugins
+
+    registry = load_plugins(blocked=())
+    for key in ("quickbooks", "xero"):
+        destination = registry.destination(key)
+        schema = destination.schema
+        assert checks.meta_schema_problems(schema) == [], key
+        assert checks.title_problems(schema) == [], key
+        assert checks.label_problems(schema) == [], key
+        assert checks.secret_problems(schema) == [], key
+        assert checks.default_problems(schema) == [], key
+        assert checks.external_table_problems(schema, destination) == [], key
