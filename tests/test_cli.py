@@ -256,3 +256,9 @@ def test_the_installed_command_never_shows_a_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error:")
+
+
+def test_emulator_command_names_the_installed_emulators(run: Any) -> None:
+    result = run("emulator", "sage", "--port", "1")
+    assert result.exit_code == 1
+    assert "no emulator named 'sage'; installed: quickbooks, xero" in result.stderr

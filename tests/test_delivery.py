@@ -305,6 +305,26 @@ def test_transient_failures_retry_with_backoff_and_give_up_when_bounded(world: W
     assert "gave up after" in (failed.error or "")
 
 
+def test_a_destination_down_for_an_hour_is_waited_for(world: World) -> None:
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    world.engine.submit_bill(ACME_BILL, ACME)
+    world.provider.faults.error_rate = 1.0  # every request fails with a 5xx
+    down_until = world.clock.time() + 3600
+    while world.clock.time() < down_until:
+        world.engine.deliver_pending()
+        world.clock.advance(60)
+    run = world.engine.runs.list()[0]
+    assert run.status is RunStatus.AWAITING_RETRY
+    assert run.attempts < world.engine.deliverer.retry.max_attempts
+    assert world.engine.events.list() == []  # waiting is not an error anyone must act on
+    world.provider.faults.error_rate = 0.0  # back up
+    world.clock.advance(3600)
+    world.engine.deliver_pending()
+    assert world.engine.runs.get(run.id).status is RunStatus.COMPLETE
+    assert len(world.provider.invoices_for(ACME_BILL["id"])) == 1
+
+
 def test_a_response_lost_after_commit_does_not_make_a_second_invoice(world: World) -> None:
     world.integration()
     world.map_account(ACME, "cust-acme")
