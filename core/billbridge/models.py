@@ -163,8 +163,10 @@ _EMPTY: _FrozenMap = MappingProxyType({})
 
 def _frozen_map(value: Mapping[str, Any] | None) -> _FrozenMap:
     """Store mappings read-only so a frozen object cannot be changed through a dict it holds."""
-    if value is None:
-        return _EMPTY
+    if not value:
+        return _EMPTY  # most objects have no extra fields: share one empty mapping
+    if isinstance(value, MappingProxyType):
+        return value
     return MappingProxyType(dict(value))
 
 
