@@ -1,0 +1,1 @@
+"""billbridge benchmarks: throughput and overhead, printed as ratios (see docs/performance.md)."""
