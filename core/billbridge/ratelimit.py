@@ -6,9 +6,9 @@ batch limits, a daily count, what the destination's own headers say is left, and
 ``429 Retry-After``. The usage is saved with the tenant when the lease is released, so the next
 worker carries on from it.
 
-Windows are kept a little wider than the destination's (:data:`SAFETY`): requests are counted
-when they leave, the destination counts them when they arrive, and the difference must never
-turn into a 429.
+Windows are kept a little wider than the destination's (:data:`SAFETY`) and one request short
+of its limit: requests are counted when they leave, the destination counts them when they
+arrive, and the difference must never turn into a 429.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def _ts(value: datetime) -> float:
 
 class _Window:
     def __init__(self, limit: int, seconds: float, stamps: list[float] | None = None) -> None:
-        self.limit = limit
+        # One request of headroom: under load the gap between sending and arriving can exceed
+        # the time margin, and a request that leaves in one window may land in the next.
+        self.limit = limit - 1 if limit > 2 else limit
         self.seconds = seconds * (1 + SAFETY) + SAFETY_FLOOR
         # Saved counters come back from a JSON column as Decimals: time here is float seconds.
         self.stamps: deque[float] = deque(sorted(float(t) for t in stamps or [])[-limit:])
