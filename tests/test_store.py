@@ -7,6 +7,8 @@ Every test that takes ``db`` or ``database_url`` runs on both databases (see the
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import StatementError
 
 from billbridge.errors import Conflict, NotFound, StaleVersion
@@ -55,6 +57,7 @@ from billbridge.store import (
     new_id,
     normalise_url,
 )
+from billbridge.store.queue import DeliveryQueue
 from billbridge.store.tables import metadata
 
 T0 = datetime(2025, 9, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -178,7 +181,7 @@ def test_ensure_schema_migrates_once_and_is_idempotent(database_url: str) -> Non
     with Database(database_url) as database:
         assert database.current_revision() is None
         database.ensure_schema()
-        assert database.current_revision() == database.head_revision() == "0004_batch_key"
+        assert database.current_revision() == database.head_revision() == "0005_open_run_indexes"
         database.ensure_schema()
         database.upgrade()  # already at head: nothing to do, no error
     with Database(database_url) as again:  # a new process sees a migrated database
@@ -817,3 +820,102 @@ def test_naive_datetimes_are_refused(db: Database) -> None:
     naive = datetime(2025, 9, 1, 12, 0)  # naive on purpose
     with db.session() as session, pytest.raises(StatementError, match="naive datetime"):
         IntegrationRepository(session).add(make_integration(created_at=naive))
+
+
+# --- query plans ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _statements(db: Database, table: str) -> Iterator[list[tuple[str, Any]]]:
+    """Collect every SELECT on ``table`` made inside the block, as the driver received it."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        yield captured
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+
+
+def _plans(db: Database, captured: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """EXPLAIN each captured statement with its own parameters: ``(statement, plan)``.
+
+    What is explained is exactly what ran, including literals rendered at execution time.
+    """
+    plans = []
+    with db.engine.connect() as connection:
+        if not db.is_sqlite:
+            # With statistics, as a running server has them (autovacuum). Small tables make a
+            # sequential scan cheapest whatever the indexes; what is checked is that the right
+            # index is *usable* for these statements.
+            connection.exec_driver_sql("ANALYZE")
+            connection.exec_driver_sql("SET enable_seqscan = off")
+        explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+        for statement, parameters in captured:
+            rows = connection.exec_driver_sql(explain + statement, parameters).all()
+            plans.append((statement, " ".join(str(row[-1]) for row in rows)))
+        connection.rollback()
+    return plans
+
+
+def test_claiming_reads_only_open_runs_through_the_partial_indexes(db: Database) -> None:
+    integration = saved_integration(db)
+    finished = [
+        make_run(integration.id, bill_id=f"old-{n}", status=RunStatus.COMPLETE) for n in range(300)
+    ]
+    waiting = [make_run(integration.id, bill_id=f"new-{n}") for n in range(5)]
+    with db.session() as session:
+        DeliveryQueue(session).add_runs(finished + waiting)
+
+    with _statements(db, "runs") as captured, db.session() as session:
+        claimed = DeliveryQueue(session).claim(
+            integration_ids=[integration.id],
+            limit=3,
+            worker="w",
+            now=T0 + timedelta(seconds=1),
+            lease_until=T0 + timedelta(minutes=2),
+        )
+    assert len(claimed) == 3
+    plans = _plans(db, captured)
+    unsettled = [plan for statement, plan in plans if "batch_key IS NOT NULL" in statement]
+    candidates = [plan for statement, plan in plans if statement.startswith("SELECT runs.id ")]
+    # Neither look-up may read the finished runs. The unsettled-batch look-up may go through
+    # any index that holds only open runs or runs with a batch key (the planner's choice).
+    narrow = ("ix_runs_unsettled", "ix_runs_open", "ix_runs_batch_key")
+    assert unsettled and all(any(i in plan for i in narrow) for plan in unsettled), plans
+    assert candidates and all("ix_runs_open" in plan for plan in candidates), plans
+
+
+def test_mappings_of_a_batch_are_found_through_the_unique_key(db: Database) -> None:
+    accounts = [
+        make_mapping(m3ter_id=f"acc-{n}", external_id=f"C{n}", created_at=T0 + timedelta(n))
+        for n in range(200)
+    ]
+    products = [
+        make_mapping(
+            m3ter_entity="Product",
+            m3ter_id=f"p-{n}",
+            external_id=f"I{n}",
+            created_at=T0 + timedelta(100),
+        )
+        for n in range(20)
+    ]
+    with db.session() as session:
+        MappingRepository(session).add_many(accounts + products)
+    wanted = [("Account", "acc-150"), ("Product", "p-7"), ("Account", "acc-3"), ("Account", "x")]
+
+    with _statements(db, "external_mappings") as captured, db.session() as session:
+        found = MappingRepository(session).for_entities("xero", wanted)
+    # Oldest first across entity types, like every listing; unknown pairs are simply absent.
+    assert [(m.m3ter_entity, m.m3ter_id) for m in found] == [
+        ("Account", "acc-3"),
+        ("Product", "p-7"),
+        ("Account", "acc-150"),
+    ]
+    for _, plan in _plans(db, captured):
+        # The unique key leads with (m3ter_entity, m3ter_id); SQLite names it automatically.
+        assert "uq_external_mappings_key" in plan or "sqlite_autoindex" in plan, plan

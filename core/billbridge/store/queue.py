@@ -36,6 +36,7 @@ from billbridge.models import (
 )
 from billbridge.store.repositories import RunRepository
 from billbridge.store.tables import (
+    OPEN_RUN_STATUSES,
     BillRow,
     LedgerRow,
     RunAttemptRow,
@@ -43,14 +44,15 @@ from billbridge.store.tables import (
     SkipRow,
     TenantStateRow,
     new_id,
+    open_runs,
 )
 
 __all__ = ["DUE_STATUSES", "OPEN_STATUSES", "DeliveryQueue", "TenantState"]
 
 #: Statuses of runs waiting to be (re)tried when their time comes.
 DUE_STATUSES = (RunStatus.WAITING, RunStatus.AWAITING_RETRY, RunStatus.RATE_LIMIT_RETRY)
-#: Statuses of runs that are not finished.
-OPEN_STATUSES = (*DUE_STATUSES, RunStatus.STARTED)
+#: Statuses of runs that are not finished (the schema's partial index spells them out).
+OPEN_STATUSES = tuple(RunStatus(value) for value in OPEN_RUN_STATUSES)
 
 _CHUNK = 500  # rows per IN (...) list: well inside every database's parameter limit
 
@@ -79,13 +81,20 @@ def _run(row: Any) -> Run:
 
 
 def _due(now: datetime) -> Any:
-    """Runs that may be delivered now: waiting and due, or claimed by a worker that vanished."""
-    return or_(
-        and_(
-            RunRow.status.in_([s.value for s in DUE_STATUSES]),
-            or_(RunRow.next_attempt_at.is_(None), RunRow.next_attempt_at <= now),
+    """Runs that may be delivered now: waiting and due, or claimed by a worker that vanished.
+
+    The leading :func:`open_runs` term is implied by the rest; it is there so that the
+    database can use the partial index of open runs (see :data:`ix_runs_open`).
+    """
+    return and_(
+        open_runs(),
+        or_(
+            and_(
+                RunRow.status.in_([s.value for s in DUE_STATUSES]),
+                or_(RunRow.next_attempt_at.is_(None), RunRow.next_attempt_at <= now),
+            ),
+            and_(RunRow.status == RunStatus.STARTED.value, RunRow.claimed_until < now),
         ),
-        and_(RunRow.status == RunStatus.STARTED.value, RunRow.claimed_until < now),
     )
 
 
@@ -179,7 +188,7 @@ class DeliveryQueue:
             for row in self.session.execute(
                 select(RunRow.integration_id, RunRow.bill_id, RunRow.bill_version).where(
                     RunRow.bill_id.in_(chunk),
-                    RunRow.status.in_([s.value for s in OPEN_STATUSES]),
+                    open_runs(),
                 )
             ):
                 result[(row.integration_id, row.bill_id)].add(row.bill_version)
@@ -280,9 +289,10 @@ class DeliveryQueue:
 
         On PostgreSQL the candidate rows are locked with ``FOR UPDATE SKIP LOCKED``, so workers
         racing for the same runs each get different ones; on SQLite the unit of work holds the
-        database's write lock. The update re-checks that each run is still due, so a run is
-        never claimed twice. Members of a batch whose outcome is unknown are claimed together,
-        all of them and nothing else (``resume_batches=False`` leaves them out).
+        database's write lock. Either way no other worker can claim the selected runs before
+        this unit of work ends, so a run is never claimed twice. Members of a batch whose
+        outcome is unknown are claimed together, all of them and nothing else
+        (``resume_batches=False`` leaves them out).
         """
         scope = [_due(now)]
         if integration_ids:
@@ -316,9 +326,13 @@ class DeliveryQueue:
         ids = list(self.session.scalars(candidates))
         if not ids:
             return []
+        # No second "still due?" test here: the rows cannot have changed since the SELECT above
+        # (SQLite: this unit of work holds the write lock; PostgreSQL: they are locked FOR
+        # UPDATE, and re-checked against the WHERE clause when the lock is taken). Repeating it
+        # also led SQLite's planner to scan the status index instead of fetching by primary key.
         self.session.execute(
             update(RunRow)
-            .where(RunRow.id.in_(ids), _due(now))
+            .where(RunRow.id.in_(ids))
             .values(
                 status=RunStatus.STARTED.value,
                 claimed_by=worker,
