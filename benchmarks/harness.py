@@ -14,6 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -318,15 +319,50 @@ class SyncedScaledClock:
 
 @attrs.define
 class PluginTime:
-    """Wall time spent inside delivery hooks (``send_bill``/``send_bills``), summed."""
+    """Wall time spent inside delivery hooks (``send_bill``/``send_bills``).
 
-    seconds: float = 0.0
-    calls: int = 0
+    Calls may overlap (single sends run on several threads), so the time inside the plugin is
+    the length of the *union* of the calls' intervals, not their sum: a share of wall time
+    must stay between 0 and 1. :attr:`peak` is the most calls that were in progress at once.
+    """
+
+    intervals: list[tuple[float, float]] = attrs.field(factory=list)
     lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    @property
+    def calls(self) -> int:
+        """Delivery hook calls made."""
+        return len(self.intervals)
+
+    @property
+    def seconds(self) -> float:
+        """Wall seconds during which at least one delivery hook call was in progress."""
+        total, end = 0.0, float("-inf")
+        for start, stop in sorted(self.intervals):
+            if stop <= end:
+                continue
+            total += stop - max(start, end)
+            end = stop
+        return total
+
+    @property
+    def summed(self) -> float:
+        """The calls' durations added up (larger than :attr:`seconds` when calls overlap)."""
+        return sum(stop - start for start, stop in self.intervals)
+
+    @property
+    def peak(self) -> int:
+        """The most delivery hook calls in progress at the same time."""
+        events = sorted([(s, 1) for s, _ in self.intervals] + [(e, -1) for _, e in self.intervals])
+        most = current = 0
+        for _, step in events:
+            current += step
+            most = max(most, current)
+        return most
 
 
 def time_plugin_calls(registry: PluginRegistry) -> PluginTime:
-    """Wrap ``registry.call`` so that every delivery hook call's wall time is added up.
+    """Wrap ``registry.call`` so that every delivery hook call's wall time is recorded.
 
     The wrapper sits exactly at the boundary the core crosses: what is inside is the plugin's
     (translation, its HTTP, the destination's answer); everything else is the engine's.
@@ -341,13 +377,51 @@ def time_plugin_calls(registry: PluginRegistry) -> PluginTime:
         try:
             return original(hook, key, **kwargs)
         finally:
-            elapsed = time.perf_counter() - started
+            finished = time.perf_counter()
             with spent.lock:
-                spent.seconds += elapsed
-                spent.calls += 1
+                spent.intervals.append((started, finished))
 
     registry.call = timed  # type: ignore[method-assign]
     return spent
+
+
+@attrs.define
+class GcTime:
+    """Wall time spent in the garbage collector, by generation (``gc.callbacks``)."""
+
+    seconds: dict[int, float] = attrs.field(factory=lambda: {0: 0.0, 1: 0.0, 2: 0.0})
+    collections: dict[int, int] = attrs.field(factory=lambda: {0: 0, 1: 0, 2: 0})
+    _started: float = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.perf_counter() - self._started
+            self.collections[generation] += 1
+
+    @property
+    def total(self) -> float:
+        """Seconds in every collection."""
+        return sum(self.seconds.values())
+
+
+@contextmanager
+def gc_timer() -> Iterator[GcTime]:
+    """Record garbage-collection time while the block runs."""
+    timer = GcTime()
+    gc.callbacks.append(timer)
+    try:
+        yield timer
+    finally:
+        gc.callbacks.remove(timer)
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS measurement from here (Linux: ``clear_refs`` 5 resets VmHWM)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+        refs.write("5")
 
 
 # --- OAuth ---------------------------------------------------------------------------------------

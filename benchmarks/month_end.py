@@ -332,6 +332,13 @@ def run(*, quick: bool, repeat: int, scale: float | None = None) -> list[Row]:
         ) + sum(abs(r[key]["emulator"]["documents"] - n) for r in runs)
         broken = duplicates > 0 or incomplete > 0
         where = f"{n:,} bills x 20 lines, 1 tenant, clock x{scale:g}"
+        requests = Stat.of(
+            [
+                sum(v for k, v in r[key]["emulator"]["calls"].items() if not k.startswith("read"))
+                for r in runs
+            ]
+        ).median
+        busy = Stat.of([r[key]["emulator"]["busy_seconds"] for r in runs]).median
         rows.append(
             Row(
                 "month-end",
@@ -345,7 +352,8 @@ def run(*, quick: bool, repeat: int, scale: float | None = None) -> list[Row]:
                 note=(
                     f"{duplicates} duplicates, {incomplete} not delivered"
                     if broken
-                    else f"ceiling {limits.ceiling:,.0f}/min from the documented limits"
+                    else f"ceiling {limits.ceiling:,.0f}/min from the documented limits; "
+                    f"emulator busy {busy:.0f} real s for {requests:,.0f} counted calls"
                 ),
             )
         )

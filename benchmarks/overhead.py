@@ -39,6 +39,7 @@ from benchmarks.harness import (
     at_least,
     child_main,
     database,
+    gc_timer,
     oauth_connect,
     postgres_server_url,
     run_child,
@@ -149,13 +150,14 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
             )
             pairs = list(bill_pairs("OV", count, lines=lines))
 
-            cpu_started, started = time.process_time(), time.perf_counter()
-            for _ in engine.submit_bills(pairs):
-                pass
-            submitted = time.perf_counter()
-            while engine.next_due_at() is not None:
-                engine.deliver_pending()
-            finished = time.perf_counter()
+            with gc_timer() as collected:
+                cpu_started, started = time.process_time(), time.perf_counter()
+                for _ in engine.submit_bills(pairs):
+                    pass
+                submitted = time.perf_counter()
+                while engine.next_due_at() is not None:
+                    engine.deliver_pending()
+                finished = time.perf_counter()
             cpu = time.process_time() - cpu_started
             completed = len(engine.runs.list(status=RunStatus.COMPLETE.value, limit=None))
             delivered = (
@@ -171,7 +173,11 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
         "deliver_seconds": finished - submitted,
         "total_seconds": finished - started,
         "plugin_seconds": plugin_time.seconds,
+        "plugin_summed_seconds": plugin_time.summed,
+        "plugin_peak_calls": plugin_time.peak,
         "plugin_calls": plugin_time.calls,
+        "gc_seconds": collected.total,
+        "gc_full_collections": collected.collections[2],
         "cpu_seconds": cpu,
         "completed": completed,
         "delivered": delivered,
@@ -212,10 +218,12 @@ def run(*, quick: bool, repeat: int) -> list[Row]:
                     note=(
                         f"{len(broken)} run(s) incomplete"
                         if broken
-                        else "submit {:,.0f}/s, deliver {:,.0f}/s; CPU {:.2f} of a core".format(
+                        else "submit {:,.0f}/s, deliver {:,.0f}/s; CPU {:.2f} of a core; "
+                        "GC {:.0%} of the time".format(
                             Stat.of([count / r["submit_seconds"] for r in runs]).median,
                             Stat.of([count / r["deliver_seconds"] for r in runs]).median,
                             cpu,
+                            Stat.of([r["gc_seconds"] / r["total_seconds"] for r in runs]).median,
                         )
                     ),
                 )
@@ -230,7 +238,8 @@ def run(*, quick: bool, repeat: int) -> list[Row]:
                     f"{title}, {database_name}: share of the time outside the plugin",
                     outside,
                     "share",
-                    note=f"of delivery alone: {delivery_outside.median:.2f}",
+                    note=f"of delivery alone: {delivery_outside.median:.2f}; at most "
+                    f"{max(r['plugin_peak_calls'] for r in runs)} hook call(s) at once",
                 )
             )
     return rows

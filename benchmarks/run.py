@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import attrs
 from rich.console import Console
 from rich.table import Table
 
@@ -28,14 +29,25 @@ from benchmarks.harness import Row, Stat
 
 __all__ = ["BENCHMARKS", "main"]
 
-Runner = Callable[[bool, int], list[Row]]
+
+@attrs.frozen
+class Options:
+    """What the command line asked for."""
+
+    quick: bool
+    repeat: int
+    #: Month-end clock speed-up (``None``: the module's default).
+    scale: float | None = None
+
+
+Runner = Callable[[Options], list[Row]]
 
 #: Name → runner, in the order they run (fastest first, so a crash shows early).
 BENCHMARKS: dict[str, Runner] = {
-    "translation": lambda quick, repeat: translation.run(quick=quick, repeat=repeat),
-    "overhead": lambda quick, repeat: overhead.run(quick=quick, repeat=repeat),
-    "scale": lambda quick, repeat: scale.run(quick=quick, repeat=repeat),
-    "month-end": lambda quick, repeat: month_end.run(quick=quick, repeat=repeat),
+    "translation": lambda o: translation.run(quick=o.quick, repeat=o.repeat),
+    "overhead": lambda o: overhead.run(quick=o.quick, repeat=o.repeat),
+    "scale": lambda o: scale.run(quick=o.quick, repeat=o.repeat),
+    "month-end": lambda o: month_end.run(quick=o.quick, repeat=o.repeat, scale=o.scale),
 }
 
 
@@ -96,12 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=None, help="repetitions (full: 3)")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help=f"month-end clock speed-up (default x{month_end.SCALE:g})",
+    )
     args = parser.parse_args(argv)
     wanted = [name.strip() for name in args.only.split(",") if name.strip()] or list(BENCHMARKS)
     unknown = [name for name in wanted if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     repeat = args.repeat or (1 if args.quick else 3)
+    options = Options(quick=args.quick, repeat=repeat, scale=args.scale)
     console = Console(width=200)
     err = Console(stderr=True)
     rows: list[Row] = []
@@ -110,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"[dim]running {name} ({'quick' if args.quick else 'full'}, x{repeat})...[/]")
         began = time.perf_counter()
         try:
-            rows += BENCHMARKS[name](args.quick, repeat)
+            rows += BENCHMARKS[name](options)
         except Exception as exc:
             traceback.print_exc()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
