@@ -429,6 +429,17 @@ def test_xero_numbers_sales_invoices_and_they_must_be_unique(env: Env) -> None:
     assert [i["StatusAttributeString"] for i in bills["Invoices"]] == ["OK", "OK"]
 
 
+def test_a_number_given_up_by_a_renumbered_invoice_is_free_again(env: Env) -> None:
+    _, body = env.write("PUT", env.invoice(InvoiceNumber="A-1"))
+    first = body["Invoices"][0]
+    _, renumbered = env.write("POST", {"InvoiceID": first["InvoiceID"], "InvoiceNumber": "A-2"})
+    assert renumbered["Invoices"][0]["InvoiceNumber"] == "A-2"
+    _, reused = env.write("PUT", env.invoice(InvoiceNumber="a-1"), env.invoice(InvoiceNumber="A-2"))
+    free, taken = reused["Invoices"]
+    assert free["StatusAttributeString"] == "OK" and free["InvoiceNumber"] == "a-1"
+    assert errors_of(taken) == ["Invoice # must be unique."]
+
+
 def test_credit_note_numbers_must_be_unique(env: Env) -> None:
     note = env.invoice(Type="ACCRECCREDIT", CreditNoteNumber="CN-1")
     _, body = env.write("PUT", note, note, kind="CreditNotes")

@@ -113,6 +113,11 @@ class Organisation:
     lock_kind: str = "end of year"
     created_at: datetime | None = None
     _sequence: dict[str, int] = attrs.field(factory=lambda: {"Invoice": 0, "CreditNote": 0})
+    # (kind, casefolded number) -> keys of documents stored with that number at some point.
+    # Xero checks a number's uniqueness with an index, not by reading every document; scanning
+    # made each new invoice cost more than the last, so long runs measured the emulator, not
+    # the client. Entries may be stale (a number changed): lookups re-check the document.
+    _numbered: dict[tuple[str, str], set[str]] = attrs.field(factory=dict)
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -342,7 +347,10 @@ class Organisation:
             if doc["Number"] is None and sales:
                 doc["Number"] = self._next_number(kind)
         doc["UpdatedDateUTC"] = now
-        self.documents[doc["id"].casefold()] = doc
+        key = doc["id"].casefold()
+        self.documents[key] = doc
+        if doc["Number"]:
+            self._numbered.setdefault((kind, str(doc["Number"]).casefold()), set()).add(key)
         return doc, [], warnings
 
     def _resolve_contact(self, given: Any, errors: list[str]) -> dict[str, Any] | None:
@@ -383,13 +391,15 @@ class Organisation:
 
     def _number_taken(self, kind: Kind, number: str, own_id: str | None) -> bool:
         wanted = number.casefold()
+        candidates = (self.documents.get(k) for k in self._numbered.get((kind, wanted), ()))
         return any(
-            d["kind"] == kind
+            d is not None
+            and d["kind"] == kind
             and d["Type"] in _SALES_TYPES
             and d["Status"] != "DELETED"
             and d.get("id") != own_id
             and str(d.get("Number") or "").casefold() == wanted
-            for d in self.documents.values()
+            for d in candidates
         )
 
     def _next_number(self, kind: Kind) -> str:
