@@ -298,10 +298,6 @@ def open_runs() -> ColumnElement[bool]:
     )
 
 
-def _open_runs_ddl() -> ColumnElement[bool]:
-    return RunRow.status.in_(OPEN_RUN_STATUSES)
-
-
 # The queue's hot path. Claiming asks for one integration's oldest due runs; with only
 # ix_runs_due the database read every run the integration ever had and sorted them, so each
 # claim cost grew with the run history (quadratic over a backlog). This index holds open runs
@@ -311,8 +307,8 @@ Index(
     RunRow.integration_id,
     RunRow.created_at,
     RunRow.id,
-    sqlite_where=_open_runs_ddl(),
-    postgresql_where=_open_runs_ddl(),
+    sqlite_where=open_runs(),
+    postgresql_where=open_runs(),
 )
 # Claiming first looks for a batch whose outcome is unknown: rare rows, so a partial index on
 # exactly those makes the look-up free instead of a scan of the integration's runs.
