@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -468,6 +469,41 @@ def test_single_sends_wait_for_the_minute_window(world: World) -> None:
     assert report.completed == 130
     assert world.provider.throttled == 0
     assert world.clock.time() - start >= 60  # the 121st request waited for the window
+
+
+@pytest.mark.parametrize("batch", [False], ids=["single"])
+def test_a_worker_waiting_for_the_window_keeps_its_lease_with_few_writes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.integration()
+    for n in range(130):
+        account = {**ACME, "id": f"acct-{n}"}
+        world.map_account(account, f"cust-{n}")
+        world.engine.submit_bill(
+            {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
+        )
+    renewals: list[tuple[datetime, datetime]] = []
+    original = DeliveryQueue.renew_tenant
+
+    def spy(self: DeliveryQueue, key: str, *, worker: str, until: datetime) -> bool:
+        renewals.append((world.engine.clock(), until))
+        return original(self, key, worker=worker, until=until)
+
+    monkeypatch.setattr(DeliveryQueue, "renew_tenant", spy)
+    start = world.engine.clock()
+    report = world.engine.deliver_pending()
+    assert report.completed == 130
+    assert world.engine.clock() - start >= timedelta(seconds=60)  # it waited for the window
+    # The 120 s lease is extended once a third of it has passed, not per request or wait (130
+    # requests, many waits), and always before it runs out.
+    lease = timedelta(seconds=world.engine.settings.worker_lease_seconds)
+    assert 1 <= len(renewals) <= 3
+    held_until = start + lease
+    last = start
+    for at, until in renewals:
+        assert at < held_until
+        assert at - last >= lease / 3
+        held_until, last = until, at
 
 
 def test_auth_failures_park_runs_until_reconnected(world: World) -> None:

@@ -197,6 +197,9 @@ class Deliverer:
         self._rng = random.Random()
         #: How long a tenant lease and a run claim last before another worker may take over.
         self.lease = timedelta(seconds=engine.settings.worker_lease_seconds)
+        #: When this worker last extended each tenant lease it holds (engine clock).
+        self._renewed: dict[str, datetime] = {}
+        self._renewed_lock = threading.Lock()
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -412,6 +415,8 @@ class Deliverer:
         )
         if state is None:
             return False
+        with self._renewed_lock:
+            self._renewed[group.key] = now
         limiter = TenantLimiter(
             destination.limits,
             state.counters,
@@ -477,17 +482,15 @@ class Deliverer:
                     break
                 finished = self._deliver_batch(group, destination, claimed, limiter, use_batch)
                 report(finished)
-                engine._unit_of_work(
-                    lambda s: DeliveryQueue(s).renew_tenant(
-                        group.key, worker=self.worker_id, until=engine.clock() + self.lease
-                    )
-                )
+                self._keep_lease(group)
                 if only is not None:
                     break
         finally:
             with tally.lock:
                 tally.requests += limiter.requests
                 tally.throttled += limiter.throttled
+            with self._renewed_lock:
+                self._renewed.pop(group.key, None)
             engine._unit_of_work(
                 lambda s: DeliveryQueue(s).release_tenant(
                     group.key,
@@ -556,11 +559,27 @@ class Deliverer:
             step = min(remaining, self.lease.total_seconds() / 3)
             engine.sleep(step)
             remaining -= step
-            engine._unit_of_work(
-                lambda s: DeliveryQueue(s).renew_tenant(
-                    group.key, worker=self.worker_id, until=engine.clock() + self.lease
-                )
+            self._keep_lease(group)
+
+    def _keep_lease(self, group: _Group) -> None:
+        """Extend the tenant's lease once a third of it has passed since the last extension.
+
+        Not on every batch or wait: each extension is a write transaction, and on SQLite every
+        writer queues behind the one before, so ten send threads waking for rate-limit slots
+        would each hold up the claims and outcomes of every other tenant.
+        """
+        engine = self._engine
+        now = engine.clock()
+        with self._renewed_lock:
+            last = self._renewed.get(group.key)
+            if last is not None and now - last < self.lease / 3:
+                return
+            self._renewed[group.key] = now
+        engine._unit_of_work(
+            lambda s: DeliveryQueue(s).renew_tenant(
+                group.key, worker=self.worker_id, until=now + self.lease
             )
+        )
 
     def _wait_for_slot(self, limiter: TenantLimiter, group: _Group, *, batch: bool) -> None:
         engine = self._engine
