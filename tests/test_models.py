@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from billbridge import models
 from billbridge.errors import ValidationFailed
 from billbridge.models import (
     Account,
@@ -271,3 +272,18 @@ def test_generated_bills_round_trip_losslessly(document: dict[str, Any]) -> None
     text_in = dumps(document)
     bill = parse_bill(text_in)
     assert loads(dumps(bill)) == loads(text_in)
+
+
+@settings(max_examples=150, deadline=None)
+@given(bills())
+def test_generated_bills_read_the_same_through_the_fast_path_and_cattrs(
+    document: dict[str, Any],
+) -> None:
+    text_in = dumps(document)
+    fast = parse_bill(text_in)
+    models._FAST_PATH = False
+    try:
+        slow = parse_bill(text_in)
+    finally:
+        models._FAST_PATH = True
+    assert fast == slow  # attrs equality: every field, bands and unknown fields included

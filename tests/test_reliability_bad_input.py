@@ -35,7 +35,8 @@ from sqlalchemy import func, select
 
 from billbridge.engine import Engine
 from billbridge.errors import BillbridgeError, ValidationFailed
-from billbridge.models import RunStatus, dumps
+from billbridge import models
+from billbridge.models import RunStatus, dumps, parse_account, parse_bill
 from billbridge.secrets import generate_key
 from billbridge.store.tables import BillRow, IntegrationRow, RunRow, SkipRow
 from billbridge.testing.clock import ManualClock
@@ -227,6 +228,30 @@ def test_submitting_damaged_bills_queues_or_refuses_cleanly(
             assert str(outcome).strip(), "a billbridge error must say what is wrong"
         else:
             assert isinstance(outcome, dict) and outcome
+
+
+def _read(parse: Any, document: Any) -> tuple[str, Any]:
+    try:
+        return "read", parse(document)
+    except ValidationFailed as error:
+        return "refused", error.to_list()
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=damaged_bill())
+def test_the_fast_reading_path_reads_and_refuses_exactly_as_cattrs_does(
+    pair: tuple[Any, Any],
+) -> None:
+    # Bills and accounts are read through a fast path first and through cattrs when it cannot
+    # (see billbridge.models): the same objects, the same refusals with the same paths.
+    bill, account = pair
+    fast = _read(parse_bill, bill), _read(parse_account, account)
+    models._FAST_PATH = False
+    try:
+        slow = _read(parse_bill, bill), _read(parse_account, account)
+    finally:
+        models._FAST_PATH = True
+    assert fast == slow
 
 
 def _preview(

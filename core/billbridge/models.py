@@ -18,7 +18,10 @@ m3ter omits null fields, so nothing is lost for its documents.
 from __future__ import annotations
 
 import enum
+import functools
 import re
+import types
+import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -547,6 +550,8 @@ def _camel(name: str) -> str:
 def _to_decimal(value: Any, _type: Any = None) -> Decimal:
     # Floats arrive from callers that parsed JSON with the standard library; ``repr`` gives the
     # shortest text that round-trips, which is the number the JSON text said.
+    if type(value) is Decimal:  # what loads() gives: the common case, first
+        return value
     if isinstance(value, bool):
         raise TypeError("a boolean is not a number")
     if isinstance(value, Decimal):
@@ -661,12 +666,45 @@ converter.register_unstructure_hook(datetime, _datetime_text)
 converter.register_unstructure_hook(MappingProxyType, lambda m: dict(m))
 
 
+def _non_null(hint: Any) -> Any:
+    """``X`` for ``X | None`` (one X only), else ``None``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return None
+
+
 def _json_names(cls: type) -> dict[str, str]:
     return {
         f.name: f.metadata.get("json", _camel(f.name))
         for f in attrs.fields(cls)
         if f.name not in ("extra", "bands", "bands_key")
     }
+
+
+#: Each document class's structure hook (fast path first), for nested documents.
+_FAST_HOOKS: dict[type, Callable[[Any, Any], Any]] = {}
+#: Whether document hooks try their fast path before cattrs' (tests turn it off to check that
+#: both read every document alike).
+_FAST_PATH = True
+
+
+def _document_tuple(hint: Any) -> type | None:
+    """The document class ``D`` of ``tuple[D, ...]`` when ``D`` is registered, else ``None``."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis and args[0] in _FAST_HOOKS:
+            return args[0]  # type: ignore[no-any-return]
+    return None
+
+
+def _structure_documents(hook: Callable[[Any, Any], Any], value: Any, _type: Any) -> tuple[Any, ...]:
+    # Lists only (what JSON gives); anything else is left to cattrs' own tuple handling.
+    if type(value) is not list:
+        raise TypeError("not a list")
+    return tuple([hook(item, None) for item in value])
 
 
 _EXTRA = "\x00extra"
@@ -698,10 +736,28 @@ def _register_document(cls: type[Any]) -> None:
     )
     known_keys = set(names.values())
     has_bands = "bands" in field_names
+    hints = typing.get_type_hints(cls)
+    # The fast path: one pass over the keys the document has (a line item has 16 of its 40),
+    # each value through its type's hook, then the class. It accepts only what the cattrs path
+    # accepts and builds the same object; anything it does not take (a wrong type, a missing
+    # field, bands that are not a list) goes to the cattrs path, which raises the error with
+    # its path, or builds the object itself.
+    fields: dict[str, tuple[str, Callable[[Any, Any], Any], Any, type]] = {}
+    for py, js in names.items():
+        hint = hints[py]
+        base = _non_null(hint)
+        target = base if base is not None else hint
+        element = _document_tuple(target)
+        if element is not None:
+            hook = functools.partial(_structure_documents, _FAST_HOOKS[element])
+        else:
+            hook = converter.get_structure_hook(target)
+        # A value already of the field's exact type (text, a Decimal from loads()) is taken as
+        # it is, as its hook would: most values of a bill are, and a call per value adds up.
+        exact = target if target in (str, Decimal) else type(None)
+        fields[js] = (py, hook, target, exact)
 
-    def structure(data: Any, _type: Any) -> Any:
-        if not isinstance(data, Mapping):
-            raise TypeError(f"expected an object, got {type(data).__name__}")
+    def cattrs_path(data: Mapping[str, Any]) -> Any:
         known: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
@@ -722,6 +778,40 @@ def _register_document(cls: type[Any]) -> None:
         if extra:
             known[_EXTRA] = extra
         return structure_fn(known, cls)
+
+    bands_hook = _FAST_HOOKS.get(Band)
+
+    def fast_path(data: Mapping[str, Any]) -> Any:
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            spec = fields.get(key)
+            if spec is None:
+                extra[key] = value
+            elif value is not None:
+                values[spec[0]] = value if type(value) is spec[3] else spec[1](value, spec[2])
+        if has_bands and extra:
+            assert bands_hook is not None
+            for candidate in ("usagePerPricingBand", "bandUsage"):
+                if extra.get(candidate) is not None:
+                    values["bands"] = _structure_documents(bands_hook, extra.pop(candidate), None)
+                    values["bands_key"] = candidate
+                    break
+        if extra:
+            values["extra"] = extra
+        return cls(**values)
+
+    def structure(data: Any, _type: Any = None) -> Any:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected an object, got {type(data).__name__}")
+        if _FAST_PATH:
+            try:
+                return fast_path(data)
+            except Exception:  # noqa: BLE001 - whatever it was, the cattrs path reports it
+                pass
+        return cattrs_path(data)
+
+    _FAST_HOOKS[cls] = structure
 
     def unstructure(obj: Any) -> dict[str, Any]:
         out = {k: v for k, v in unstructure_known(obj).items() if v is not None}
