@@ -190,6 +190,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
         "plugin_calls": plugin_time.calls,
         "gc_seconds": collected.total,
         "gc_full_collections": collected.collections[2],
+        "gc_seconds_by_generation": collected.seconds,
         "cpu_seconds": cpu,
         "completed": completed,
         "delivered": delivered,

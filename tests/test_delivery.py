@@ -306,6 +306,29 @@ def test_transient_failures_retry_with_backoff_and_give_up_when_bounded(world: W
     assert "gave up after" in (failed.error or "")
 
 
+def test_a_bill_stays_parsed_in_memory_until_every_run_of_it_has_ended(world: World) -> None:
+    world.integration("First")
+    world.integration("Second")
+    world.map_account(ACME, "cust-acme")
+    cache = world.engine.bill_cache
+    key = (ACME_BILL["id"], ACME_BILL["version"])
+    assert len(world.engine.submit_bill(ACME_BILL, ACME).runs) == 2
+    assert cache.get_many([key])  # parsed once at submission, kept for delivery
+    world.provider.faults.script("error")  # the first request fails: a run waits for a retry
+    world.engine.deliver_pending()
+    assert "AWAITING_RETRY" in statuses(world)
+    assert cache.get_many([key])  # a run still open: the bill stays
+    world.clock.advance(3600)
+    world.engine.deliver_pending()
+    assert statuses(world) == ["COMPLETE", "COMPLETE"]
+    assert not cache.get_many([key])  # every run ended: dropped
+    assert len(world.provider.invoices_for(ACME_BILL["id"])) == 2
+
+    # A bill that queues nothing (this version is delivered already) is not kept at all.
+    assert world.engine.submit_bill(ACME_BILL, ACME).runs == ()
+    assert len(cache) == 0
+
+
 def test_a_destination_down_for_an_hour_is_waited_for(world: World) -> None:
     world.integration()
     world.map_account(ACME, "cust-acme")

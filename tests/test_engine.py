@@ -280,3 +280,28 @@ def test_deleting_an_integration_removes_its_linked_mappings(engine: Engine) -> 
     )
     engine.integrations.delete(integration.id)
     assert [m.linked for m in engine.mappings.list()] == [False]
+
+
+def test_the_bill_cache_keeps_bills_until_their_runs_end_within_its_bound() -> None:
+    from billbridge.engine import BillCache
+    from billbridge.models import parse_account, parse_bill
+
+    bill = parse_bill({"id": "b", "accountId": "a", "currency": "USD", "lineItems": []})
+    pair = (bill, parse_account({"id": "a", "name": "A"}))
+    cache = BillCache(2)
+    cache.put_many(
+        {("b1", 1): pair, ("b2", 1): pair, ("b0", 1): pair}, {("b1", 1): 2, ("b2", 1): 1}
+    )
+    assert set(cache.get_many([("b0", 1), ("b1", 1), ("b2", 1)])) == {("b1", 1), ("b2", 1)}
+    cache.settle([("b1", 1)])
+    assert cache.get_many([("b1", 1)])  # one of its two runs is still open
+    cache.settle([("b1", 1), ("b2", 1), ("unknown", 1)])
+    assert len(cache) == 0
+    # Past its size the least recently used bill goes, whatever it still waits for.
+    cache.put_many({("b1", 1): pair, ("b2", 1): pair}, {("b1", 1): 1, ("b2", 1): 1})
+    cache.get_many([("b1", 1)])
+    cache.put_many({("b3", 1): pair}, {("b3", 1): 1})
+    assert set(cache.get_many([("b1", 1), ("b2", 1), ("b3", 1)])) == {("b1", 1), ("b3", 1)}
+    cache.settle([("b2", 1)])  # ended elsewhere after it left: nothing to do
+    assert len(cache) == 2
+    assert len(BillCache(0)) == 0

@@ -33,9 +33,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from billbridge import models
 from billbridge.engine import Engine
 from billbridge.errors import BillbridgeError, ValidationFailed
-from billbridge import models
 from billbridge.models import RunStatus, dumps, parse_account, parse_bill
 from billbridge.secrets import generate_key
 from billbridge.store.tables import BillRow, IntegrationRow, RunRow, SkipRow

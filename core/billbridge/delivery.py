@@ -703,7 +703,9 @@ class Deliverer:
             missing = [key for key in wanted if key not in bills]
             if missing:
                 loaded = queue.bills(missing)
-                engine.bill_cache.put_many(loaded)
+                engine.bill_cache.put_many(
+                    loaded, Counter((r.bill_id, r.bill_version) for r in claimed)
+                )
                 bills.update(loaded)
             ledgers = {
                 iid: queue.ledger(iid, [r.bill_id for r in claimed if r.integration_id == iid])
@@ -844,6 +846,7 @@ class Deliverer:
                 repo.add(event)
 
         engine._unit_of_work(write)
+        engine.bill_cache.settle((r.bill_id, r.bill_version) for r in finished if r.status.is_final)
         for integration_id, flags in errors_by_integration.items():
             self._count_errors(integration_id, flags)
         return finished

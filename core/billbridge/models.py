@@ -17,6 +17,7 @@ m3ter omits null fields, so nothing is lost for its documents.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import re
@@ -700,7 +701,9 @@ def _document_tuple(hint: Any) -> type | None:
     return None
 
 
-def _structure_documents(hook: Callable[[Any, Any], Any], value: Any, _type: Any) -> tuple[Any, ...]:
+def _structure_documents(
+    hook: Callable[[Any, Any], Any], value: Any, _type: Any
+) -> tuple[Any, ...]:
     # Lists only (what JSON gives); anything else is left to cattrs' own tuple handling.
     if type(value) is not list:
         raise TypeError("not a list")
@@ -805,10 +808,9 @@ def _register_document(cls: type[Any]) -> None:
         if not isinstance(data, Mapping):
             raise TypeError(f"expected an object, got {type(data).__name__}")
         if _FAST_PATH:
-            try:
+            # Whatever the fast path could not take, the cattrs path builds or reports.
+            with contextlib.suppress(Exception):
                 return fast_path(data)
-            except Exception:  # noqa: BLE001 - whatever it was, the cattrs path reports it
-                pass
         return cattrs_path(data)
 
     _FAST_HOOKS[cls] = structure

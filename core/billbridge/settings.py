@@ -106,9 +106,10 @@ class Settings:
     #: The longest a worker waits inline for a tenant's rate limit; longer blocks (a spent
     #: daily allowance) park the tenant's runs until the block ends.
     max_inline_wait: float = 90.0
-    #: Parsed bill versions kept in memory between submission and delivery (0: none). A parsed
-    #: 20-line bill takes about 45 KB, so the default holds about 90 MB; bills delivered after
-    #: they left the cache are read back from the database and parsed again.
+    #: Parsed bill versions kept in memory between submission and delivery (0: none); a bill
+    #: leaves as soon as all its runs have ended. A parsed 20-line bill takes about 45 KB, so a
+    #: full cache holds about 90 MB; bills delivered after they left it are read back from the
+    #: database and parsed again.
     bill_cache_size: int = 2_000
     #: Per-destination OAuth apps and host overrides, by destination key.
     destinations: Mapping[str, DestinationSettings] = attrs.field(

@@ -7,6 +7,7 @@ bounded chunks with set-based queries so memory stays flat and throughput high.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,10 @@ class Submitter:
                         )
             queue.add_runs(runs)
             queue.add_skips(skips)
-            engine.bill_cache.put_many({(b.id, b.version): (b, a) for b, a in items})
+            engine.bill_cache.put_many(
+                {(b.id, b.version): (b, a) for b, a in items},
+                Counter((r.bill_id, r.bill_version) for r in runs),
+            )
             if keep:
                 return SubmitResult(tuple(runs), tuple(skips), len(items))
             return SubmitResult((), (), len(items))
