@@ -751,6 +751,7 @@ def _register_document(cls: type[Any]) -> None:
         base = _non_null(hint)
         target = base if base is not None else hint
         element = _document_tuple(target)
+        hook: Callable[[Any, Any], Any]
         if element is not None:
             hook = functools.partial(_structure_documents, _FAST_HOOKS[element])
         else:
