@@ -368,7 +368,7 @@ class Deliverer:
         engine = self._engine
         now = engine.clock()
 
-        def work(session: Any) -> int:
+        def work(session: Any) -> tuple[int, Integration | None]:
             moved = DeliveryQueue(session).set_status(
                 integration_id=integration.id,
                 status=status,
@@ -387,11 +387,11 @@ class Deliverer:
                         details={"runs": moved, "status": status.value},
                     )
                 )
-            return moved
+                return moved, self._count_errors(session, integration.id, [True])
+            return moved, None
 
-        moved = engine._unit_of_work(work)
-        if moved and event is not None:
-            self._count_errors(integration.id, [True])
+        _, disabled = engine._unit_of_work(work)
+        self._tell_disabled([disabled] if disabled is not None else [])
 
     # -- one tenant ---------------------------------------------------------------------------
 
@@ -696,7 +696,7 @@ class Deliverer:
         engine = self._engine
         integrations = {i.id: i for i in group.integrations}
 
-        def load(session: Any) -> tuple[Any, Any, Any]:
+        def load(session: Any) -> tuple[Any, Any, Any, Any]:
             queue = DeliveryQueue(session)
             wanted = [(r.bill_id, r.bill_version) for r in claimed]
             bills = engine.bill_cache.get_many(wanted)
@@ -711,13 +711,17 @@ class Deliverer:
                 iid: queue.ledger(iid, [r.bill_id for r in claimed if r.integration_id == iid])
                 for iid in {r.integration_id for r in claimed}
             }
-            keys: set[tuple[str, str]] = set()
-            for bill, account in bills.values():
-                keys |= mapping_keys(bill, account)
+            bill_keys = {key: mapping_keys(*pair) for key, pair in bills.items()}
+            keys = set().union(*bill_keys.values())
             candidates = MappingRepository(session).for_entities(group.destination, sorted(keys))
-            return bills, ledgers, candidates
+            return bills, ledgers, candidates, bill_keys
 
-        bills, ledgers, candidates = engine._unit_of_work(load)
+        bills, ledgers, candidates, bill_keys = engine._unit_of_work(load)
+        # Each delivery is given its own bill's mappings: index the batch's once, by entity
+        # (stored order kept), instead of every delivery scanning all of them.
+        by_entity: dict[tuple[str, str], list[Any]] = {}
+        for mapping in candidates:
+            by_entity.setdefault((mapping.m3ter_entity, mapping.m3ter_id), []).append(mapping)
         prepared: list[_Prepared] = []
         for run in claimed:
             integration = integrations[run.integration_id]
@@ -737,7 +741,11 @@ class Deliverer:
                     destination,
                     bill,
                     account,
-                    candidates,
+                    [
+                        mapping
+                        for key in bill_keys[(run.bill_id, run.bill_version)]
+                        for mapping in by_entity.get(key, ())
+                    ],
                     ledgers[run.integration_id].get(run.bill_id),
                     engine.unseal,
                 )
@@ -832,7 +840,7 @@ class Deliverer:
                 )
             )
 
-        def write(session: Any) -> None:
+        def write(session: Any) -> list[Integration]:
             queue = DeliveryQueue(session)
             queue.finish(
                 finished,
@@ -844,11 +852,16 @@ class Deliverer:
             repo = EventRepository(session)
             for event in events:
                 repo.add(event)
+            # In the same transaction: the error count moves with the outcomes it counts.
+            changed = [
+                self._count_errors(session, integration_id, flags)
+                for integration_id, flags in errors_by_integration.items()
+            ]
+            return [integration for integration in changed if integration is not None]
 
-        engine._unit_of_work(write)
+        disabled = engine._unit_of_work(write)
         engine.bill_cache.settle((r.bill_id, r.bill_version) for r in finished if r.status.is_final)
-        for integration_id, flags in errors_by_integration.items():
-            self._count_errors(integration_id, flags)
+        self._tell_disabled(disabled)
         return finished
 
     def _classify(
@@ -890,56 +903,57 @@ class Deliverer:
         delay = self.retry.delay(run.attempts, self._rng)
         return RunStatus.AWAITING_RETRY, text, in_seconds(now, delay), None
 
-    def _count_errors(self, integration_id: str, flags: Sequence[bool]) -> None:
-        """Successive error events per integration; disable at the threshold."""
-        engine = self._engine
-        disabled: list[Integration] = []
+    def _count_errors(
+        self, session: Any, integration_id: str, flags: Sequence[bool]
+    ) -> Integration | None:
+        """Count successive error events (in the caller's transaction); disable at the threshold.
 
-        def work(session: Any) -> None:
-            repo = IntegrationRepository(session)
-            try:
-                integration = repo.get(integration_id)
-            except NotFound:
-                return
-            count = integration.consecutive_errors
-            for is_error in flags:
-                count = count + 1 if is_error else 0
-            threshold = integration.config.auto_disable_threshold
-            if integration.enabled and count >= threshold:
-                now = engine.clock()
-                changed = repo.update(
-                    attrs.evolve(
-                        integration, enabled=False, consecutive_errors=count, updated_at=now
-                    )
-                )
-                EventRepository(session).add(
-                    Event(
-                        id=new_id(),
-                        type=EventType.DISABLED,
-                        message=(
-                            f"{integration.name} was disabled after {count} successive errors. "
-                            "Read its error events, fix the cause, then enable it again and "
-                            "replay the failed runs."
-                        ),
-                        created_at=now,
-                        integration_id=integration.id,
-                        details={"successiveErrors": count},
-                    )
-                )
-                DeliveryQueue(session).set_status(
+        :returns: the integration when this disabled it (see :meth:`_tell_disabled`).
+        """
+        repo = IntegrationRepository(session)
+        try:
+            integration = repo.get(integration_id)
+        except NotFound:
+            return None
+        count = integration.consecutive_errors
+        for is_error in flags:
+            count = count + 1 if is_error else 0
+        threshold = integration.config.auto_disable_threshold
+        if integration.enabled and count >= threshold:
+            now = self._engine.clock()
+            changed = repo.update(
+                attrs.evolve(integration, enabled=False, consecutive_errors=count, updated_at=now)
+            )
+            EventRepository(session).add(
+                Event(
+                    id=new_id(),
+                    type=EventType.DISABLED,
+                    message=(
+                        f"{integration.name} was disabled after {count} successive errors. "
+                        "Read its error events, fix the cause, then enable it again and "
+                        "replay the failed runs."
+                    ),
+                    created_at=now,
                     integration_id=integration.id,
-                    status=RunStatus.DISABLED,
-                    error="the integration was disabled automatically",
-                    now=now,
-                    only_due=False,
+                    details={"successiveErrors": count},
                 )
-                disabled.append(changed)
-            elif count != integration.consecutive_errors:
-                repo.set_consecutive_errors(integration.id, count)
+            )
+            DeliveryQueue(session).set_status(
+                integration_id=integration.id,
+                status=RunStatus.DISABLED,
+                error="the integration was disabled automatically",
+                now=now,
+                only_due=False,
+            )
+            return changed
+        if count != integration.consecutive_errors:
+            repo.set_consecutive_errors(integration.id, count)
+        return None
 
-        engine._unit_of_work(work)
+    def _tell_disabled(self, disabled: Sequence[Integration]) -> None:
+        """Tell plugins about integrations disabled automatically (after the commit)."""
         for integration in disabled:
-            engine.plugins.broadcast(
+            self._engine.plugins.broadcast(
                 "integration_disabled",
                 integration=integration,
                 users_to_notify=list(integration.config.users_to_notify),
