@@ -17,7 +17,6 @@ m3ter omits null fields, so nothing is lost for its documents.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
 import re
@@ -553,6 +552,8 @@ def _to_decimal(value: Any, _type: Any = None) -> Decimal:
     # shortest text that round-trips, which is the number the JSON text said.
     if type(value) is Decimal:  # what loads() gives: the common case, first
         return value
+    if type(value) is int:  # loads() gives whole numbers as int; always finite
+        return Decimal(value)
     if isinstance(value, bool):
         raise TypeError("a boolean is not a number")
     if isinstance(value, Decimal):
@@ -576,8 +577,7 @@ def _to_date(value: Any, _type: Any = None) -> date:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        # m3ter sometimes sends a date as a midnight timestamp; the calendar date is what counts.
-        return date.fromisoformat(value[:10]) if len(value) > 10 else date.fromisoformat(value)
+        return _date_text(value)
     raise TypeError(f"expected a date, got {type(value).__name__}")
 
 
@@ -585,8 +585,21 @@ def _to_datetime(value: Any, _type: Any = None) -> datetime:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return _timestamp_text(value)
     raise TypeError(f"expected a timestamp, got {type(value).__name__}")
+
+
+# A month's bills repeat the same few dates and timestamps (the period, the service period on
+# every line): each text is parsed once. Dates and datetimes are immutable, so sharing is safe.
+@functools.lru_cache(maxsize=4096)
+def _date_text(value: str) -> date:
+    # m3ter sometimes sends a date as a midnight timestamp; the calendar date is what counts.
+    return date.fromisoformat(value[:10]) if len(value) > 10 else date.fromisoformat(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _timestamp_text(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _datetime_text(value: datetime) -> str:
@@ -806,12 +819,15 @@ def _register_document(cls: type[Any]) -> None:
         return cls(**values)
 
     def structure(data: Any, _type: Any = None) -> Any:
-        if not isinstance(data, Mapping):
+        # ``type is dict`` first: what JSON gives, and much cheaper than the ABC check.
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise TypeError(f"expected an object, got {type(data).__name__}")
         if _FAST_PATH:
-            # Whatever the fast path could not take, the cattrs path builds or reports.
-            with contextlib.suppress(Exception):
+            try:
                 return fast_path(data)
+            except Exception:
+                # Whatever the fast path could not take, the cattrs path builds or reports.
+                return cattrs_path(data)
         return cattrs_path(data)
 
     _FAST_HOOKS[cls] = structure
