@@ -31,10 +31,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Select, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, Row, Select, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import GenerativeSelect
 
 from billbridge.errors import Conflict, NotFound, StaleVersion
 from billbridge.models import (
@@ -115,7 +116,10 @@ def _insert(session: Session, row: Base, conflict: str) -> None:
         raise Conflict(conflict) from exc
 
 
-def _page(statement: Select[Any], limit: int | None, offset: int) -> Select[Any]:
+_Paged = TypeVar("_Paged", bound=GenerativeSelect)
+
+
+def _page(statement: _Paged, limit: int | None, offset: int) -> _Paged:
     if limit is not None:
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
@@ -436,9 +440,20 @@ class MappingRepository:
     def _select(
         self, statement: Select[Any], limit: int | None, offset: int
     ) -> builtins.list[ExternalMapping]:
-        statement = statement.order_by(ExternalMappingRow.created_at, ExternalMappingRow.id)
-        statement = _page(statement, limit, offset).execution_options(populate_existing=True)
-        return [self._to_domain(row) for row in self.session.scalars(statement)]
+        m = ExternalMappingRow
+        # Plain columns, not ORM objects: a batch's delivery reads dozens of mappings, and
+        # building (and tracking) an ORM instance per row cost more than the query.
+        columns = statement.with_only_columns(
+            m.id,
+            m.m3ter_entity,
+            m.m3ter_id,
+            m.external_system,
+            m.external_table,
+            m.external_id,
+            m.integration_id,
+            m.created_at,
+        ).order_by(m.created_at, m.id)
+        return [self._to_domain(row) for row in self.session.execute(_page(columns, limit, offset))]
 
     def _first_existing(self, batch: Sequence[ExternalMapping]) -> ExternalMapping | None:
         m = ExternalMappingRow
@@ -471,7 +486,7 @@ class MappingRepository:
         )
 
     @staticmethod
-    def _to_domain(row: ExternalMappingRow) -> ExternalMapping:
+    def _to_domain(row: ExternalMappingRow | Row[*tuple[Any, ...]]) -> ExternalMapping:
         return ExternalMapping(
             id=row.id,
             m3ter_entity=row.m3ter_entity,
