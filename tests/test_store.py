@@ -38,6 +38,7 @@ from billbridge.models import (
     Run,
     RunStatus,
     Secret,
+    dumps,
     parse_account,
     parse_bill,
 )
@@ -919,3 +920,31 @@ def test_mappings_of_a_batch_are_found_through_the_unique_key(db: Database) -> N
     for _, plan in _plans(db, captured):
         # The unique key leads with (m3ter_entity, m3ter_id); SQLite names it automatically.
         assert "uq_external_mappings_key" in plan or "sqlite_autoindex" in plan, plan
+
+
+def test_stored_bill_versions_are_found_through_the_primary_key(db: Database) -> None:
+    bill = parse_bill({"id": "b-0", "accountId": "a", "currency": "USD", "lineItems": []})
+    account = parse_account({"id": "a", "name": "A"})
+    versions = [attrs.evolve(bill, id=f"b-{n}", version=v) for n in range(200) for v in (1, 2)]
+    with db.session() as session:
+        DeliveryQueue(session).save_bills(
+            [(b, account, dumps(b), dumps(account)) for b in versions], received_at=T0
+        )
+    asked = [("b-7", 2), ("b-150", 1), ("missing", 1)]
+
+    with _statements(db, "bills") as captured, db.session() as session:
+        queue = DeliveryQueue(session)
+        found = queue.bills(asked)
+        fresh = queue.save_bills(
+            [(attrs.evolve(bill, id="b-9", version=3), account, "{}", "{}")], received_at=T0
+        )
+    # Exactly what was asked, though b-7 version 1 and b-150 version 2 match the look-up too.
+    assert sorted(found) == [("b-150", 1), ("b-7", 2)]
+    assert found[("b-7", 2)][0].version == 2
+    assert [b.version for b, _ in fresh] == [3]
+    plans = _plans(db, captured)
+    assert len(plans) == 2
+    for _, plan in plans:
+        # Through the primary key (bill_id, version); SQLite names it automatically.
+        assert "pk_bills" in plan or "sqlite_autoindex_bills" in plan, plan
+        assert "SCAN bills" not in plan and "Seq Scan" not in plan, plan
