@@ -66,6 +66,15 @@ class World:
             **extra,
         )
 
+    def submit_numbered(self, numbers: range) -> None:
+        """Submit ``bill-N`` for account ``acct-N`` (mapped to ``cust-N``) for each N."""
+        for n in numbers:
+            account = {**ACME, "id": f"acct-{n}"}
+            self.map_account(account, f"cust-{n}")
+            self.engine.submit_bill(
+                {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
+            )
+
     def other_engine(self, **kwargs: Any) -> Engine:
         return fake.make_engine(
             self.database_url, self.server.url, self.clock, self.home, self.key, **kwargs
@@ -366,23 +375,13 @@ def test_a_response_lost_after_commit_does_not_make_a_second_invoice(world: Worl
 @pytest.mark.parametrize("batch", [True], ids=["batch"])
 def test_a_batch_whose_answer_was_lost_is_resent_with_the_same_members(world: World) -> None:
     world.integration()
-    for n in range(10):
-        account = {**ACME, "id": f"acct-{n}"}
-        world.map_account(account, f"cust-{n}")
-        world.engine.submit_bill(
-            {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
-        )
+    world.submit_numbered(range(10))
     world.provider.faults.script("lost")
     world.engine.deliver_pending(max_runs=10)
     first = world.provider.batches[-1]
     # Newer bills arrive meanwhile; the unsettled batch still goes again exactly as it was.
     world.clock.advance(1)
-    for n in range(10, 25):
-        account = {**ACME, "id": f"acct-{n}"}
-        world.map_account(account, f"cust-{n}")
-        world.engine.submit_bill(
-            {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
-        )
+    world.submit_numbered(range(10, 25))
     world.clock.advance(3600)
     world.engine.deliver_pending()
     assert world.provider.batches[1] == first
@@ -481,12 +480,7 @@ def test_spare_request_budget_is_used_by_single_sends_when_batches_are_capped(
 @pytest.mark.parametrize("batch", [False], ids=["single"])
 def test_single_sends_wait_for_the_minute_window(world: World) -> None:
     world.integration()
-    for n in range(130):
-        account = {**ACME, "id": f"acct-{n}"}
-        world.map_account(account, f"cust-{n}")
-        world.engine.submit_bill(
-            {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
-        )
+    world.submit_numbered(range(130))
     start = world.clock.time()
     report = world.engine.deliver_pending()
     assert report.completed == 130
@@ -499,12 +493,7 @@ def test_a_worker_waiting_for_the_window_keeps_its_lease_with_few_writes(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.integration()
-    for n in range(130):
-        account = {**ACME, "id": f"acct-{n}"}
-        world.map_account(account, f"cust-{n}")
-        world.engine.submit_bill(
-            {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
-        )
+    world.submit_numbered(range(130))
     renewals: list[tuple[datetime, datetime]] = []
     original = DeliveryQueue.renew_tenant
 
@@ -657,12 +646,7 @@ def test_a_run_left_by_a_dead_worker_is_resumed_without_a_second_invoice(world: 
 @pytest.mark.parametrize("batch", [True], ids=["batch"])
 def test_concurrent_workers_never_deliver_a_run_twice(world: World) -> None:
     world.integration()
-    for n in range(60):
-        account = {**ACME, "id": f"acct-{n}"}
-        world.map_account(account, f"cust-{n}")
-        world.engine.submit_bill(
-            {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
-        )
+    world.submit_numbered(range(60))
     engines = [world.engine, *(world.other_engine(batch=True) for _ in range(2))]
     barrier = threading.Barrier(len(engines))
     try:
