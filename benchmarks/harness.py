@@ -34,10 +34,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import httpx
+from sqlalchemy import func, select
 
 from billbridge.engine import Engine
-from billbridge.models import Credential
+from billbridge.models import Credential, RunStatus
 from billbridge.plugins import PluginRegistry
+from billbridge.store.tables import RunRow
 
 __all__ = [
     "REDIRECT",
@@ -200,6 +202,19 @@ def current_rss_mb() -> float:
 
 
 # --- databases ------------------------------------------------------------------------------------
+
+
+def completed_runs(engine: Engine) -> int:
+    """How many runs are COMPLETE, counted in SQL (listing them would cost memory and time)."""
+    with engine.db.session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(RunRow)
+                .where(RunRow.status == RunStatus.COMPLETE.value)
+            )
+            or 0
+        )
 
 
 def postgres_server_url() -> str | None:

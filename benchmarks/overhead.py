@@ -43,6 +43,7 @@ from benchmarks.harness import (
     Stat,
     at_least,
     child_main,
+    completed_runs,
     database,
     gc_timer,
     oauth_connect,
@@ -54,7 +55,7 @@ from benchmarks.harness import (
 from billbridge import hookimpl
 from billbridge.contract import Destination, Limits
 from billbridge.engine import Engine
-from billbridge.models import RunStatus, Secret
+from billbridge.models import Secret
 from billbridge.plugins import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
@@ -171,7 +172,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
                         break
                 finished = time.perf_counter()
             cpu = time.process_time() - cpu_started
-            completed = len(engine.runs.list(status=RunStatus.COMPLETE.value, limit=None))
+            completed = completed_runs(engine)
             delivered = (
                 emulator.stats()["documents"] if emulator is not None else plugin.invoices  # type: ignore[attr-defined]
             )

@@ -30,8 +30,6 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from benchmarks import nullplugin
 from benchmarks.bills import PRODUCTS, account_id, bill_pairs, product_id
 from benchmarks.harness import (
@@ -39,6 +37,7 @@ from benchmarks.harness import (
     Stat,
     at_most,
     child_main,
+    completed_runs,
     current_rss_mb,
     database,
     peak_rss_mb,
@@ -52,7 +51,6 @@ from billbridge.plugins import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import Settings
 from billbridge.store.queue import DeliveryQueue
-from billbridge.store.tables import RunRow
 
 __all__ = ["child", "growth_exponents", "run"]
 
@@ -157,12 +155,7 @@ def backfill(params: dict[str, Any]) -> dict[str, Any]:
             # The backfill's peak, taken before the check below: counting is the benchmark's
             # work, not the engine's (listing 100,000 runs to count them once cost 50 MB).
             peak = peak_rss_mb()
-            with engine.db.session() as session:
-                completed = session.scalar(
-                    select(func.count())
-                    .select_from(RunRow)
-                    .where(RunRow.status == RunStatus.COMPLETE.value)
-                )
+            completed = completed_runs(engine)
         finally:
             engine.close()
     return {

@@ -174,6 +174,9 @@ class Submitter:
                         )
             queue.add_runs(runs)
             queue.add_skips(skips)
+            # Before the commit, not after: once committed, another thread may claim these runs
+            # at once, miss the cache, load the bill with its own count, and this count would
+            # then be added on top (the bill kept until the cache's bound pushes it out).
             engine.bill_cache.put_many(
                 {(b.id, b.version): (b, a) for b, a in items},
                 Counter((r.bill_id, r.bill_version) for r in runs),
