@@ -72,8 +72,8 @@ class _Busy:
 
 def _serve(spec: EmulatorSpec, pipe: Connection) -> None:
     """The child process: build the emulator, serve it, answer the parent's requests."""
-    from billbridge.testing.clock import Clock, SystemClock
-    from billbridge.testing.server import serve
+    from billbridge.testing.emulation.clock import Clock, SystemClock
+    from billbridge.testing.emulation.server import serve
 
     clock: Clock = (
         SyncedScaledClock.from_params(spec.clock) if spec.clock is not None else SystemClock()

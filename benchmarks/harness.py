@@ -36,9 +36,9 @@ import attrs
 import httpx
 from sqlalchemy import func, select
 
+from billbridge.domain.models import Credential, RunStatus
 from billbridge.engine import Engine
-from billbridge.models import Credential, RunStatus
-from billbridge.plugins import PluginRegistry
+from billbridge.plugin.manager import PluginRegistry
 from billbridge.store.tables import RunRow
 
 __all__ = [
@@ -280,7 +280,7 @@ def scratch_directory() -> Iterator[Path]:
 
 
 class SyncedScaledClock:
-    """:class:`billbridge.testing.clock.ScaledClock` that several processes can share.
+    """:class:`billbridge.testing.emulation.clock.ScaledClock` that several processes can share.
 
     ``ScaledClock`` starts counting when it is made, so two processes would disagree. This one
     is anchored to an explicit point: ``origin`` scaled seconds at monotonic time

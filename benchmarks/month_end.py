@@ -54,9 +54,9 @@ from benchmarks.harness import (
     scratch_directory,
     time_plugin_calls,
 )
+from billbridge.domain.models import RunStatus, Secret
 from billbridge.engine import Engine
-from billbridge.models import RunStatus, Secret
-from billbridge.plugins import load_plugins
+from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
 from billbridge.store.tables import RunAttemptRow, RunRow

@@ -1,7 +1,8 @@
 """A destination that costs nothing: what is left of a delivery is the engine's own work.
 
 ``nullbooks`` answers every ``send_bills`` / ``send_bill`` at once, in process, without HTTP
-and without rate limits, with one :class:`~billbridge.contract.SendResult` per delivery. It is
+and without rate limits, with one :class:`~billbridge.plugin.contract.SendResult` per delivery. It
+is
 registered like any plugin (an object holding hook implementations), so the engine runs its
 whole delivery path: routing, claiming, preparation, mapping resolution, the hook call, and
 recording outcomes, runs, attempts and the ledger.
@@ -17,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from billbridge import hookimpl
-from billbridge.contract import (
+from billbridge.domain.models import Account, Bill, LedgerEntry
+from billbridge.plugin.contract import (
     Connection,
     Delivery,
     DeliveryOutcome,
@@ -26,7 +28,6 @@ from billbridge.contract import (
     ResolvedMappings,
     SendResult,
 )
-from billbridge.models import Account, Bill, LedgerEntry
 
 __all__ = ["BATCH_SIZE", "KEY", "NullBooks", "plugin"]
 

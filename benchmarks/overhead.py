@@ -53,10 +53,10 @@ from benchmarks.harness import (
     time_plugin_calls,
 )
 from billbridge import hookimpl
-from billbridge.contract import Destination, Limits
+from billbridge.domain.models import Secret
 from billbridge.engine import Engine
-from billbridge.models import Secret
-from billbridge.plugins import load_plugins
+from billbridge.plugin.contract import Destination, Limits
+from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
 

@@ -45,9 +45,9 @@ from benchmarks.harness import (
     run_child,
     scratch_directory,
 )
+from billbridge.domain.models import Run, RunStatus
 from billbridge.engine import Engine
-from billbridge.models import Run, RunStatus
-from billbridge.plugins import load_plugins
+from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import Settings
 from billbridge.store.queue import DeliveryQueue

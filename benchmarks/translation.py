@@ -1,7 +1,7 @@
 """Benchmark 4, translation: bills per second through each plugin's pure ``translate_bill``.
 
 The floor is what any integration must do at least: write the translated payload as JSON
-(``billbridge.models.dumps``, exact decimals). Translation (line planning with exact money,
+(``billbridge.domain.models.dumps``, exact decimals). Translation (line planning with exact money,
 mapping look-ups, field checks) is reported as bills per second and as a ratio to that floor's
 speed: 0.25 means translating a bill costs four times as much as serialising its payload.
 
@@ -22,8 +22,8 @@ from billbridge_xero.translate import translate_bill as xero_translate
 from benchmarks.bills import PRODUCTS, bill_pairs, product_id
 from benchmarks.emulators import ITEM_CODES
 from benchmarks.harness import Row, Stat, child_main, run_child
-from billbridge.contract import ResolvedMappings
-from billbridge.models import Account, Bill, dumps, parse_account, parse_bill
+from billbridge.domain.models import Account, Bill, dumps, parse_account, parse_bill
+from billbridge.plugin.contract import ResolvedMappings
 
 __all__ = ["child", "run"]
 

@@ -18,7 +18,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from billbridge import hookimpl
-from billbridge.contract import (
+from billbridge.domain.models import Account, Bill, LedgerEntry, dumps, loads
+from billbridge.errors import (
+    AuthenticationFailed,
+    DestinationValidationError,
+    InvoiceAlreadyPaid,
+    RateLimited,
+    TokenExpired,
+    TransientError,
+)
+from billbridge.plugin.contract import (
     Connection,
     Delivery,
     DeliveryOutcome,
@@ -30,19 +39,10 @@ from billbridge.contract import (
     SendResult,
     TenantChoice,
 )
-from billbridge.errors import (
-    AuthenticationFailed,
-    DestinationValidationError,
-    InvoiceAlreadyPaid,
-    RateLimited,
-    TokenExpired,
-    TransientError,
-)
-from billbridge.models import Account, Bill, LedgerEntry, dumps, loads
-from billbridge.testing.clock import Clock
-from billbridge.testing.faults import FaultMiddleware, FaultPlan
-from billbridge.testing.limits import SlidingWindow
-from billbridge.testing.oauth import OAuthServer
+from billbridge.testing.emulation.clock import Clock
+from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
+from billbridge.testing.emulation.limits import SlidingWindow
+from billbridge.testing.emulation.oauth import OAuthServer
 
 KEY = "fakebooks"
 CLIENT_ID = "fake-client"
@@ -421,7 +421,7 @@ REDIRECT = "http://127.0.0.1:9/callback"
 
 def destination_settings(server_url: str) -> Any:
     """Settings pointing the ``fakebooks`` destination at a running provider."""
-    from billbridge.models import Secret
+    from billbridge.domain.models import Secret
     from billbridge.settings import DestinationSettings
 
     return DestinationSettings(
@@ -448,10 +448,10 @@ def make_engine(
 ) -> Any:
     """An engine with the ``fakebooks`` plugin, on ``clock``, talking to the provider."""
     from billbridge import Engine
-    from billbridge.plugins import load_plugins
+    from billbridge.plugin.manager import load_plugins
     from billbridge.secrets import SecretBox
     from billbridge.settings import Settings
-    from billbridge.testing.clock import as_datetime
+    from billbridge.testing.emulation.clock import as_datetime
 
     engine = Engine(
         database_url,

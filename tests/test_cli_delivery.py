@@ -14,8 +14,8 @@ import fakebooks_plugin as fake
 from billbridge import Engine
 from billbridge.cli import _State, main
 from billbridge.secrets import generate_key
-from billbridge.testing.clock import ManualClock
-from billbridge.testing.server import serve
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.server import serve
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 ACME_BILL = SAMPLES / "bill-acme-uk-2025-09.json"

@@ -12,9 +12,9 @@ from sqlalchemy import text
 
 from billbridge import Engine, hookimpl
 from billbridge.cli import _State, main
-from billbridge.contract import Destination
 from billbridge.errors import ValidationFailed
-from billbridge.plugins import load_plugins
+from billbridge.plugin.contract import Destination
+from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import Settings
 

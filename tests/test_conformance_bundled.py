@@ -16,9 +16,8 @@ import pytest
 from billbridge_quickbooks.emulator import QuickBooksEmulator
 from billbridge_xero.emulator import XeroEmulator
 
-from billbridge.contract import Connection, OAuthCallback, ResolvedMappings
-from billbridge.models import Secret
-from billbridge.testing.clock import ManualClock
+from billbridge.domain.models import Secret
+from billbridge.plugin.contract import Connection, OAuthCallback, ResolvedMappings
 from billbridge.testing.conformance import (
     SAMPLE_ACCOUNT_ID,
     SAMPLE_PRODUCT_IDS,
@@ -29,8 +28,9 @@ from billbridge.testing.conformance import (
     sample_account,
     sample_bill,
 )
-from billbridge.testing.faults import FaultPlan
-from billbridge.testing.server import serve
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.faults import FaultPlan
+from billbridge.testing.emulation.server import serve
 
 CLIENT_ID = "conformance-app"
 CLIENT_SECRET = "conformance-secret"

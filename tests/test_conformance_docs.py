@@ -15,8 +15,9 @@ from typing import Any
 import attrs
 import pytest
 
-from billbridge import errors, hookspecs
-from billbridge.contract import Limits
+from billbridge import errors
+from billbridge.plugin import hookspecs
+from billbridge.plugin.contract import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE_PATH = ROOT / "docs" / "writing-a-destination.md"

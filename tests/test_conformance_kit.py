@@ -15,10 +15,9 @@ import httpx
 import pytest
 
 import fakebooks_plugin as fake
-from billbridge.contract import Connection, OAuthCallback, ResolvedMappings
-from billbridge.models import Secret
+from billbridge.domain.models import Secret
+from billbridge.plugin.contract import Connection, OAuthCallback, ResolvedMappings
 from billbridge.testing import checks
-from billbridge.testing.clock import ManualClock
 from billbridge.testing.conformance import (
     SAMPLE_ACCOUNT_ID,
     DestinationConformance,
@@ -26,7 +25,8 @@ from billbridge.testing.conformance import (
     RecordingMiddleware,
     obtain_tokens,
 )
-from billbridge.testing.server import serve
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.server import serve
 
 pytest_plugins = ["pytester"]
 
@@ -89,7 +89,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from billbridge import hookimpl
-from billbridge.contract import Destination, SendResult
+from billbridge.plugin.contract import Destination, SendResult
 from billbridge.errors import FieldError
 
 PANEL = {
@@ -166,10 +166,10 @@ import httpx
 import pytest
 
 import toy_plugin
-from billbridge.contract import Connection
-from billbridge.models import Secret
+from billbridge.plugin.contract import Connection
+from billbridge.domain.models import Secret
 from billbridge.testing.conformance import DestinationConformance, Harness
-from billbridge.testing.server import serve
+from billbridge.testing.emulation.server import serve
 
 
 class TestToy(DestinationConformance):
@@ -406,7 +406,7 @@ def test_defaults_are_checked_against_their_field_with_refs() -> None:
 
 
 def test_the_bundled_panels_pass_the_static_checks() -> None:
-    from billbridge.plugins import load_plugins
+    from billbridge.plugin.manager import load_plugins
 
     registry = load_plugins(blocked=())
     for key in ("quickbooks", "xero"):

@@ -29,14 +29,14 @@ from billbridge import Engine
 from billbridge.cli import _State, main
 from billbridge.consent import connect_interactively
 from billbridge.credentials import CredentialError, TenantChoiceRequired
+from billbridge.domain.models import Credential, CredentialStatus, EventType, Secret
 from billbridge.errors import AuthenticationFailed, ValidationFailed
-from billbridge.models import Credential, CredentialStatus, EventType, Secret
-from billbridge.plugins import load_plugins
+from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, SecretKeyError, generate_key
 from billbridge.settings import Settings
 from billbridge.store import CredentialRepository
-from billbridge.testing.clock import ManualClock, SystemClock, as_datetime
-from billbridge.testing.server import RunningServer, serve
+from billbridge.testing.emulation.clock import ManualClock, SystemClock, as_datetime
+from billbridge.testing.emulation.server import RunningServer, serve
 
 REDIRECT = fake.REDIRECT
 make_engine = fake.make_engine

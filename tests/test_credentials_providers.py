@@ -23,11 +23,11 @@ from billbridge_xero.emulator import XeroEmulator
 from billbridge import Engine
 from billbridge.consent import connect_interactively
 from billbridge.credentials import TenantChoiceRequired
-from billbridge.models import CredentialStatus, Secret
+from billbridge.domain.models import CredentialStatus, Secret
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
-from billbridge.testing.clock import ManualClock, as_datetime
-from billbridge.testing.server import RunningServer
+from billbridge.testing.emulation.clock import ManualClock, as_datetime
+from billbridge.testing.emulation.server import RunningServer
 
 CLIENT_ID = "test-app"
 CLIENT_SECRET = "test-app-secret-0123456789"

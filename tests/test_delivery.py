@@ -19,14 +19,14 @@ import pytest
 import fakebooks_plugin as fake
 from billbridge import Engine, hookimpl
 from billbridge.delivery import idempotency_key
+from billbridge.domain.models import EventType, RunStatus, loads, parse_account, parse_bill
 from billbridge.errors import Conflict, MissingMapping, ValidationFailed
-from billbridge.models import EventType, RunStatus, loads, parse_account, parse_bill
-from billbridge.plugins import load_plugins
+from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import generate_key
 from billbridge.store.queue import DeliveryQueue
-from billbridge.testing.clock import ManualClock
-from billbridge.testing.limits import SlidingWindow
-from billbridge.testing.server import RunningServer, serve
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.limits import SlidingWindow
+from billbridge.testing.emulation.server import RunningServer, serve
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 

@@ -283,8 +283,8 @@ def test_deleting_an_integration_removes_its_linked_mappings(engine: Engine) -> 
 
 
 def test_the_bill_cache_keeps_bills_until_their_runs_end_within_its_bound() -> None:
+    from billbridge.domain.models import parse_account, parse_bill
     from billbridge.engine import BillCache
-    from billbridge.models import parse_account, parse_bill
 
     bill = parse_bill({"id": "b", "accountId": "a", "currency": "USD", "lineItems": []})
     pair = (bill, parse_account({"id": "a", "name": "A"}))

@@ -24,13 +24,13 @@ from click.testing import CliRunner
 
 from billbridge import Engine
 from billbridge.cli import _State, main
+from billbridge.domain.models import EventType, RunStatus
 from billbridge.errors import ValidationFailed
-from billbridge.models import EventType, RunStatus
-from billbridge.plugins import load_plugins
+from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import Settings
+from billbridge.testing.emulation.server import RunningServer, serve
 from billbridge.testing.samples import sample_account_document, sample_bill_document
-from billbridge.testing.server import RunningServer, serve
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "billbridge-webhook"
 if str(EXAMPLE) not in sys.path:
@@ -196,7 +196,7 @@ def test_unsafe_configuration_is_refused_without_echoing_the_secret(world: World
 
 def test_the_cli_never_prints_the_signing_secret(world: World) -> None:
     # The panel marks the secret writeOnly; the core must redact it wherever it shows a
-    # configuration (billbridge.schemas.redact).
+    # configuration (billbridge.domain.schemas.redact).
     integration = world.integration()
     state = _State(None)
     state._engine = world.engine

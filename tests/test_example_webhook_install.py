@@ -24,9 +24,9 @@ from typing import Any
 import attrs
 import pytest
 
-from billbridge.models import dumps
+from billbridge.domain.models import dumps
+from billbridge.testing.emulation.server import serve
 from billbridge.testing.samples import sample_account_document, sample_bill_document
-from billbridge.testing.server import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "billbridge-webhook"

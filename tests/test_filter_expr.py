@@ -1,4 +1,4 @@
-"""Tests of the account filter language (billbridge.filter_expr)."""
+"""Tests of the account filter language (billbridge.domain.filter_expr)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billbridge.filter_expr import (
+from billbridge.domain.filter_expr import (
     MAX_DEPTH,
     MAX_LENGTH,
     Compare,

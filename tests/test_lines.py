@@ -12,9 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billbridge.contract import ResolvedMappings
-from billbridge.errors import DestinationValidationError
-from billbridge.lines import (
+from billbridge.domain.lines import (
     USAGE_LINE_TYPES,
     InvoicePlan,
     LineOptions,
@@ -24,8 +22,10 @@ from billbridge.lines import (
     resolve_item,
     service_dates,
 )
-from billbridge.models import Bill, LineItem, parse_bill
-from billbridge.money import MAX_AMOUNT, MoneyError, minor_units, round_half_up, round_money
+from billbridge.domain.models import Bill, LineItem, parse_bill
+from billbridge.domain.money import MAX_AMOUNT, MoneyError, minor_units, round_half_up, round_money
+from billbridge.errors import DestinationValidationError
+from billbridge.plugin.contract import ResolvedMappings
 
 D = Decimal
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"

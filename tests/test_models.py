@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billbridge import models
-from billbridge.errors import ValidationFailed
-from billbridge.models import (
+from billbridge.domain import models
+from billbridge.domain.models import (
     Account,
     Bill,
     BillEntityConfig,
@@ -29,6 +28,7 @@ from billbridge.models import (
     parse_account,
     parse_bill,
 )
+from billbridge.errors import ValidationFailed
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from billbridge.errors import BillbridgeError
-from billbridge.money import (
+from billbridge.domain.money import (
     MAX_AMOUNT,
     MINOR_UNITS,
     MoneyError,
@@ -22,6 +21,7 @@ from billbridge.money import (
     round_half_up,
     round_money,
 )
+from billbridge.errors import BillbridgeError
 
 D = Decimal
 PROPS = settings(max_examples=150, deadline=None)

@@ -60,7 +60,7 @@ def test_the_wheel_holds_everything(wheel: Path) -> None:
 def test_schemas_load_from_the_unpacked_wheel(wheel: Path, tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extractall(tmp_path)
     probe = (
-        "import json, billbridge, billbridge.schemas as s, billbridge_xero.hooks as x;"
+        "import json, billbridge, billbridge.domain.schemas as s, billbridge_xero.hooks as x;"
         "print(json.dumps([billbridge.__file__, str(s._schema_dir()),"
         " s.core_schema('bill')['title'], x.register_destinations()[0].schema['title']]))"
     )

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from billbridge import hookimpl, hookspecs
-from billbridge.contract import Destination
+from billbridge import hookimpl
 from billbridge.errors import FieldError, PluginConflict, UnknownDestination
-from billbridge.plugins import ENTRY_POINT_GROUP, load_plugins
+from billbridge.plugin import hookspecs
+from billbridge.plugin.contract import Destination
+from billbridge.plugin.manager import ENTRY_POINT_GROUP, load_plugins
 
 PANEL = {
     "$schema": "http://json-schema.org/draft-07/schema#",
@@ -157,7 +158,7 @@ def test_register_destinations_must_return_destinations() -> None:
     module.register_destinations = register_destinations  # type: ignore[attr-defined]
     registry = load_plugins(entry_points=False, extra=[("wrong", module)])
     assert registry.failures[0].name == "wrong"
-    assert "not billbridge.contract.Destination" in registry.failures[0].error
+    assert "not billbridge.plugin.contract.Destination" in registry.failures[0].error
 
 
 def test_registries_do_not_leak_plugins_between_each_other() -> None:

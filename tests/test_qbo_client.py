@@ -24,7 +24,7 @@ from billbridge_quickbooks.client import (
     request_id_for,
 )
 
-from billbridge.contract import Connection
+from billbridge.domain.models import Secret, dumps, loads
 from billbridge.errors import (
     AccountingPeriodClosed,
     AuthenticationFailed,
@@ -35,7 +35,7 @@ from billbridge.errors import (
     TokenExpired,
     TransientError,
 )
-from billbridge.models import Secret, dumps, loads
+from billbridge.plugin.contract import Connection
 
 TOKEN = "tok-do-not-print"
 Handler = Callable[[httpx.Request], httpx.Response]

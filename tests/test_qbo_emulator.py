@@ -14,10 +14,10 @@ import pytest
 from billbridge_quickbooks import emulator as emulator_module
 from billbridge_quickbooks.emulator import Company, QuickBooksEmulator
 
-from billbridge.models import dumps, loads
-from billbridge.testing.clock import ManualClock
-from billbridge.testing.faults import FaultPlan
-from billbridge.testing.server import RunningServer
+from billbridge.domain.models import dumps, loads
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.faults import FaultPlan
+from billbridge.testing.emulation.server import RunningServer
 
 D = Decimal
 REDIRECT = "http://127.0.0.1:9/callback"

@@ -23,27 +23,8 @@ from billbridge_quickbooks import hooks
 from billbridge_quickbooks.client import QuickBooksClient
 from billbridge_quickbooks.emulator import Company, QuickBooksEmulator
 
-from billbridge.contract import (
-    Connection,
-    Delivery,
-    OAuthCallback,
-    ResolvedMappings,
-    SendResult,
-    TenantChoice,
-)
 from billbridge.delivery import batch_idempotency_key
-from billbridge.errors import (
-    AccountingPeriodClosed,
-    AuthenticationFailed,
-    DestinationValidationError,
-    InvoiceAlreadyPaid,
-    MissingMapping,
-    PermanentError,
-    RateLimited,
-    TokenExpired,
-    TransientError,
-)
-from billbridge.models import (
+from billbridge.domain.models import (
     Account,
     Bill,
     Credential,
@@ -56,10 +37,29 @@ from billbridge.models import (
     parse_account,
     parse_bill,
 )
-from billbridge.plugins import PluginRegistry, load_plugins
-from billbridge.testing.clock import ManualClock
-from billbridge.testing.faults import FaultPlan
-from billbridge.testing.server import RunningServer
+from billbridge.errors import (
+    AccountingPeriodClosed,
+    AuthenticationFailed,
+    DestinationValidationError,
+    InvoiceAlreadyPaid,
+    MissingMapping,
+    PermanentError,
+    RateLimited,
+    TokenExpired,
+    TransientError,
+)
+from billbridge.plugin.contract import (
+    Connection,
+    Delivery,
+    OAuthCallback,
+    ResolvedMappings,
+    SendResult,
+    TenantChoice,
+)
+from billbridge.plugin.manager import PluginRegistry, load_plugins
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.faults import FaultPlan
+from billbridge.testing.emulation.server import RunningServer
 
 D = Decimal
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"

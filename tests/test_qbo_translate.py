@@ -26,10 +26,19 @@ from billbridge_quickbooks.translate import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billbridge.contract import ResolvedMappings
+from billbridge.domain.models import (
+    Account,
+    Band,
+    Bill,
+    LineItem,
+    dumps,
+    loads,
+    parse_account,
+    parse_bill,
+)
+from billbridge.domain.money import round_half_up
 from billbridge.errors import DestinationValidationError, MissingMapping
-from billbridge.models import Account, Band, Bill, LineItem, dumps, loads, parse_account, parse_bill
-from billbridge.money import round_half_up
+from billbridge.plugin.contract import ResolvedMappings
 
 D = Decimal
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billbridge.contract import Limits
-from billbridge.models import dumps, loads
-from billbridge.ratelimit import SAFETY, SAFETY_FLOOR, TenantLimiter
+from billbridge.domain.models import dumps, loads
+from billbridge.domain.ratelimit import SAFETY, SAFETY_FLOOR, TenantLimiter
+from billbridge.plugin.contract import Limits
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -33,13 +33,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from billbridge import models
+from billbridge.domain import models
+from billbridge.domain.models import RunStatus, dumps, parse_account, parse_bill
 from billbridge.engine import Engine
 from billbridge.errors import BillbridgeError, ValidationFailed
-from billbridge.models import RunStatus, dumps, parse_account, parse_bill
 from billbridge.secrets import generate_key
 from billbridge.store.tables import BillRow, IntegrationRow, RunRow, SkipRow
-from billbridge.testing.clock import ManualClock
+from billbridge.testing.emulation.clock import ManualClock
 from test_reliability_world import (
     START,
     XERO_CONFIG,
@@ -243,7 +243,7 @@ def test_the_fast_reading_path_reads_and_refuses_exactly_as_cattrs_does(
     pair: tuple[Any, Any],
 ) -> None:
     # Bills and accounts are read through a fast path first and through cattrs when it cannot
-    # (see billbridge.models): the same objects, the same refusals with the same paths.
+    # (see billbridge.domain.models): the same objects, the same refusals with the same paths.
     bill, account = pair
     fast = _read(parse_bill, bill), _read(parse_account, account)
     models._FAST_PATH = False
@@ -338,7 +338,7 @@ def test_generated_configurations_are_saved_or_refused_with_paths(
 def test_a_filter_that_does_not_parse_is_refused_at_its_field(
     engine: Engine, expression: str
 ) -> None:
-    from billbridge import filter_expr
+    from billbridge.domain import filter_expr
 
     failure: filter_expr.FilterSyntaxError | None = None
     try:

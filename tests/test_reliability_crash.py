@@ -34,12 +34,12 @@ import attrs
 import pytest
 from sqlalchemy import func, select
 
+from billbridge.domain.models import RunStatus
 from billbridge.engine import Engine
-from billbridge.models import RunStatus
 from billbridge.secrets import generate_key
 from billbridge.store.tables import RunRow
-from billbridge.testing.clock import SystemClock
-from billbridge.testing.faults import FaultPlan
+from billbridge.testing.emulation.clock import SystemClock
+from billbridge.testing.emulation.faults import FaultPlan
 from test_reliability_world import (
     PYTHON,
     assert_each_bill_once,

@@ -8,7 +8,7 @@ from a seeded generator; one of each is also scripted first so that every kind s
 spends the rest of the tenant's minute allowance, and the engine's next requests are refused.
 
 Bills arrive in waves, so there are many small requests. The engine and both emulators share a
-:class:`~billbridge.testing.clock.ManualClock`: backoff (30 s … 1 h) and 429 waits pass without
+:class:`~billbridge.testing.emulation.clock.ManualClock`: backoff (30 s … 1 h) and 429 waits pass without
 real waiting. Afterwards every run is COMPLETE (nothing waiting, started or retrying), every bill
 has exactly one document at its destination, no run took more than the retry policy's attempts,
 and the engine really did receive 429s and every kind of fault.
@@ -30,11 +30,11 @@ import pytest
 from sqlalchemy import func, select
 
 from billbridge.delivery import RetryPolicy
-from billbridge.models import RunStatus
+from billbridge.domain.models import RunStatus
 from billbridge.secrets import generate_key
 from billbridge.store.tables import RunRow
-from billbridge.testing.clock import ManualClock
-from billbridge.testing.faults import FaultPlan
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.faults import FaultPlan
 from test_reliability_world import (
     START,
     Emulators,

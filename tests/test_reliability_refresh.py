@@ -28,10 +28,10 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-from billbridge.models import RunStatus
+from billbridge.domain.models import RunStatus
 from billbridge.secrets import generate_key
 from billbridge.store import CredentialRepository
-from billbridge.testing.clock import SystemClock
+from billbridge.testing.emulation.clock import SystemClock
 from test_reliability_world import (
     PYTHON,
     assert_each_bill_once,

@@ -27,12 +27,12 @@ from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
 from billbridge.cli import _State, main
+from billbridge.domain.models import CredentialStatus, RunStatus
 from billbridge.engine import Engine
 from billbridge.errors import AuthenticationFailed, BillbridgeError
-from billbridge.models import CredentialStatus, RunStatus
 from billbridge.secrets import generate_key
 from billbridge.store.queue import DeliveryQueue
-from billbridge.testing.clock import ManualClock
+from billbridge.testing.emulation.clock import ManualClock
 from test_reliability_world import (
     CLIENT_SECRET,
     START,

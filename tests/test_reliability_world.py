@@ -35,14 +35,14 @@ from billbridge_xero.emulator import XeroEmulator
 from billbridge_xero.organisation import Organisation
 from sqlalchemy import func, select
 
+from billbridge.domain.models import RunStatus, Secret
 from billbridge.engine import Engine
-from billbridge.models import RunStatus, Secret
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
 from billbridge.store.tables import RunRow
-from billbridge.testing.clock import Clock, SystemClock, as_datetime
-from billbridge.testing.faults import FaultPlan
-from billbridge.testing.server import RunningServer, serve
+from billbridge.testing.emulation.clock import Clock, SystemClock, as_datetime
+from billbridge.testing.emulation.faults import FaultPlan
+from billbridge.testing.emulation.server import RunningServer, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -21,8 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.exc import StatementError
 
-from billbridge.errors import Conflict, NotFound, StaleVersion
-from billbridge.models import (
+from billbridge.domain.models import (
     Account,
     Bill,
     BillEntityConfig,
@@ -42,6 +41,7 @@ from billbridge.models import (
     parse_account,
     parse_bill,
 )
+from billbridge.errors import Conflict, NotFound, StaleVersion
 from billbridge.secrets import SecretBox, SecretKeyError, generate_key
 from billbridge.store import (
     BillRepository,

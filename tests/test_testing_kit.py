@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billbridge.testing.clock import ManualClock, ScaledClock
-from billbridge.testing.faults import FaultMiddleware, FaultPlan
-from billbridge.testing.limits import ConcurrencyLimit, SlidingWindow
-from billbridge.testing.oauth import OAuthServer
-from billbridge.testing.server import RunningServer, serve
+from billbridge.testing.emulation.clock import ManualClock, ScaledClock
+from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
+from billbridge.testing.emulation.limits import ConcurrencyLimit, SlidingWindow
+from billbridge.testing.emulation.oauth import OAuthServer
+from billbridge.testing.emulation.server import RunningServer, serve
 
 REDIRECT = "http://127.0.0.1:9/callback"
 

@@ -27,10 +27,10 @@ from billbridge_xero.emulator import XeroEmulator
 from billbridge_xero.organisation import Organisation
 from starlette.responses import JSONResponse
 
-from billbridge.models import dumps, loads
-from billbridge.testing.clock import ManualClock, ScaledClock, as_datetime
-from billbridge.testing.faults import FaultPlan
-from billbridge.testing.server import RunningServer
+from billbridge.domain.models import dumps, loads
+from billbridge.testing.emulation.clock import ManualClock, ScaledClock, as_datetime
+from billbridge.testing.emulation.faults import FaultPlan
+from billbridge.testing.emulation.server import RunningServer
 
 D = Decimal
 REDIRECT = "http://127.0.0.1:9/callback"

@@ -26,8 +26,8 @@ from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from billbridge.contract import ResolvedMappings
-from billbridge.models import Account, Bill, dumps, parse_account, parse_bill
+from billbridge.domain.models import Account, Bill, dumps, parse_account, parse_bill
+from billbridge.plugin.contract import ResolvedMappings
 
 SPEC_PATH = (
     Path(__file__).resolve().parents[1].parent

@@ -2,7 +2,7 @@
 
 A token is obtained as the core would: consent at the emulator's authorize URL and a code
 exchange with httpx. Hooks are called with keyword arguments, as the core calls them, with a
-:class:`~billbridge.contract.Connection` built per test. Every body the plugin sends is checked
+:class:`~billbridge.plugin.contract.Connection` built per test. Every body the plugin sends is checked
 against Xero's OpenAPI spec after each test (see ``test_xero_openapi.py``).
 """
 
@@ -35,7 +35,17 @@ from billbridge_xero.emulator import XeroEmulator
 from billbridge_xero.organisation import Organisation
 from billbridge_xero.send import document_url
 
-from billbridge.contract import Connection, Delivery, OAuthCallback, ResolvedMappings, SendResult
+from billbridge.domain.models import (
+    Account,
+    Bill,
+    Credential,
+    CredentialStatus,
+    LedgerEntry,
+    Secret,
+    dumps,
+    parse_account,
+    parse_bill,
+)
 from billbridge.errors import (
     AccountingPeriodClosed,
     AuthenticationFailed,
@@ -47,20 +57,16 @@ from billbridge.errors import (
     TokenExpired,
     TransientError,
 )
-from billbridge.models import (
-    Account,
-    Bill,
-    Credential,
-    CredentialStatus,
-    LedgerEntry,
-    Secret,
-    dumps,
-    parse_account,
-    parse_bill,
+from billbridge.plugin.contract import (
+    Connection,
+    Delivery,
+    OAuthCallback,
+    ResolvedMappings,
+    SendResult,
 )
-from billbridge.testing.clock import ManualClock
-from billbridge.testing.faults import FaultPlan
-from billbridge.testing.server import RunningServer
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.faults import FaultPlan
+from billbridge.testing.emulation.server import RunningServer
 from test_xero_openapi import assert_valid_body
 
 D = Decimal

@@ -20,10 +20,10 @@ from billbridge_xero.translate import XeroDocument, line_amount, translate_bill
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billbridge.contract import ResolvedMappings
+from billbridge.domain.models import Account, Bill, dumps, loads, parse_account, parse_bill
+from billbridge.domain.money import round_money
 from billbridge.errors import DestinationValidationError, MissingMapping
-from billbridge.models import Account, Bill, dumps, loads, parse_account, parse_bill
-from billbridge.money import round_money
+from billbridge.plugin.contract import ResolvedMappings
 
 D = Decimal
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"

@@ -1,10 +1,10 @@
 """billbridge: deliver m3ter-shaped bills into accounting systems as invoices.
 
 The embedding API is :class:`Engine`; destination plugins implement hooks marked with
-:data:`hookimpl` (see :mod:`billbridge.hookspecs`).
+:data:`hookimpl` (see :mod:`billbridge.plugin.hookspecs`).
 """
 
-from billbridge.hookspecs import hookimpl
+from billbridge.plugin.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 

@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from billbridge import __version__
+from billbridge.domain.models import EventType, RunStatus, dumps, loads, thaw
 from billbridge.errors import BillbridgeError, ValidationFailed
-from billbridge.models import EventType, RunStatus, dumps, loads, thaw
 
 __all__ = ["main"]
 
@@ -156,7 +156,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 @_guard
 def plugins(as_json: bool) -> None:
     """List installed destination plugins, their destinations and hooks."""
-    from billbridge.plugins import load_plugins
+    from billbridge.plugin.manager import load_plugins
 
     registry = load_plugins()
     destinations = registry.destinations
@@ -200,7 +200,7 @@ def plugins(as_json: bool) -> None:
 @_guard
 def schema(key: str) -> None:
     """Print a destination's configuration panel schema (JSON Schema draft-07)."""
-    from billbridge.plugins import load_plugins
+    from billbridge.plugin.manager import load_plugins
 
     _print_json(thaw(load_plugins().destination(key).schema))
 
@@ -215,8 +215,8 @@ def schemas() -> None:
 @_guard
 def schemas_export(directory: Path) -> None:
     """Write every core and destination schema into DIRECTORY."""
-    from billbridge.plugins import load_plugins
-    from billbridge.schemas import CORE_SCHEMAS, core_schema
+    from billbridge.domain.schemas import CORE_SCHEMAS, core_schema
+    from billbridge.plugin.manager import load_plugins
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -238,7 +238,7 @@ def schemas_export(directory: Path) -> None:
 
 
 def _masked(integration: Any) -> dict[str, Any]:
-    from billbridge.schemas import REDACTED, SEALED
+    from billbridge.domain.schemas import REDACTED, SEALED
 
     shown: dict[str, Any] = thaw(integration.destination_config)
     for name, value in shown.items():
@@ -248,7 +248,7 @@ def _masked(integration: Any) -> dict[str, Any]:
 
 
 def _integration_dict(integration: Any, installed: Iterable[str]) -> dict[str, Any]:
-    from billbridge.models import converter
+    from billbridge.domain.models import converter
 
     return {
         "id": integration.id,
@@ -1227,7 +1227,7 @@ def demo(home: Path | None) -> None:
 @_guard
 def emulator(name: str, host: str, port: int) -> None:
     """Run a destination's emulator (QuickBooks, Xero) in the foreground, for demos and tests."""
-    from billbridge.testing.emulators import emulator_module
+    from billbridge.testing.emulation.emulators import emulator_module
 
     try:
         module = emulator_module(name)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from billbridge.credentials import CredentialError
-from billbridge.models import Credential
+from billbridge.domain.models import Credential
 
 if TYPE_CHECKING:
     from billbridge.engine import Engine

@@ -41,7 +41,13 @@ import attrs
 import httpx
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
-from billbridge.contract import Connection, Destination, OAuthCallback, OAuthSpec, TenantChoice
+from billbridge.domain.models import (
+    Credential,
+    CredentialStatus,
+    Event,
+    EventType,
+    Secret,
+)
 from billbridge.errors import (
     AuthenticationFailed,
     BillbridgeError,
@@ -50,12 +56,12 @@ from billbridge.errors import (
     TransientError,
     ValidationFailed,
 )
-from billbridge.models import (
-    Credential,
-    CredentialStatus,
-    Event,
-    EventType,
-    Secret,
+from billbridge.plugin.contract import (
+    Connection,
+    Destination,
+    OAuthCallback,
+    OAuthSpec,
+    TenantChoice,
 )
 from billbridge.settings import DestinationSettings
 from billbridge.store import (

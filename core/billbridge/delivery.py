@@ -39,20 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from billbridge.contract import Connection, Delivery, Destination, SendResult
-from billbridge.errors import (
-    AuthenticationFailed,
-    BillbridgeError,
-    DestinationError,
-    DestinationValidationError,
-    MissingMapping,
-    NotFound,
-    PermanentError,
-    RateLimited,
-    TokenExpired,
-    TransientError,
-)
-from billbridge.models import (
+from billbridge.domain.models import (
     Account,
     Bill,
     CredentialStatus,
@@ -65,14 +52,27 @@ from billbridge.models import (
     RunStatus,
     Secret,
 )
-from billbridge.preparation import (
+from billbridge.domain.preparation import (
     apply_defaults,
     exclude_lines,
     mapping_keys,
     require_account_mapping,
     resolve_mappings,
 )
-from billbridge.ratelimit import TenantLimiter, in_seconds
+from billbridge.domain.ratelimit import TenantLimiter, in_seconds
+from billbridge.errors import (
+    AuthenticationFailed,
+    BillbridgeError,
+    DestinationError,
+    DestinationValidationError,
+    MissingMapping,
+    NotFound,
+    PermanentError,
+    RateLimited,
+    TokenExpired,
+    TransientError,
+)
+from billbridge.plugin.contract import Connection, Delivery, Destination, SendResult
 from billbridge.store import (
     CredentialRepository,
     EventRepository,

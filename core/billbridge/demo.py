@@ -28,12 +28,12 @@ from rich.console import Console
 from rich.table import Table
 
 from billbridge.consent import connect_interactively
-from billbridge.contract import ExternalEntityPage
+from billbridge.domain.models import Integration, Secret, loads
 from billbridge.engine import Engine
-from billbridge.models import Integration, Secret, loads
+from billbridge.plugin.contract import ExternalEntityPage
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
-from billbridge.testing.emulators import EmulatorHandle, emulator_module
+from billbridge.testing.emulation.emulators import EmulatorHandle, emulator_module
 
 __all__ = ["SAMPLE_ACCOUNTS", "SAMPLE_BILLS", "run_demo"]
 

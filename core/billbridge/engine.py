@@ -29,12 +29,11 @@ from typing import Any, TypeVar
 import attrs
 import httpx
 
-from billbridge import __version__, filter_expr
-from billbridge.contract import Destination
+from billbridge import __version__
 from billbridge.credentials import Credentials
 from billbridge.delivery import Deliverer, DeliveryReport, ProgressCallback, build_delivery
-from billbridge.errors import BillbridgeError, FieldError, UnknownDestination, ValidationFailed
-from billbridge.models import (
+from billbridge.domain import filter_expr
+from billbridge.domain.models import (
     Account,
     Bill,
     BillEntityConfig,
@@ -49,10 +48,12 @@ from billbridge.models import (
     thaw,
     utcnow,
 )
-from billbridge.plugins import PluginRegistry, load_plugins
-from billbridge.preparation import mapping_keys
+from billbridge.domain.preparation import mapping_keys
+from billbridge.domain.schemas import REDACTED, SEALED, core_schema, secret_options, validate
+from billbridge.errors import BillbridgeError, FieldError, UnknownDestination, ValidationFailed
+from billbridge.plugin.contract import Destination
+from billbridge.plugin.manager import PluginRegistry, load_plugins
 from billbridge.runs import Events, Runs, Skips
-from billbridge.schemas import REDACTED, SEALED, core_schema, secret_options, validate
 from billbridge.secrets import SecretBox
 from billbridge.settings import Settings
 from billbridge.store import (
@@ -189,7 +190,8 @@ class Engine:
     def submit_bill(self, bill: BillInput, account: AccountInput) -> SubmitResult:
         """Route one bill version to every enabled Bill integration and record each decision.
 
-        :param bill: m3ter's bill (JSON text, parsed JSON, or a :class:`~billbridge.models.Bill`).
+        :param bill: m3ter's bill (JSON text, parsed JSON, or a
+        :class:`~billbridge.domain.models.Bill`).
         :param account: the bill's account, likewise.
         :returns: the runs queued (WAITING) and the skips with their reasons.
         :raises ValidationFailed: not valid m3ter JSON, or the account does not match the bill;

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from billbridge.domain.models import Event, EventType, Run, RunAttempt, RunStatus, Skip
 from billbridge.errors import Conflict
-from billbridge.models import Event, EventType, Run, RunAttempt, RunStatus, Skip
 from billbridge.store import EventRepository, RunRepository, new_id
 from billbridge.store.queue import DeliveryQueue
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from billbridge.domain.models import Secret
 from billbridge.errors import BillbridgeError
-from billbridge.models import Secret
 
 __all__ = ["SECRET_KEY_ENV", "SecretBox", "SecretKeyError", "generate_key"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import attrs
 
-from billbridge.models import Secret, _frozen_map
+from billbridge.domain.models import Secret, _frozen_map
 
 __all__ = ["DATABASE_URL_ENV", "HOME_ENV", "DestinationSettings", "Settings"]
 

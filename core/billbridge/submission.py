@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import simplejson
 
-from billbridge.errors import FieldError, ValidationFailed
-from billbridge.models import (
+from billbridge.domain.models import (
     Account,
     Bill,
     Integration,
@@ -26,7 +25,8 @@ from billbridge.models import (
     parse_account,
     parse_bill,
 )
-from billbridge.routing import account_document, route
+from billbridge.domain.routing import account_document, route
+from billbridge.errors import FieldError, ValidationFailed
 from billbridge.store import IntegrationRepository, new_id
 from billbridge.store.queue import DeliveryQueue
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from billbridge import models
+from billbridge.domain import models
 from billbridge.errors import BillbridgeError
 
 __all__ = [

@@ -20,7 +20,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billbridge.models import (
+from billbridge.domain.models import (
     Account,
     Bill,
     LedgerEntry,

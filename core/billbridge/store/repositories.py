@@ -7,7 +7,7 @@ A repository is made for one unit of work and wraps its session::
         integration = integrations.get(integration_id)
         integrations.update(attrs.evolve(integration, enabled=False))
 
-Everything a repository returns is an attrs object from :mod:`billbridge.models`; rows never
+Everything a repository returns is an attrs object from :mod:`billbridge.domain.models`; rows never
 leave this module, so plugins and services cannot depend on the schema.
 
 Conventions shared by every repository:
@@ -37,8 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import GenerativeSelect
 
-from billbridge.errors import Conflict, NotFound, StaleVersion
-from billbridge.models import (
+from billbridge.domain.models import (
     Account,
     Bill,
     BillEntityConfig,
@@ -60,6 +59,7 @@ from billbridge.models import (
     parse_bill,
     utcnow,
 )
+from billbridge.errors import Conflict, NotFound, StaleVersion
 from billbridge.secrets import SecretBox
 from billbridge.settings import DestinationSettings
 from billbridge.store.tables import (

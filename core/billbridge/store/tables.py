@@ -1,7 +1,7 @@
 """The database schema: SQLAlchemy 2.0 declarative rows, portable between SQLite and PostgreSQL.
 
 Rows live only here and in :mod:`billbridge.store.repositories`; everything outside the store
-works with the attrs domain classes of :mod:`billbridge.models`.
+works with the attrs domain classes of :mod:`billbridge.domain.models`.
 
 Portability choices, each made once here:
 
@@ -12,8 +12,10 @@ Portability choices, each made once here:
   transactions on older servers).
 * Timestamps use :class:`UTCDateTime`, which stores UTC and always reads back aware UTC.
 * Documents whose numbers must stay exact (bills, ledger state) are stored as JSON *text* written
-  by :func:`billbridge.models.dumps`; configuration goes in ``JSON`` columns. The engine's JSON
-  serialiser is :func:`billbridge.models.dumps` as well (see :mod:`billbridge.store.database`),
+  by :func:`billbridge.domain.models.dumps`; configuration goes in ``JSON`` columns. The engine's
+  JSON
+  serialiser is :func:`billbridge.domain.models.dumps` as well (see
+  :mod:`billbridge.store.database`),
   so a ``Decimal`` in event details or a destination config is kept exactly.
 * Constraint names come from one naming convention (or are given explicitly where the
   convention would pass PostgreSQL's 63 character limit), so that migrations and SQLite's batch
@@ -47,7 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from billbridge.models import RunStatus
+from billbridge.domain.models import RunStatus
 
 __all__ = [
     "GLOBAL_SCOPE",

@@ -19,10 +19,10 @@ import attrs
 import pluggy
 from jsonschema import Draft7Validator
 
-from billbridge.contract import Destination, Limits
-from billbridge.models import thaw
-from billbridge.plugins import create_plugin_manager
-from billbridge.schemas import check_panel_schema
+from billbridge.domain.models import thaw
+from billbridge.domain.schemas import check_panel_schema
+from billbridge.plugin.contract import Destination, Limits
+from billbridge.plugin.manager import create_plugin_manager
 
 __all__ = [
     "SECRET_WORDS",
@@ -44,7 +44,7 @@ SECRET_WORDS = frozenset(
 """Words that make a property name look like a secret (``apiKey``, ``client_secret``...)."""
 
 #: The JSON Pointers (inside a panel) of the properties the core redacts: properties of
-#: properties, all the way down from the panel (see billbridge.schemas.redact).
+#: properties, all the way down from the panel (see billbridge.domain.schemas.redact).
 _REDACTED_PATH = re.compile(r"(/properties/[^/]+)+")
 
 _DRAFT_07 = ("http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema")

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from billbridge.models import loads
+from billbridge.domain.models import loads
 
 __all__ = ["RecordedRequest", "RecordingMiddleware"]
 

@@ -16,7 +16,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from billbridge.models import Account, Bill, parse_account, parse_bill
+from billbridge.domain.models import Account, Bill, parse_account, parse_bill
 
 __all__ = [
     "SAMPLE_ACCOUNT_ID",
@@ -129,7 +129,7 @@ def sample_bill(
     currency: str = "USD",
     account_id: str = SAMPLE_ACCOUNT_ID,
 ) -> Bill:
-    """:func:`sample_bill_document` parsed into a :class:`~billbridge.models.Bill`."""
+    """:func:`sample_bill_document` parsed into a :class:`~billbridge.domain.models.Bill`."""
     return parse_bill(
         sample_bill_document(
             number=number, version=version, currency=currency, account_id=account_id
@@ -158,5 +158,5 @@ def sample_account_document(
 
 
 def sample_account(*, currency: str = "USD", account_id: str = SAMPLE_ACCOUNT_ID) -> Account:
-    """:func:`sample_account_document` parsed into an :class:`~billbridge.models.Account`."""
+    """:func:`sample_account_document` parsed into an :class:`~billbridge.domain.models.Account`."""
     return parse_account(sample_account_document(currency=currency, account_id=account_id))

@@ -17,7 +17,7 @@
 
 The plugin is loaded through the ``billbridge.destinations`` entry points, exactly as the engine
 finds it (set ``plugin`` to test a plugin object that is not installed). Hooks are called through
-a :class:`~billbridge.plugins.PluginRegistry` with keyword arguments, as the core calls them.
+a :class:`~billbridge.plugin.manager.PluginRegistry` with keyword arguments, as the core calls them.
 What is checked, and what each class attribute means, is in the author guide
 (``docs/writing-a-destination.md``, "The conformance kit").
 """
@@ -37,7 +37,26 @@ from typing import Any, ClassVar, NoReturn, Protocol
 import attrs
 import pytest
 
-from billbridge.contract import (
+from billbridge.delivery import batch_idempotency_key
+from billbridge.domain.models import (
+    Account,
+    Bill,
+    Credential,
+    CredentialStatus,
+    LedgerEntry,
+    dumps,
+    loads,
+    thaw,
+)
+from billbridge.domain.preparation import apply_defaults
+from billbridge.domain.schemas import validate
+from billbridge.errors import (
+    DestinationValidationError,
+    FieldError,
+    TransientError,
+    UnknownDestination,
+)
+from billbridge.plugin.contract import (
     Connection,
     Delivery,
     Destination,
@@ -48,32 +67,13 @@ from billbridge.contract import (
     SendResult,
     TenantChoice,
 )
-from billbridge.delivery import batch_idempotency_key
-from billbridge.errors import (
-    DestinationValidationError,
-    FieldError,
-    TransientError,
-    UnknownDestination,
-)
-from billbridge.models import (
-    Account,
-    Bill,
-    Credential,
-    CredentialStatus,
-    LedgerEntry,
-    dumps,
-    loads,
-    thaw,
-)
-from billbridge.plugins import (
+from billbridge.plugin.manager import (
     ENTRY_POINT_GROUP,
     PluginFailure,
     PluginRegistry,
     create_plugin_manager,
     load_plugins,
 )
-from billbridge.preparation import apply_defaults
-from billbridge.schemas import validate
 from billbridge.testing import checks
 from billbridge.testing.recorder import RecordedRequest
 from billbridge.testing.samples import sample_account, sample_bill
@@ -95,7 +95,7 @@ class BillFactory(Protocol):
 class Harness:
     """What the suite needs to deliver bills to your fake destination and look at the result.
 
-    :param connection: a :class:`~billbridge.contract.Connection` to the fake (its URL as
+    :param connection: a :class:`~billbridge.plugin.contract.Connection` to the fake (its URL as
         ``api_base_url``, a valid token for an OAuth destination, an ``httpx.Client``).
     :param documents: every invoice-like document the fake holds now, by the external id
         ``send_bill`` returns for it. The kit deep-copies them to compare a document before
@@ -113,7 +113,7 @@ class Harness:
         ``preview_bill`` describes what ``send_bill`` sends.
     :param lose_next_response: makes the fake process the next write and lose its answer
         (e.g. ``lambda: plan.script("lost")`` with a
-        :class:`~billbridge.testing.faults.FaultPlan`); enables the lost-response check.
+        :class:`~billbridge.testing.emulation.faults.FaultPlan`); enables the lost-response check.
     :param oauth_callback: what the provider's consent redirect brought back (OAuth
         destinations); enables the ``authenticate`` check.
     """
@@ -178,7 +178,9 @@ def _ledger(bill: Bill, result: SendResult) -> LedgerEntry:
 
 def _result_problems(result: Any, hook: str) -> list[str]:
     if not isinstance(result, SendResult):
-        return [f"{hook} returned {type(result).__name__}, not billbridge.contract.SendResult"]
+        return [
+            f"{hook} returned {type(result).__name__}, not billbridge.plugin.contract.SendResult"
+        ]
     problems = []
     if not isinstance(result.external_id, str) or not result.external_id.strip():
         problems.append(f"{hook}: external_id {result.external_id!r} must be a non-empty string")

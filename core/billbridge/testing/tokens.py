@@ -1,10 +1,10 @@
 """Get an access token from an emulated OAuth provider, for tests that call hooks directly.
 
 The engine completes consents itself (``engine.credentials``); a test that calls a plugin's
-hooks without an engine only needs a token for a :class:`~billbridge.contract.Connection`.
+hooks without an engine only needs a token for a :class:`~billbridge.plugin.contract.Connection`.
 :func:`obtain_tokens` approves the consent page and exchanges the code over real HTTP, exactly
 as a browser and the core would, against any emulator built on
-:class:`~billbridge.testing.oauth.OAuthServer`::
+:class:`~billbridge.testing.emulation.oauth.OAuthServer`::
 
     emulator.oauth.add_client("app", "secret")
     tokens = obtain_tokens(http, authorize_url=..., token_url=..., client_id="app",

@@ -5,7 +5,7 @@ What a receiver answers, and what billbridge makes of it:
 ======================  =====================================  ==============================
 receiver answers        exception                              run status
 ======================  =====================================  ==============================
-2xx ``{"id": ...}``     (a :class:`~billbridge.contract.SendResult`)  COMPLETE
+2xx ``{"id": ...}``     (a :class:`~billbridge.plugin.contract.SendResult`)  COMPLETE
 429 (``Retry-After``)   :class:`~billbridge.errors.RateLimited`         RATE_LIMIT_RETRY
 408, 5xx, no answer     :class:`~billbridge.errors.TransientError`      AWAITING_RETRY (backoff)
 409                     :class:`~billbridge.errors.InvoiceAlreadyPaid`  INVOICE_ALREADY_PAID
@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 import httpx
 
-from billbridge.contract import SendResult
+from billbridge.domain.models import dumps, loads
 from billbridge.errors import (
     AccountingPeriodClosed,
     DestinationValidationError,
@@ -37,7 +37,7 @@ from billbridge.errors import (
     RateLimited,
     TransientError,
 )
-from billbridge.models import dumps, loads
+from billbridge.plugin.contract import SendResult
 from billbridge_webhook.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 __all__ = [

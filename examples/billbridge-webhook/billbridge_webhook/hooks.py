@@ -18,15 +18,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from billbridge import hookimpl
-from billbridge.contract import (
+from billbridge.domain.models import Account, Bill, LedgerEntry
+from billbridge.errors import FieldError
+from billbridge.plugin.contract import (
     Connection,
     Destination,
     Limits,
     SendResult,
     load_panel_schema,
 )
-from billbridge.errors import FieldError
-from billbridge.models import Account, Bill, LedgerEntry
 from billbridge_webhook.client import (
     DEFAULT_TIMEOUT,
     IDEMPOTENCY_HEADER,

@@ -27,7 +27,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from billbridge.models import Account, Bill, LineItem
+from billbridge.domain.models import Account, Bill, LineItem
 
 __all__ = ["CREATED", "UPDATED", "envelope", "invoice_document"]
 

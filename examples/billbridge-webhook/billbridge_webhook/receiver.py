@@ -4,7 +4,7 @@ It does what a well-behaved receiver does: verifies every request's signature an
 (401 otherwise), answers each ``Idempotency-Key`` once and repeats that answer afterwards,
 stores invoices and updates them by id, and refuses to change an invoice it was told is
 locked (409, as a paid invoice). Tests can script failures (:meth:`FakeReceiver.fail_next`).
-Serve it on loopback with :func:`billbridge.testing.server.serve`::
+Serve it on loopback with :func:`billbridge.testing.emulation.server.serve`::
 
     receiver = FakeReceiver(secret="0123456789abcdef")
     with serve(receiver.app) as server:
@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from billbridge.models import dumps, loads
+from billbridge.domain.models import dumps, loads
 from billbridge_webhook.client import IDEMPOTENCY_HEADER
 from billbridge_webhook.signing import (
     DEFAULT_TOLERANCE,

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from billbridge_webhook.receiver import FakeReceiver
 
-from billbridge.contract import Connection
-from billbridge.models import Secret
+from billbridge.domain.models import Secret
+from billbridge.plugin.contract import Connection
 from billbridge.testing.conformance import DestinationConformance, Harness, RecordingMiddleware
-from billbridge.testing.faults import FaultMiddleware, FaultPlan
-from billbridge.testing.server import serve
+from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
+from billbridge.testing.emulation.server import serve
 
 SECRET = "conformance-signing-secret-0123456789"
 

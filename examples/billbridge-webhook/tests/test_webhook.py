@@ -20,7 +20,7 @@ from billbridge_webhook import InvalidSignature, sign, verify
 from billbridge_webhook.hooks import KEY
 from billbridge_webhook.receiver import FakeReceiver
 
-from billbridge.contract import Connection, ResolvedMappings, SendResult
+from billbridge.domain.models import LedgerEntry, Secret
 from billbridge.errors import (
     AccountingPeriodClosed,
     DestinationError,
@@ -29,11 +29,11 @@ from billbridge.errors import (
     RateLimited,
     TransientError,
 )
-from billbridge.models import LedgerEntry, Secret
-from billbridge.plugins import PluginRegistry, load_plugins
+from billbridge.plugin.contract import Connection, ResolvedMappings, SendResult
+from billbridge.plugin.manager import PluginRegistry, load_plugins
 from billbridge.testing.conformance import sample_account, sample_bill
-from billbridge.testing.faults import FaultMiddleware, FaultPlan
-from billbridge.testing.server import RunningServer, serve
+from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
+from billbridge.testing.emulation.server import RunningServer, serve
 
 SECRET = "webhook-test-secret-0123456789"
 

@@ -32,7 +32,7 @@ import attrs
 import httpx
 import simplejson
 
-from billbridge.contract import Connection
+from billbridge.domain.models import dumps, loads
 from billbridge.errors import (
     AccountingPeriodClosed,
     AuthenticationFailed,
@@ -43,7 +43,7 @@ from billbridge.errors import (
     TokenExpired,
     TransientError,
 )
-from billbridge.models import dumps, loads
+from billbridge.plugin.contract import Connection
 
 __all__ = [
     "BATCH_ID_MAX",

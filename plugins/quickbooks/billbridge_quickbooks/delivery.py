@@ -26,14 +26,14 @@ from typing import Any
 
 import attrs
 
-from billbridge.contract import DeliveryOutcome, SendResult
+from billbridge.domain.models import LedgerEntry, dumps
 from billbridge.errors import (
     DestinationError,
     DestinationValidationError,
     PermanentError,
     TransientError,
 )
-from billbridge.models import LedgerEntry, dumps
+from billbridge.plugin.contract import DeliveryOutcome, SendResult
 from billbridge_quickbooks.client import (
     BATCH_MAX_ITEMS,
     BATCH_REQUEST_ID_MAX,

@@ -10,7 +10,8 @@ Tests, benchmarks and demos talk to it over real HTTP exactly as billbridge talk
 
 What it does as QuickBooks does (REFERENCE.md, "QuickBooks Online Accounting API v3"):
 
-* **OAuth** (:class:`~billbridge.testing.oauth.OAuthServer`): consent at ``/connect/oauth2``
+* **OAuth** (:class:`~billbridge.testing.emulation.oauth.OAuthServer`): consent at
+  ``/connect/oauth2``
   redirecting back with ``code``, ``state`` and ``realmId``; tokens at
   ``/oauth2/v1/tokens/bearer`` (HTTP Basic, form body); access tokens live 3600 s, refresh
   tokens 8726400 s and rotate on every refresh; responses carry ``x_refresh_token_expires_in``
@@ -32,7 +33,8 @@ What it does as QuickBooks does (REFERENCE.md, "QuickBooks Online Accounting API
   been paid), :meth:`~QuickBooksEmulator.close_books` (writes dated on or before the closing
   date fail), :meth:`~QuickBooksEmulator.deactivate_item`,
   :meth:`~QuickBooksEmulator.end_subscription` (writes fail with 6190), counters of creates,
-  updates, calls and 429s, and faults through a :class:`~billbridge.testing.faults.FaultPlan`
+  updates, calls and 429s, and faults through a
+  :class:`~billbridge.testing.emulation.faults.FaultPlan`
   answering QuickBooks-shaped 500/503 bodies.
 
 Where QuickBooks' behaviour is not documented the emulator makes a choice and says so here:
@@ -66,14 +68,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billbridge.models import dumps, loads
-from billbridge.money import minor_units, round_half_up
-from billbridge.testing.clock import Clock, SystemClock
-from billbridge.testing.emulators import DemoDocument, ServedEmulator
-from billbridge.testing.faults import FaultMiddleware, FaultPlan
-from billbridge.testing.limits import SlidingWindow
-from billbridge.testing.oauth import Authorization, OAuthServer
-from billbridge.testing.server import RunningServer, serve
+from billbridge.domain.models import dumps, loads
+from billbridge.domain.money import minor_units, round_half_up
+from billbridge.testing.emulation.clock import Clock, SystemClock
+from billbridge.testing.emulation.emulators import DemoDocument, ServedEmulator
+from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
+from billbridge.testing.emulation.limits import SlidingWindow
+from billbridge.testing.emulation.oauth import Authorization, OAuthServer
+from billbridge.testing.emulation.server import RunningServer, serve
 from billbridge_quickbooks.emulator_query import QueryError, evaluate, parse_query
 
 __all__ = [
@@ -1249,7 +1251,8 @@ def _json_body(body: bytes) -> Any:
 
 
 class DemoHandle(ServedEmulator):
-    """A running emulator for ``billbridge demo`` (see :mod:`billbridge.testing.emulators`)."""
+    """A running emulator for ``billbridge demo`` (see
+    :mod:`billbridge.testing.emulation.emulators`)."""
 
     destination = "quickbooks"
     title = "QuickBooks Online"

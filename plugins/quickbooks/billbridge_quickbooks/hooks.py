@@ -16,7 +16,18 @@ import attrs
 import httpx
 
 from billbridge import hookimpl
-from billbridge.contract import (
+from billbridge.domain.models import Account, Bill, Credential, LedgerEntry
+from billbridge.domain.schemas import custom_field_name_errors
+from billbridge.errors import (
+    AuthenticationFailed,
+    DestinationError,
+    DestinationValidationError,
+    FieldError,
+    RateLimited,
+    TokenExpired,
+    TransientError,
+)
+from billbridge.plugin.contract import (
     Connection,
     Delivery,
     DeliveryOutcome,
@@ -31,17 +42,6 @@ from billbridge.contract import (
     TenantChoice,
     load_panel_schema,
 )
-from billbridge.errors import (
-    AuthenticationFailed,
-    DestinationError,
-    DestinationValidationError,
-    FieldError,
-    RateLimited,
-    TokenExpired,
-    TransientError,
-)
-from billbridge.models import Account, Bill, Credential, LedgerEntry
-from billbridge.schemas import custom_field_name_errors
 from billbridge_quickbooks.client import QuickBooksClient, quote
 from billbridge_quickbooks.delivery import (
     Prepared,

@@ -4,10 +4,11 @@
 integration's QuickBooks panel values and the resolved external mappings, and returns a
 :class:`QuickBooksDocument`: which entity to write (``Invoice``, or ``CreditMemo`` when the bill's
 total is negative), the JSON payload with every amount as an exact ``Decimal``, and the
-:class:`~billbridge.lines.InvoicePlan` it was built from.
+:class:`~billbridge.domain.lines.InvoicePlan` it was built from.
 
 The line logic (splitting, sorting, zero lines, strict or exact amounts, credit/debit memo items)
-is the shared :mod:`billbridge.lines`; this module only shapes its plan the way QuickBooks wants
+is the shared :mod:`billbridge.domain.lines`; this module only shapes its plan the way QuickBooks
+wants
 it and enforces QuickBooks' field limits, so that a bill QuickBooks would refuse is refused here
 first, with a message that says what to change.
 
@@ -17,7 +18,8 @@ Field facts (Intuit's Invoice and CreditMemo reference, see REFERENCE.md):
 * ``DocNumber`` is at most 21 characters; when absent QuickBooks numbers the document itself.
 * ``PrivateNote`` and a line's ``Description`` are at most 4000 characters, ``CustomerMemo`` 1000.
 * ``Amount`` must equal ``Qty × UnitPrice`` rounded half-up to the currency's minor unit, else
-  QuickBooks answers 6070; :func:`~billbridge.lines.plan_invoice` guarantees it. ``UnitPrice``
+  QuickBooks answers 6070; :func:`~billbridge.domain.lines.plan_invoice` guarantees it.
+  ``UnitPrice``
   takes up to 7 decimals, so exact mode can keep the bill's quantity on most lines.
 * ``Amount`` is "max 15 digits in 10.5 format": at most 10 digits before the point.
 """
@@ -31,10 +33,10 @@ from typing import Any, Literal
 
 import attrs
 
-from billbridge.contract import ResolvedMappings
+from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
+from billbridge.domain.models import Account, Bill, LineItem
 from billbridge.errors import DestinationValidationError, MissingMapping
-from billbridge.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
-from billbridge.models import Account, Bill, LineItem
+from billbridge.plugin.contract import ResolvedMappings
 
 __all__ = [
     "AMOUNT_LIMIT",
@@ -84,7 +86,8 @@ class QuickBooksDocument:
     """What to write to QuickBooks for one bill version.
 
     ``payload`` is the JSON body for a create (no ``Id``/``SyncToken``); every amount in it is a
-    ``Decimal`` (write it with :func:`billbridge.models.dumps`). ``plan`` is the line plan it was
+    ``Decimal`` (write it with :func:`billbridge.domain.models.dumps`). ``plan`` is the line plan
+    it was
     built from; for a credit memo it is the negated plan, whose amounts are the ones sent.
     ``warnings`` are the plan's warnings plus what translation left out (a DocNumber too long,
     an email address that does not look like one).

@@ -1,7 +1,8 @@
 """The Xero Accounting API over HTTP: requests, limits, and what Xero's answers mean.
 
 :class:`XeroClient` is built per hook call from the core's
-:class:`~billbridge.contract.Connection` (whose ``http`` client the core owns and closes). Every
+:class:`~billbridge.plugin.contract.Connection` (whose ``http`` client the core owns and closes).
+Every
 request carries ``Authorization: Bearer …``, ``xero-tenant-id`` (REFERENCE.md: "every API call
 sends header xero-tenant-id") and ``Accept: application/json``.
 
@@ -57,7 +58,7 @@ import httpx
 import simplejson
 
 import billbridge
-from billbridge.contract import Connection
+from billbridge.domain.models import dumps, loads
 from billbridge.errors import (
     AccountingPeriodClosed,
     AuthenticationFailed,
@@ -69,7 +70,7 @@ from billbridge.errors import (
     TokenExpired,
     TransientError,
 )
-from billbridge.models import dumps, loads
+from billbridge.plugin.contract import Connection
 
 __all__ = [
     "MAX_BODY_BYTES",

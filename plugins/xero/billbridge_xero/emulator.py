@@ -1,6 +1,7 @@
 """A faithful fake of Xero for tests and demos: OAuth, ``/connections`` and the Accounting API.
 
-Run it in a test with :func:`billbridge.testing.server.serve` (``XeroEmulator().start()``), or in
+Run it in a test with :func:`billbridge.testing.emulation.server.serve`
+(``XeroEmulator().start()``), or in
 the foreground with ``billbridge emulator xero --port 8082`` (:func:`main`). It keeps the Xero
 behaviour billbridge depends on (REFERENCE.md), on the emulator's clock so that tests can move
 time:
@@ -39,7 +40,8 @@ time:
   replay window (``idempotency_window_minutes``) gets the original answer again and changes
   nothing; the same key with a *different* request is refused (400): an emulator decision,
   stricter than anything Xero documents, so that a client reusing keys is caught in tests.
-* **Faults** through a :class:`~billbridge.testing.faults.FaultPlan`, with Xero-shaped 500/503
+* **Faults** through a :class:`~billbridge.testing.emulation.faults.FaultPlan`, with Xero-shaped
+  500/503
   bodies.
 
 Test hooks: :meth:`XeroEmulator.add_organisation`, :meth:`~XeroEmulator.mark_paid`,
@@ -69,13 +71,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billbridge.models import dumps, loads
-from billbridge.testing.clock import Clock, SystemClock, as_datetime
-from billbridge.testing.emulators import DemoDocument, ServedEmulator
-from billbridge.testing.faults import FaultMiddleware, FaultPlan
-from billbridge.testing.limits import ConcurrencyLimit, SlidingWindow
-from billbridge.testing.oauth import Authorization, OAuthServer, TokenInfo
-from billbridge.testing.server import RunningServer, serve
+from billbridge.domain.models import dumps, loads
+from billbridge.testing.emulation.clock import Clock, SystemClock, as_datetime
+from billbridge.testing.emulation.emulators import DemoDocument, ServedEmulator
+from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
+from billbridge.testing.emulation.limits import ConcurrencyLimit, SlidingWindow
+from billbridge.testing.emulation.oauth import Authorization, OAuthServer, TokenInfo
+from billbridge.testing.emulation.server import RunningServer, serve
 from billbridge_xero.dates import format_ms_date, parse_xero_datetime
 from billbridge_xero.organisation import Organisation, seed_organisation, stable_id
 from billbridge_xero.where import compile_where
@@ -904,7 +906,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 class DemoHandle(ServedEmulator):
-    """A running emulator for ``billbridge demo`` (see :mod:`billbridge.testing.emulators`)."""
+    """A running emulator for ``billbridge demo`` (see
+    :mod:`billbridge.testing.emulation.emulators`)."""
 
     destination = "xero"
     title = "Xero"

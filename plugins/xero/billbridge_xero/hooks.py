@@ -16,7 +16,17 @@ import attrs
 import httpx
 
 from billbridge import hookimpl
-from billbridge.contract import (
+from billbridge.domain.models import Account, Bill, Credential, LedgerEntry, loads
+from billbridge.domain.schemas import custom_field_name_errors
+from billbridge.errors import (
+    AuthenticationFailed,
+    DestinationError,
+    DestinationValidationError,
+    FieldError,
+    RateLimited,
+    TransientError,
+)
+from billbridge.plugin.contract import (
     Connection,
     Delivery,
     DeliveryOutcome,
@@ -31,16 +41,6 @@ from billbridge.contract import (
     TenantChoice,
     load_panel_schema,
 )
-from billbridge.errors import (
-    AuthenticationFailed,
-    DestinationError,
-    DestinationValidationError,
-    FieldError,
-    RateLimited,
-    TransientError,
-)
-from billbridge.models import Account, Bill, Credential, LedgerEntry, loads
-from billbridge.schemas import custom_field_name_errors
 from billbridge_xero.client import XeroClient, api_host
 from billbridge_xero.send import planned_request, send_document, send_documents
 from billbridge_xero.translate import XeroDocument, translate_bill

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import attrs
 
-from billbridge.money import round_half_up
+from billbridge.domain.money import round_half_up
 from billbridge_xero.dates import format_ms_date, parse_xero_date
 
 __all__ = ["Organisation", "seed_organisation"]

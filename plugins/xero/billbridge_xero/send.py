@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import attrs
 
-from billbridge.contract import Delivery, DeliveryOutcome, SendResult
+from billbridge.domain.models import LedgerEntry, dumps
 from billbridge.errors import (
     AuthenticationFailed,
     DestinationError,
@@ -45,7 +45,7 @@ from billbridge.errors import (
     RateLimited,
     TokenExpired,
 )
-from billbridge.models import LedgerEntry, dumps
+from billbridge.plugin.contract import Delivery, DeliveryOutcome, SendResult
 from billbridge_xero.client import (
     MAX_BODY_BYTES,
     MAX_ELEMENTS,

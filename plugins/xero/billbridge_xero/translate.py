@@ -2,14 +2,15 @@
 
 :func:`translate_bill` turns an (already filtered) bill, its account, the integration's Xero
 panel values and the resolved external mappings into one element of Xero's ``Invoices`` or
-``CreditNotes`` array. The invoice lines come from :func:`billbridge.lines.plan_invoice` (the line
+``CreditNotes`` array. The invoice lines come from :func:`billbridge.domain.lines.plan_invoice`
+(the line
 rules QuickBooks shares); this module only writes them the way Xero wants them.
 
 Decisions, with the Xero fact (REFERENCE.md) behind each:
 
 * **Invoice or credit note.** Xero refuses a sales invoice whose total is negative, so a bill
   whose plan total is negative becomes an ``ACCRECCREDIT`` credit note built from
-  :meth:`~billbridge.lines.InvoicePlan.negated` (every amount negated exactly once).
+  :meth:`~billbridge.domain.lines.InvoicePlan.negated` (every amount negated exactly once).
 * **Unit amounts.** Xero keeps 2 decimals of ``UnitAmount`` unless the request says
   ``unitdp=4``; plans are made with 4 unit price places, and :attr:`XeroDocument.unitdp` is 4
   exactly when a unit amount needs more than 2, so the client sends ``unitdp=4`` only then.
@@ -45,11 +46,11 @@ from typing import Any, Literal
 
 import attrs
 
-from billbridge.contract import ResolvedMappings
+from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
+from billbridge.domain.models import Account, Bill
+from billbridge.domain.money import round_half_up
 from billbridge.errors import DestinationValidationError, MissingMapping
-from billbridge.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
-from billbridge.models import Account, Bill
-from billbridge.money import round_half_up
+from billbridge.plugin.contract import ResolvedMappings
 
 __all__ = [
     "DocumentKind",
@@ -91,7 +92,7 @@ def line_amount(quantity: Decimal, unit_amount: Decimal, discount_rate: Decimal 
 class XeroDocument:
     """One Xero sales document ready to send: an element of ``Invoices`` or ``CreditNotes``.
 
-    ``payload`` has ``Decimal`` numbers (write it with :func:`billbridge.models.dumps`);
+    ``payload`` has ``Decimal`` numbers (write it with :func:`billbridge.domain.models.dumps`);
     ``unitdp`` is 4 when a unit amount has more than 2 decimals (send ``unitdp=4``), else 2.
     ``warnings`` are the plan's warnings plus Xero-specific ones, for the caller to log or show.
     """

@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from billbridge import filter_expr
-from billbridge.models import Account, Bill, Integration, converter
+from billbridge.domain import filter_expr
+from billbridge.domain.models import Account, Bill, Integration, converter
 
 __all__ = ["Decision", "account_document", "route"]
 

@@ -18,9 +18,9 @@ from typing import Any
 import attrs
 import pluggy
 
-from billbridge import hookspecs
-from billbridge.contract import Destination
 from billbridge.errors import BillbridgeError, PluginConflict, UnknownDestination
+from billbridge.plugin import hookspecs
+from billbridge.plugin.contract import Destination
 
 __all__ = [
     "DISABLED_PLUGINS_ENV",
@@ -131,7 +131,7 @@ class PluginRegistry:
                 if not isinstance(destination, Destination):
                     raise TypeError(
                         f"register_destinations returned {type(destination).__name__}, "
-                        "not billbridge.contract.Destination"
+                        "not billbridge.plugin.contract.Destination"
                     )
                 declared.append(destination)
         return declared

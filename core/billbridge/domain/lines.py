@@ -23,7 +23,7 @@ The rules, in the order :func:`plan_invoice` applies them:
 4. **Zero lines.** A line whose quantity and amount are both zero is left off unless
    ``send_zero_quantity``. A zero-quantity line that carries money is always kept.
 5. **Amounts.** Exact mode (the default): the bill's subtotals are rounded to the currency
-   together with :func:`billbridge.money.allocate`, so the invoice total equals the bill's
+   together with :func:`billbridge.domain.money.allocate`, so the invoice total equals the bill's
    (filtered) total to the minor unit, and quantity/unit price are derived so that they multiply
    out to each amount. Strict mode: quantity and unit price are sent as the bill has them and
    the amount is their product, rounded; every difference from the bill is reported in
@@ -45,10 +45,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from billbridge.contract import ResolvedMappings
-from billbridge.errors import DestinationValidationError
-from billbridge.models import Band, Bill, LineItem
-from billbridge.money import (
+from billbridge.domain.models import Band, Bill, LineItem
+from billbridge.domain.money import (
     MAX_AMOUNT,
     MoneyError,
     allocate,
@@ -57,6 +55,8 @@ from billbridge.money import (
     round_half_up,
     round_money,
 )
+from billbridge.errors import DestinationValidationError
+from billbridge.plugin.contract import ResolvedMappings
 
 __all__ = [
     "USAGE_LINE_TYPES",
@@ -703,7 +703,8 @@ def plan_invoice(bill: Bill, mappings: ResolvedMappings, options: LineOptions) -
     * Lines with zero quantity (or none) and zero subtotal are dropped unless
       ``options.send_zero_quantity``; a zero-quantity line with money is kept.
     * Exact mode: amounts are the subtotals allocated together to the currency's minor units
-      (:func:`billbridge.money.allocate`): ``total == round_money(exact_total)``. Each line keeps
+      (:func:`billbridge.domain.money.allocate`): ``total == round_money(exact_total)``. Each line
+      keeps
       the bill's quantity when a unit price with ``unit_price_places`` decimals multiplies out to
       its amount, else becomes ``1 × amount``; a zero-quantity line with money becomes
       ``1 × amount`` too.
@@ -718,7 +719,7 @@ def plan_invoice(bill: Bill, mappings: ResolvedMappings, options: LineOptions) -
     * Lines are then sorted per ``options.sort_by``.
 
     Raises ``DestinationValidationError`` when no line is left, when an amount is beyond
-    :data:`billbridge.money.MAX_AMOUNT`, or when ``unit_price_places`` is smaller than the
+    :data:`billbridge.domain.money.MAX_AMOUNT`, or when ``unit_price_places`` is smaller than the
     currency's minor units (a ``1 × amount`` line could not be written).
     """
     currency = bill.currency.strip().upper()

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from billbridge.testing.oauth import OAuthServer
-from billbridge.testing.server import serve
+from billbridge.testing.emulation.oauth import OAuthServer
+from billbridge.testing.emulation.server import serve
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     # environment with billbridge installed imports this module through the kit's plugin.
     import httpx
 
-    from billbridge.contract import (
+    from billbridge.domain.models import Account, Bill, Credential, Integration, LedgerEntry
+    from billbridge.errors import FieldError
+    from billbridge.plugin.contract import (
         Connection,
         Delivery,
         DeliveryOutcome,
@@ -43,8 +45,6 @@ if TYPE_CHECKING:
         SendResult,
         TenantChoice,
     )
-    from billbridge.errors import FieldError
-    from billbridge.models import Account, Bill, Credential, Integration, LedgerEntry
 
 PROJECT = "billbridge"
 
@@ -63,12 +63,13 @@ def register_destinations() -> Sequence[Destination]:
     collected (this hook is not ``firstresult``). A key claimed by two plugins is an error that
     names both.
 
-    :returns: one :class:`~billbridge.contract.Destination` per destination key, each with its
+    :returns: one :class:`~billbridge.plugin.contract.Destination` per destination key, each with
+    its
         title, entity types, panel schema (loaded from the plugin package with
-        :func:`~billbridge.contract.load_panel_schema`), the external tables
+        :func:`~billbridge.plugin.contract.load_panel_schema`), the external tables
         ``list_external_entities`` can list, its OAuth endpoints and scopes
-        (:class:`~billbridge.contract.OAuthSpec`) and its limits
-        (:class:`~billbridge.contract.Limits`: requests per minute, concurrency, batch size,
+        (:class:`~billbridge.plugin.contract.OAuthSpec`) and its limits
+        (:class:`~billbridge.plugin.contract.Limits`: requests per minute, concurrency, batch size,
         daily cap).
     """
     raise AssertionError("hook specification: never called")
@@ -85,7 +86,8 @@ def authenticate(
     """Identify the tenant(s) a just-completed OAuth consent gives access to.
 
     The core has already exchanged the authorization code for tokens (oauthlib and httpx, with
-    the endpoints from the destination's :class:`~billbridge.contract.OAuthSpec`) and calls this
+    the endpoints from the destination's :class:`~billbridge.plugin.contract.OAuthSpec`) and calls
+    this
     hook to learn which tenant the tokens are for.
 
     :param destination: the destination key (``quickbooks``, ``xero``...).
@@ -168,7 +170,7 @@ def send_bill(
         Aggregation → Item...).
     :param previous: the delivery ledger's entry for this bill and integration when an earlier
         version was delivered: update ``previous.external_id`` (its ``state`` is what the last
-        :class:`~billbridge.contract.SendResult` returned); ``None`` to create.
+        :class:`~billbridge.plugin.contract.SendResult` returned); ``None`` to create.
     :param idempotency_key: deterministic per (bill, version, integration), at most 36 characters:
         send it as the destination's idempotency key so that a retried create returns the
         original invoice instead of a second one.
@@ -226,7 +228,7 @@ def send_bills(
         worker that died) the core sends exactly the same deliveries again, so the destination
         can answer with what it did the first time instead of doing it twice.
     :returns: one outcome per delivery, in the same order: a
-        :class:`~billbridge.contract.SendResult`, or the
+        :class:`~billbridge.plugin.contract.SendResult`, or the
         :class:`~billbridge.errors.DestinationError` that delivery ended with. Raise (instead of
         returning) only when the whole request failed (e.g. ``RateLimited``, ``TokenExpired``).
     """

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from billbridge.contract import Limits
+from billbridge.plugin.contract import Limits
 
 __all__ = ["SAFETY", "TenantLimiter"]
 

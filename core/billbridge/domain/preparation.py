@@ -11,9 +11,7 @@ from typing import Any
 
 import attrs
 
-from billbridge.contract import Destination, ResolvedMappings
-from billbridge.errors import MissingMapping
-from billbridge.models import (
+from billbridge.domain.models import (
     Account,
     Bill,
     BillEntityConfig,
@@ -22,6 +20,8 @@ from billbridge.models import (
     LineItem,
     thaw,
 )
+from billbridge.errors import MissingMapping
+from billbridge.plugin.contract import Destination, ResolvedMappings
 
 __all__ = [
     "MAPPED_LINE_ENTITIES",

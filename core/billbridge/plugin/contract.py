@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import httpx
 
-from billbridge.models import (
+from billbridge.domain.models import (
     Account,
     Bill,
     LedgerEntry,

@@ -19,8 +19,8 @@ from typing import Any, cast
 import jsonschema
 from jsonschema import Draft7Validator
 
+from billbridge.domain.models import thaw
 from billbridge.errors import FieldError
-from billbridge.models import thaw
 
 __all__ = [
     "CORE_SCHEMAS",
@@ -66,7 +66,7 @@ def _schema_dir() -> Traversable:
         return shipped
     # Editable installs and source checkouts: the top-level schemas/ directory is the source of
     # truth and the wheel copies it, so there is exactly one copy to edit.
-    source = Path(__file__).resolve().parents[2] / "schemas"
+    source = Path(__file__).resolve().parents[3] / "schemas"
     if source.is_dir():
         return source
     raise FileNotFoundError("billbridge's JSON schemas are missing from this installation")

@@ -1,0 +1,1 @@
+"""What a destination plugin may import: the hook contract, its values and the shared helpers."""
