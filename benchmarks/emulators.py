@@ -72,7 +72,7 @@ class _Busy:
 
 def _serve(spec: EmulatorSpec, pipe: Connection) -> None:
     """The child process: build the emulator, serve it, answer the parent's requests."""
-    from billbridge.testing.emulation.clock import Clock, SystemClock
+    from billbridge.domain.clock import Clock, SystemClock
     from billbridge.testing.emulation.server import serve
 
     clock: Clock = (

@@ -34,12 +34,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import httpx
-from sqlalchemy import func, select
 
 from billbridge.domain.models import Credential, RunStatus
 from billbridge.engine import Engine
 from billbridge.plugin.manager import PluginRegistry
-from billbridge.store.tables import RunRow
+from billbridge.store import atomically
 
 __all__ = [
     "REDIRECT",
@@ -206,15 +205,8 @@ def current_rss_mb() -> float:
 
 def completed_runs(engine: Engine) -> int:
     """How many runs are COMPLETE, counted in SQL (listing them would cost memory and time)."""
-    with engine.db.session() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(RunRow)
-                .where(RunRow.status == RunStatus.COMPLETE.value)
-            )
-            or 0
-        )
+    counts = atomically(engine.uow, lambda uow: uow.runs.status_counts())
+    return counts.get(RunStatus.COMPLETE, 0)
 
 
 def postgres_server_url() -> str | None:

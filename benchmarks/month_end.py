@@ -193,8 +193,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
                 },
             ),
             plugins=registry,
-            clock=clock.now,
-            sleep=clock.sleep,
+            clock=clock,
             secret_box=SecretBox([generate_key()]),
         )
         try:
@@ -265,7 +264,8 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
                 "engine_cpu_share": cpu_seconds / real_seconds,
                 "plugin_seconds": plugin_time.seconds,
             }
-            with engine.db.session() as session:
+            with engine.uow() as uow:
+                session = uow.session
                 for key, integration_id in integrations.items():
                     statuses = dict(
                         session.execute(

@@ -50,7 +50,7 @@ from billbridge.engine import Engine
 from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import Settings
-from billbridge.store.queue import DeliveryQueue
+from billbridge.store import atomically
 
 __all__ = ["child", "growth_exponents", "run"]
 
@@ -234,8 +234,7 @@ def _add_history(engine: Engine, integration_id: str, runs: int) -> None:
             )
             for n in range(start, min(start + 5000, runs))
         ]
-        with engine.db.session() as session:
-            DeliveryQueue(session).add_runs(batch)
+        atomically(engine.uow, lambda uow, batch=batch: uow.runs.add_many(batch))
     # The history was written months ago in a real deployment: SQLite has long since copied it
     # from the write-ahead log into the database. Without this, the first commit measured
     # would pay for checkpointing the set-up's writes.

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from billbridge import hookimpl
+from billbridge.domain.clock import Clock
 from billbridge.domain.models import Account, Bill, LedgerEntry, dumps, loads
 from billbridge.errors import (
     AuthenticationFailed,
@@ -39,7 +40,6 @@ from billbridge.plugin.contract import (
     SendResult,
     TenantChoice,
 )
-from billbridge.testing.emulation.clock import Clock
 from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.emulation.limits import SlidingWindow
 from billbridge.testing.emulation.oauth import OAuthServer
@@ -451,7 +451,6 @@ def make_engine(
     from billbridge.plugin.manager import load_plugins
     from billbridge.secrets import SecretBox
     from billbridge.settings import Settings
-    from billbridge.testing.emulation.clock import as_datetime
 
     engine = Engine(
         database_url,
@@ -461,8 +460,7 @@ def make_engine(
         plugins=load_plugins(
             entry_points=True, extra=[(KEY, plugin(batch=batch)), *extra], blocked=()
         ),
-        clock=lambda: as_datetime(clock),
-        sleep=clock.sleep,
+        clock=clock,
         secret_box=SecretBox([key]),
     )
     engine.credentials.configure_app(KEY, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)

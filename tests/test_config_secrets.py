@@ -67,7 +67,7 @@ def test_secrets_are_sealed_masked_and_kept(engine: Engine) -> None:
         destination_config={"url": "https://x", "secret": SECRET},
     )
     assert SECRET not in repr(created)
-    assert engine.unseal(created.destination_config)["secret"] == SECRET
+    assert engine.config_secrets.unseal(created.destination_config)["secret"] == SECRET
     with engine.db.engine.connect() as conn:
         stored = "\n".join(str(row) for row in conn.execute(text("SELECT * FROM integrations")))
     assert SECRET not in stored and "$sealed" in stored
@@ -81,7 +81,10 @@ def test_secrets_are_sealed_masked_and_kept(engine: Engine) -> None:
     updated = engine.integrations.update(
         created.id, version=1, destination_config={"url": "https://y", "secret": "********"}
     )
-    assert engine.unseal(updated.destination_config) == {"url": "https://y", "secret": SECRET}
+    assert engine.config_secrets.unseal(updated.destination_config) == {
+        "url": "https://y",
+        "secret": SECRET,
+    }
     with pytest.raises(ValidationFailed) as info:
         engine.integrations.update(
             created.id, version=2, destination_config={"url": "https://y", "secret": "short"}

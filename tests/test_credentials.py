@@ -28,14 +28,19 @@ import fakebooks_plugin as fake
 from billbridge import Engine
 from billbridge.cli import _State, main
 from billbridge.consent import connect_interactively
-from billbridge.credentials import CredentialError, TenantChoiceRequired
+from billbridge.domain.clock import SystemClock
 from billbridge.domain.models import Credential, CredentialStatus, EventType, Secret
-from billbridge.errors import AuthenticationFailed, ValidationFailed
+from billbridge.errors import (
+    AuthenticationFailed,
+    CredentialError,
+    TenantChoiceRequired,
+    ValidationFailed,
+)
 from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, SecretKeyError, generate_key
 from billbridge.settings import Settings
-from billbridge.store import CredentialRepository
-from billbridge.testing.emulation.clock import ManualClock, SystemClock, as_datetime
+from billbridge.store import atomically
+from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import RunningServer, serve
 
 REDIRECT = fake.REDIRECT
@@ -95,7 +100,7 @@ def test_the_consent_flow_completes_the_credential(world: World) -> None:
     assert done.tenant_id == "t-uk"
     assert done.tenant_name == "Fake UK Ltd"
     assert done.expires_at is None
-    assert done.access_token_expires_at == as_datetime(world.clock) + timedelta(seconds=1800)
+    assert done.access_token_expires_at == world.clock.now() + timedelta(seconds=1800)
     assert done.scopes == ("offline_access", "accounting")
     world.clock.advance(3600)  # complete credentials do not expire
     assert world.engine.credentials.get(done.id).status is CredentialStatus.COMPLETE
@@ -290,9 +295,8 @@ def test_concurrent_processes_cause_one_refresh(database_url: str, tmp_path: Pat
             params = visit_consent(engine.credentials.authorization_url(credential.id, REDIRECT))
             done = engine.credentials.complete(params["state"], params["code"])
             # Make the stored token look expired to every process.
-            with engine.db.session() as session:
-                repo = CredentialRepository(session, engine.secret_box)
-                repo.update(attrs.evolve(done, access_token_expires_at=engine.clock()))
+            expired = attrs.evolve(done, access_token_expires_at=engine.clock.now())
+            atomically(engine.uow, lambda uow: uow.credentials.update(expired))
         finally:
             engine.close()
         context = multiprocessing.get_context("spawn")
@@ -316,10 +320,7 @@ def test_invalid_grant_needs_reconnection_and_raises_an_event(world: World) -> N
     stored = world.engine.credentials.get(credential.id)
     assert stored.status is CredentialStatus.NEEDS_RECONNECT
     assert stored.display_name == "Fake UK (Reconnect needed)"
-    with world.engine.db.session() as session:
-        from billbridge.store import EventRepository
-
-        events = EventRepository(session).list(integration_id=integration.id)
+    events = world.engine.events.list(integration_id=integration.id)
     assert [e.type for e in events] == [EventType.AUTHENTICATION_ERROR]
     assert "reconnect" in events[0].message
     refused = world.provider.oauth.stats["refused"]
@@ -376,9 +377,9 @@ def test_key_rotation(database_url: str, tmp_path: Path) -> None:
 
 def _rotate(world: World, old_key: str, new_key: str) -> None:
     credential = connect(world)
-    world.engine._secret_box = SecretBox([new_key, old_key])
+    world.engine.use_secret_keys(SecretBox([new_key, old_key]))
     assert world.engine.rotate_secrets() == 2  # one credential, one OAuth app
-    world.engine._secret_box = SecretBox([new_key])
+    world.engine.use_secret_keys(SecretBox([new_key]))
     assert world.engine.credentials.get(credential.id).access_token is not None
     with world.engine.db.engine.connect() as conn:
         stored = conn.execute(text("SELECT access_token_enc FROM credentials")).scalar_one()

@@ -22,11 +22,11 @@ from billbridge_xero.emulator import XeroEmulator
 
 from billbridge import Engine
 from billbridge.consent import connect_interactively
-from billbridge.credentials import TenantChoiceRequired
 from billbridge.domain.models import CredentialStatus, Secret
+from billbridge.errors import TenantChoiceRequired
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
-from billbridge.testing.emulation.clock import ManualClock, as_datetime
+from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import RunningServer
 
 CLIENT_ID = "test-app"
@@ -54,7 +54,7 @@ def engine_for(
                 )
             },
         ),
-        clock=lambda: as_datetime(clock),
+        clock=clock,
         secret_box=SecretBox([generate_key()]),
     )
 
@@ -98,7 +98,7 @@ def test_quickbooks_consent_refresh_rotation_and_revoke(
     done = connect_interactively(engine, credential, open_url=browser)
     assert done.status is CredentialStatus.COMPLETE
     assert (done.tenant_id, done.tenant_name) == ("9130000000000001", "Fake Books Inc")
-    assert done.access_token_expires_at == as_datetime(clock) + timedelta(hours=1)
+    assert done.access_token_expires_at == clock.now() + timedelta(hours=1)
     first_refresh = done.refresh_token
     clock.advance(3600)
     connection = engine.credentials.connection(done.id)

@@ -18,12 +18,13 @@ import pytest
 
 import fakebooks_plugin as fake
 from billbridge import Engine, hookimpl
-from billbridge.delivery import idempotency_key
 from billbridge.domain.models import EventType, RunStatus, loads, parse_account, parse_bill
 from billbridge.errors import Conflict, MissingMapping, ValidationFailed
+from billbridge.plugin.idempotency import idempotency_key
 from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import generate_key
-from billbridge.store.queue import DeliveryQueue
+from billbridge.store import atomically
+from billbridge.store.repositories import TenantRepository
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.limits import SlidingWindow
 from billbridge.testing.emulation.server import RunningServer, serve
@@ -294,7 +295,7 @@ def test_transient_failures_retry_with_backoff_and_give_up_when_bounded(world: W
     run = world.engine.runs.list()[0]
     assert run.status is RunStatus.AWAITING_RETRY
     assert run.next_attempt_at is not None
-    wait = (run.next_attempt_at - world.engine.clock()).total_seconds()
+    wait = (run.next_attempt_at - world.engine.clock.now()).total_seconds()
     assert 15 <= wait <= 30  # first backoff: 30 s with jitter
     assert world.engine.deliver_pending().attempted == 0  # not due yet
     world.clock.advance(wait + 1)
@@ -495,17 +496,17 @@ def test_a_worker_waiting_for_the_window_keeps_its_lease_with_few_writes(
     world.integration()
     world.submit_numbered(range(130))
     renewals: list[tuple[datetime, datetime]] = []
-    original = DeliveryQueue.renew_tenant
+    original = TenantRepository.renew
 
-    def spy(self: DeliveryQueue, key: str, *, worker: str, until: datetime) -> bool:
-        renewals.append((world.engine.clock(), until))
+    def spy(self: TenantRepository, key: str, *, worker: str, until: datetime) -> bool:
+        renewals.append((world.engine.clock.now(), until))
         return original(self, key, worker=worker, until=until)
 
-    monkeypatch.setattr(DeliveryQueue, "renew_tenant", spy)
-    start = world.engine.clock()
+    monkeypatch.setattr(TenantRepository, "renew", spy)
+    start = world.engine.clock.now()
     report = world.engine.deliver_pending()
     assert report.completed == 130
-    assert world.engine.clock() - start >= timedelta(seconds=60)  # it waited for the window
+    assert world.engine.clock.now() - start >= timedelta(seconds=60)  # it waited for the window
     # The 120 s lease is extended once a third of it has passed, not per request or wait (130
     # requests, many waits), and always before it runs out.
     lease = timedelta(seconds=world.engine.settings.worker_lease_seconds)
@@ -616,14 +617,16 @@ def test_a_run_left_by_a_dead_worker_is_resumed_without_a_second_invoice(world: 
     world.map_account(ACME, "cust-acme")
     (run,) = world.engine.submit_bill(ACME_BILL, ACME).runs
     # A worker claims the run, sends it, and dies before writing the outcome.
-    with world.engine.db.session() as session:
-        claimed = DeliveryQueue(session).claim(
+    claimed = atomically(
+        world.engine.uow,
+        lambda uow: uow.runs.claim(
             integration_ids=[integration.id],
             limit=10,
             worker="dead-worker",
-            now=world.engine.clock(),
-            lease_until=world.engine.clock(),
-        )
+            now=world.engine.clock.now(),
+            lease_until=world.engine.clock.now(),
+        ),
+    )
     assert [c.id for c in claimed] == [run.id]
     connection = world.engine.credentials.connection(integration.credential_id)
     fake.send_bill(

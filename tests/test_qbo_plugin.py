@@ -23,7 +23,6 @@ from billbridge_quickbooks import hooks
 from billbridge_quickbooks.client import QuickBooksClient
 from billbridge_quickbooks.emulator import Company, QuickBooksEmulator
 
-from billbridge.delivery import batch_idempotency_key
 from billbridge.domain.models import (
     Account,
     Bill,
@@ -56,6 +55,7 @@ from billbridge.plugin.contract import (
     SendResult,
     TenantChoice,
 )
+from billbridge.plugin.idempotency import batch_idempotency_key
 from billbridge.plugin.manager import PluginRegistry, load_plugins
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.faults import FaultPlan
@@ -583,7 +583,7 @@ def send_bills(
         "quickbooks",
         connection=connection or world.connection(),
         deliveries=deliveries,
-        idempotency_key=batch_idempotency_key(deliveries),
+        idempotency_key=batch_idempotency_key(d.idempotency_key for d in deliveries),
     )
     return result
 

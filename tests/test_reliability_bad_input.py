@@ -40,6 +40,7 @@ from billbridge.errors import BillbridgeError, ValidationFailed
 from billbridge.secrets import generate_key
 from billbridge.store.tables import BillRow, IntegrationRow, RunRow, SkipRow
 from billbridge.testing.emulation.clock import ManualClock
+from support import db_session
 from test_reliability_world import (
     START,
     XERO_CONFIG,
@@ -167,7 +168,7 @@ def _text(document: Any) -> str:
 
 
 def _counts(engine: Engine) -> tuple[int, int, int, int]:
-    with engine.db.session() as session:
+    with db_session(engine) as session:
         return tuple(  # type: ignore[return-value]
             int(session.scalar(select(func.count()).select_from(table)) or 0)
             for table in (BillRow, RunRow, SkipRow, IntegrationRow)

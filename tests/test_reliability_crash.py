@@ -34,12 +34,13 @@ import attrs
 import pytest
 from sqlalchemy import func, select
 
+from billbridge.domain.clock import SystemClock
 from billbridge.domain.models import RunStatus
 from billbridge.engine import Engine
 from billbridge.secrets import generate_key
 from billbridge.store.tables import RunRow
-from billbridge.testing.emulation.clock import SystemClock
 from billbridge.testing.emulation.faults import FaultPlan
+from support import db_session
 from test_reliability_world import (
     PYTHON,
     assert_each_bill_once,
@@ -134,7 +135,7 @@ def _kill_plan(rng: random.Random) -> tuple[float, bool]:
 
 def _claiming_pids(engine: Engine) -> set[int]:
     """Pids of workers holding claimed runs (a worker's id is ``host:pid:random``)."""
-    with engine.db.session() as session:
+    with db_session(engine) as session:
         owners = session.scalars(
             select(RunRow.claimed_by)
             .where(RunRow.status == RunStatus.STARTED.value, RunRow.claimed_by.is_not(None))
@@ -209,7 +210,7 @@ def crash_and_recover(
             assert pool.failures() == [], "a worker failed:\n" + "\n---\n".join(pool.failures())
             assert run_statuses(engine) == {RunStatus.COMPLETE.value: expected}
             assert_each_bill_once(world, quickbooks=per_destination, xero=per_destination)
-            with engine.db.session() as session:
+            with db_session(engine) as session:
                 resumed = session.scalar(
                     select(func.count()).select_from(RunRow).where(RunRow.attempts > 1)
                 )

@@ -29,12 +29,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from billbridge.delivery import RetryPolicy
 from billbridge.domain.models import RunStatus
+from billbridge.domain.runs import RetryPolicy
 from billbridge.secrets import generate_key
 from billbridge.store.tables import RunRow
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.faults import FaultPlan
+from support import db_session
 from test_reliability_world import (
     START,
     Emulators,
@@ -156,12 +157,12 @@ def deliver_through_faults(
                 due = engine.next_due_at()
                 if due is None and submitted >= per_destination:
                     break
-                if due is not None and due > engine.clock():
-                    clock.advance((due - engine.clock()).total_seconds() + 0.001)
+                if due is not None and due > engine.clock.now():
+                    clock.advance((due - engine.clock.now()).total_seconds() + 0.001)
             expected = 2 * per_destination
             assert run_statuses(engine) == {RunStatus.COMPLETE.value: expected}
             assert_each_bill_once(world, quickbooks=per_destination, xero=per_destination)
-            with engine.db.session() as session:
+            with db_session(engine) as session:
                 most, total = session.execute(
                     select(func.max(RunRow.attempts), func.sum(RunRow.attempts))
                 ).one()

@@ -28,10 +28,10 @@ from urllib.parse import parse_qsl
 
 import attrs
 
+from billbridge.domain.clock import SystemClock
 from billbridge.domain.models import RunStatus
 from billbridge.secrets import generate_key
-from billbridge.store import CredentialRepository
-from billbridge.testing.emulation.clock import SystemClock
+from billbridge.store import atomically
 from test_reliability_world import (
     PYTHON,
     assert_each_bill_once,
@@ -159,10 +159,8 @@ def test_one_refresh_for_fifty_deliveries_across_processes(
                 assert credential.refresh_token is not None
                 first_refresh_tokens[name] = credential.refresh_token.reveal()
                 # Expired for the engine (every worker will want to refresh) ...
-                with engine.db.session() as session:
-                    CredentialRepository(session, engine.secret_box).update(
-                        attrs.evolve(credential, access_token_expires_at=engine.clock())
-                    )
+                expired = attrs.evolve(credential, access_token_expires_at=engine.clock.now())
+                atomically(engine.uow, lambda uow, c=expired: uow.credentials.update(c))
             # ... and for the providers: a worker using the old token gets a 401.
             world.quickbooks.oauth.expire_access_tokens()
             world.xero.oauth.expire_access_tokens()

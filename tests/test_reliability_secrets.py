@@ -31,7 +31,7 @@ from billbridge.domain.models import CredentialStatus, RunStatus
 from billbridge.engine import Engine
 from billbridge.errors import AuthenticationFailed, BillbridgeError
 from billbridge.secrets import generate_key
-from billbridge.store.queue import DeliveryQueue
+from billbridge.store import atomically
 from billbridge.testing.emulation.clock import ManualClock
 from test_reliability_world import (
     CLIENT_SECRET,
@@ -227,7 +227,6 @@ def test_exceptions_from_the_token_endpoint_carry_no_secret(
             text_of = f"{info.value!s} {info.value!r}"
             assert "made-up-code" not in text_of and CLIENT_SECRET not in text_of
             assert "state=" in url
-            with engine.db.session() as session:
-                assert DeliveryQueue(session).tenant_states() == []
+            assert atomically(engine.uow, lambda uow: uow.tenants.states()) == []
         finally:
             engine.close()

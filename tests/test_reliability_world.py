@@ -35,14 +35,15 @@ from billbridge_xero.emulator import XeroEmulator
 from billbridge_xero.organisation import Organisation
 from sqlalchemy import func, select
 
+from billbridge.domain.clock import Clock, SystemClock
 from billbridge.domain.models import RunStatus, Secret
 from billbridge.engine import Engine
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
 from billbridge.store.tables import RunRow
-from billbridge.testing.emulation.clock import Clock, SystemClock, as_datetime
 from billbridge.testing.emulation.faults import FaultPlan
 from billbridge.testing.emulation.server import RunningServer, serve
+from support import db_session
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -193,8 +194,7 @@ def make_engine(
     return Engine(
         database_url,
         settings=Settings(home=home, destinations=world.destination_settings(), **settings),
-        clock=lambda: as_datetime(chosen),
-        sleep=chosen.sleep,
+        clock=chosen,
         secret_box=SecretBox([key]),
     )
 
@@ -267,7 +267,7 @@ def submit(engine: Engine, *, quickbooks: int, xero: int, start: int = 1, lines:
 
 def run_statuses(engine: Engine) -> dict[str, int]:
     """How many runs are in each status."""
-    with engine.db.session() as session:
+    with db_session(engine) as session:
         rows = session.execute(select(RunRow.status, func.count()).group_by(RunRow.status))
         return {str(status): int(count) for status, count in rows}
 

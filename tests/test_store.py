@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.exc import StatementError
 
+from billbridge.domain.intake import Received, receive
 from billbridge.domain.models import (
     Account,
     Bill,
@@ -44,21 +45,14 @@ from billbridge.domain.models import (
 from billbridge.errors import Conflict, NotFound, StaleVersion
 from billbridge.secrets import SecretBox, SecretKeyError, generate_key
 from billbridge.store import (
-    BillRepository,
-    CredentialRepository,
     Database,
-    EventRepository,
-    IntegrationRepository,
-    LedgerRepository,
-    MappingRepository,
-    RunRepository,
     SchemaTooNew,
+    UnitOfWork,
     alembic_config,
     default_sqlite_url,
     new_id,
     normalise_url,
 )
-from billbridge.store.queue import DeliveryQueue
 from billbridge.store.tables import metadata
 
 T0 = datetime(2025, 9, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -170,9 +164,23 @@ def make_account(**changes: Any) -> Account:
     return attrs.evolve(account, **changes)
 
 
+@contextmanager
+def unit(db: Database, box: SecretBox | None = None) -> Iterator[UnitOfWork]:
+    """A unit of work on ``db`` committed when the block ends without an exception."""
+    keys = box or SecretBox([generate_key()])
+    with UnitOfWork(db, lambda: keys) as uow:
+        yield uow
+        uow.commit()
+
+
+def received(bill: Bill, account: Account) -> Received:
+    """The bill and account as submission would hand them to the store."""
+    return receive(dumps(bill), dumps(account))
+
+
 def saved_integration(db: Database, **changes: Any) -> Integration:
-    with db.session() as session:
-        return IntegrationRepository(session).add(make_integration(**changes))
+    with unit(db) as uow:
+        return uow.integrations.add(make_integration(**changes))
 
 
 # --- database and migrations --------------------------------------------------------------------
@@ -266,27 +274,27 @@ def test_unit_of_work_rolls_back_on_exception(db: Database) -> None:
     integration = make_integration()
 
     def add_then_fail() -> None:
-        with db.session() as session:
-            IntegrationRepository(session).add(integration)
+        with unit(db) as uow:
+            uow.integrations.add(integration)
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
         add_then_fail()
-    with db.session() as session, pytest.raises(NotFound):
-        IntegrationRepository(session).get(integration.id)
+    with unit(db) as uow, pytest.raises(NotFound):
+        uow.integrations.get(integration.id)
 
 
 def test_unit_of_work_is_usable_after_a_conflict(db: Database) -> None:
     # A failed insert runs in a savepoint: on PostgreSQL the transaction would otherwise abort.
-    with db.session() as session:
-        mappings = MappingRepository(session)
+    with unit(db) as uow:
+        mappings = uow.mappings
         mappings.add(make_mapping())
         with pytest.raises(Conflict):
             mappings.add(make_mapping())
         kept = mappings.add(make_mapping(m3ter_id="acc-2"))
-    with db.session() as session:
-        assert MappingRepository(session).get(kept.id) == kept
-        assert len(MappingRepository(session).list()) == 2
+    with unit(db) as uow:
+        assert uow.mappings.get(kept.id) == kept
+        assert len(uow.mappings.list()) == 2
 
 
 # --- integrations -------------------------------------------------------------------------------
@@ -301,13 +309,13 @@ def test_integration_crud(db: Database) -> None:
         updated_at=T0 + timedelta(seconds=1),
         destination_config={"rate": Decimal("0.1000000000000000001")},
     )
-    with db.session() as session:
-        repo = IntegrationRepository(session)
+    with unit(db) as uow:
+        repo = uow.integrations
         assert repo.add(first) == first
         assert repo.add(second) == second
 
-    with db.session() as session:
-        repo = IntegrationRepository(session)
+    with unit(db) as uow:
+        repo = uow.integrations
         assert repo.get(first.id) == first
         assert repo.get(second.id).destination_config["rate"] == Decimal("0.1000000000000000001")
         assert [i.id for i in repo.list()] == [first.id, second.id]
@@ -326,13 +334,13 @@ def test_integration_crud(db: Database) -> None:
         consecutive_errors=3,
         updated_at=T0 + timedelta(hours=1),
     )
-    with db.session() as session:
-        updated = IntegrationRepository(session).update(changed)
+    with unit(db) as uow:
+        updated = uow.integrations.update(changed)
     assert updated == attrs.evolve(changed, version=2)
-    with db.session() as session:
-        repo = IntegrationRepository(session)
+    with unit(db) as uow:
+        repo = uow.integrations
         assert repo.get(first.id) == updated
-        assert session.scalar(
+        assert uow.session.scalar(
             text("SELECT name FROM integrations WHERE id = :id"), {"id": first.id}
         ) == ("Xero UK (renamed)")
         repo.delete(first.id)
@@ -343,22 +351,22 @@ def test_integration_crud(db: Database) -> None:
 
 def test_integration_update_with_stale_version_changes_nothing(db: Database) -> None:
     original = saved_integration(db)
-    with db.session() as session:
-        current = IntegrationRepository(session).update(attrs.evolve(original, enabled=False))
+    with unit(db) as uow:
+        current = uow.integrations.update(attrs.evolve(original, enabled=False))
     assert current.version == 2
 
     stale = attrs.evolve(original, consecutive_errors=99)  # still says version 1
-    with db.session() as session:
-        repo = IntegrationRepository(session)
+    with unit(db) as uow:
+        repo = uow.integrations
         with pytest.raises(StaleVersion, match=r"version 2, you had 1\): reload and retry"):
             repo.update(stale)
         with pytest.raises(StaleVersion):
             repo.update(current, expected_version=5)
-    with db.session() as session:
-        assert IntegrationRepository(session).get(original.id) == current
+    with unit(db) as uow:
+        assert uow.integrations.get(original.id) == current
 
-    with db.session() as session, pytest.raises(NotFound):
-        IntegrationRepository(session).update(make_integration())
+    with unit(db) as uow, pytest.raises(NotFound):
+        uow.integrations.update(make_integration())
 
 
 def test_concurrent_updates_of_one_version_let_exactly_one_win(db: Database) -> None:
@@ -369,10 +377,8 @@ def test_concurrent_updates_of_one_version_let_exactly_one_win(db: Database) -> 
     def write(errors: int) -> None:
         start.wait()
         try:
-            with db.session() as session:
-                IntegrationRepository(session).update(
-                    attrs.evolve(original, consecutive_errors=errors)
-                )
+            with unit(db) as uow:
+                uow.integrations.update(attrs.evolve(original, consecutive_errors=errors))
             outcomes.append("saved")
         except StaleVersion:
             outcomes.append("stale")
@@ -383,40 +389,40 @@ def test_concurrent_updates_of_one_version_let_exactly_one_win(db: Database) -> 
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["saved", "stale"]
-    with db.session() as session:
-        assert IntegrationRepository(session).get(original.id).version == 2
+    with unit(db) as uow:
+        assert uow.integrations.get(original.id).version == 2
 
 
 def test_integration_with_unknown_credential_is_refused(db: Database) -> None:
-    with db.session() as session, pytest.raises(NotFound, match="credential"):
-        IntegrationRepository(session).add(make_integration(credential_id=new_id()))
+    with unit(db) as uow, pytest.raises(NotFound, match="credential"):
+        uow.integrations.add(make_integration(credential_id=new_id()))
 
 
 def test_deleting_an_integration_cascades(db: Database) -> None:
     integration = saved_integration(db)
     other = saved_integration(db)
-    with db.session() as session:
-        run = RunRepository(session).add(make_run(integration.id))
-        RunRepository(session).add(make_run(other.id))
-        EventRepository(session).add(make_event(integration.id, run_id=run.id))
-        global_event = EventRepository(session).add(make_event(None))
-        MappingRepository(session).add(make_mapping(integration_id=integration.id))
-        global_mapping = MappingRepository(session).add(make_mapping())
-        LedgerRepository(session).upsert(
-            LedgerEntry(integration.id, "bill-1", 1, external_id="inv-1", updated_at=T0)
+    with unit(db) as uow:
+        run = uow.runs.add(make_run(integration.id))
+        uow.runs.add(make_run(other.id))
+        uow.events.add(make_event(integration.id, run_id=run.id))
+        global_event = uow.events.add(make_event(None))
+        uow.mappings.add(make_mapping(integration_id=integration.id))
+        global_mapping = uow.mappings.add(make_mapping())
+        uow.ledger.record(
+            [LedgerEntry(integration.id, "bill-1", 1, external_id="inv-1", updated_at=T0)]
         )
 
-    with db.session() as session:
+    with unit(db) as uow:
         # Load first so stale objects sit in the identity map: reads must still see the truth.
-        RunRepository(session).get(run.id)
-        IntegrationRepository(session).delete(integration.id)
+        uow.runs.get(run.id)
+        uow.integrations.delete(integration.id)
         with pytest.raises(NotFound):
-            RunRepository(session).get(run.id)
-        assert RunRepository(session).list(integration_id=integration.id) == []
-        assert [e.id for e in EventRepository(session).list()] == [global_event.id]
-        assert [m.id for m in MappingRepository(session).list()] == [global_mapping.id]
-        assert LedgerRepository(session).get(integration.id, "bill-1") is None
-        assert len(RunRepository(session).list(integration_id=other.id)) == 1
+            uow.runs.get(run.id)
+        assert uow.runs.list(integration_id=integration.id) == []
+        assert [e.id for e in uow.events.list()] == [global_event.id]
+        assert [m.id for m in uow.mappings.list()] == [global_mapping.id]
+        assert uow.ledger.get(integration.id, "bill-1") is None
+        assert len(uow.runs.list(integration_id=other.id)) == 1
 
 
 # --- external mappings --------------------------------------------------------------------------
@@ -441,13 +447,13 @@ def test_mapping_crud_and_lookups(db: Database) -> None:
         external_id="58",
         created_at=T0 + timedelta(seconds=3),
     )
-    with db.session() as session:
-        repo = MappingRepository(session)
+    with unit(db) as uow:
+        repo = uow.mappings
         for mapping in (global_mapping, linked, item, quickbooks):
             assert repo.add(mapping) == mapping
 
-    with db.session() as session:
-        repo = MappingRepository(session)
+    with unit(db) as uow:
+        repo = uow.mappings
         assert repo.get(linked.id) == linked
         assert repo.get(linked.id).linked
         assert repo.list() == [global_mapping, linked, item, quickbooks]
@@ -474,8 +480,8 @@ def test_mapping_crud_and_lookups(db: Database) -> None:
 def test_mapping_uniqueness_global_and_linked(db: Database) -> None:
     integration = saved_integration(db)
     other = saved_integration(db)
-    with db.session() as session:
-        repo = MappingRepository(session)
+    with unit(db) as uow:
+        repo = uow.mappings
         repo.add(make_mapping())
         # The same key may exist once globally and once per integration.
         repo.add(make_mapping(integration_id=integration.id))
@@ -483,44 +489,44 @@ def test_mapping_uniqueness_global_and_linked(db: Database) -> None:
 
     # A second *global* mapping is a duplicate although integration_id is NULL in both.
     with (
-        db.session() as session,
+        unit(db) as uow,
         pytest.raises(Conflict, match=r"Account acc-1 → xero Contact \(global\) is mapped to c-58"),
     ):
-        MappingRepository(session).add(make_mapping(external_id="another"))
+        uow.mappings.add(make_mapping(external_id="another"))
     with (
-        db.session() as session,
+        unit(db) as uow,
         pytest.raises(Conflict, match=f"linked to integration {other.id}"),
     ):
-        MappingRepository(session).add(make_mapping(integration_id=other.id))
-    with db.session() as session, pytest.raises(NotFound, match="integration"):
-        MappingRepository(session).add(make_mapping(integration_id=new_id()))
-    with db.session() as session:
-        assert len(MappingRepository(session).list()) == 3
+        uow.mappings.add(make_mapping(integration_id=other.id))
+    with unit(db) as uow, pytest.raises(NotFound, match="integration"):
+        uow.mappings.add(make_mapping(integration_id=new_id()))
+    with unit(db) as uow:
+        assert len(uow.mappings.list()) == 3
 
 
 def test_add_many_is_all_or_nothing(db: Database) -> None:
-    with db.session() as session:
-        existing = MappingRepository(session).add(make_mapping(m3ter_id="acc-9"))
+    with unit(db) as uow:
+        existing = uow.mappings.add(make_mapping(m3ter_id="acc-9"))
 
     fresh = [make_mapping(m3ter_id=f"acc-{n}") for n in range(3)]
     inside_duplicate = [*fresh, make_mapping(m3ter_id="acc-1", external_id="other")]
     with (
-        db.session() as session,
+        unit(db) as uow,
         pytest.raises(Conflict, match="duplicate external mapping in the request"),
     ):
-        MappingRepository(session).add_many(inside_duplicate)
+        uow.mappings.add_many(inside_duplicate)
 
     against_stored = [*fresh, make_mapping(m3ter_id="acc-9", external_id="other")]
-    with db.session() as session:
+    with unit(db) as uow:
         with pytest.raises(Conflict, match=f"mapping {existing.id}"):
-            MappingRepository(session).add_many(against_stored)
-        assert MappingRepository(session).list() == [existing]
-    with db.session() as session:
-        assert MappingRepository(session).list() == [existing]
-        assert MappingRepository(session).add_many(fresh) == fresh
-        assert MappingRepository(session).add_many([]) == []
-    with db.session() as session:
-        assert len(MappingRepository(session).list()) == 4
+            uow.mappings.add_many(against_stored)
+        assert uow.mappings.list() == [existing]
+    with unit(db) as uow:
+        assert uow.mappings.list() == [existing]
+        assert uow.mappings.add_many(fresh) == fresh
+        assert uow.mappings.add_many([]) == []
+    with unit(db) as uow:
+        assert len(uow.mappings.list()) == 4
 
 
 # --- credentials --------------------------------------------------------------------------------
@@ -537,13 +543,13 @@ def test_credential_crud(db: Database, secret_box: SecretBox) -> None:
         expires_at=T0 + timedelta(minutes=10),
         created_at=T0 + timedelta(seconds=1),
     )
-    with db.session() as session:
-        repo = CredentialRepository(session, secret_box)
+    with unit(db, secret_box) as uow:
+        repo = uow.credentials
         assert repo.add(credential) == credential
         assert repo.add(incomplete) == incomplete
 
-    with db.session() as session:
-        repo = CredentialRepository(session, secret_box)
+    with unit(db, secret_box) as uow:
+        repo = uow.credentials
         loaded = repo.get(credential.id, for_update=True)
         assert loaded == credential
         assert loaded.access_token is not None
@@ -559,10 +565,10 @@ def test_credential_crud(db: Database, secret_box: SecretBox) -> None:
         with pytest.raises(NotFound, match="credential"):
             repo.get("missing")
 
-    with db.session() as session:
-        repo = CredentialRepository(session, secret_box)
+    with unit(db, secret_box) as uow:
+        repo = uow.credentials
         assert repo.get(credential.id) == refreshed
-        version = session.scalar(
+        version = uow.session.scalar(
             text("SELECT version FROM credentials WHERE id = :id"), {"id": credential.id}
         )
         assert version == 2
@@ -574,8 +580,8 @@ def test_credential_crud(db: Database, secret_box: SecretBox) -> None:
 
 def test_credential_tokens_are_stored_encrypted(db: Database, secret_box: SecretBox) -> None:
     credential = make_credential()
-    with db.session() as session:
-        CredentialRepository(session, secret_box).add(credential)
+    with unit(db, secret_box) as uow:
+        uow.credentials.add(credential)
     with db.engine.connect() as connection:
         row = connection.execute(
             text("SELECT * FROM credentials WHERE id = :id"), {"id": credential.id}
@@ -590,14 +596,14 @@ def test_credential_tokens_are_stored_encrypted(db: Database, secret_box: Secret
 
 def test_oauth_state_is_single_use(db: Database, secret_box: SecretBox) -> None:
     credential = make_credential(status=CredentialStatus.INCOMPLETE)
-    with db.session() as session:
-        repo = CredentialRepository(session, secret_box)
+    with unit(db, secret_box) as uow:
+        repo = uow.credentials
         repo.add(credential)
         repo.set_state_hash(credential.id, "a" * 64)
         with pytest.raises(NotFound):
             repo.set_state_hash("missing", "b" * 64)
-    with db.session() as session:
-        repo = CredentialRepository(session, secret_box)
+    with unit(db, secret_box) as uow:
+        repo = uow.credentials
         assert repo.find_by_state_hash("a" * 64) == credential
         assert repo.find_by_state_hash("c" * 64) is None
         assert repo.consume_state_hash("a" * 64) == credential
@@ -611,8 +617,8 @@ def test_expired_incomplete_credentials_are_deleted(db: Database, secret_box: Se
         status=CredentialStatus.INCOMPLETE, expires_at=T0 + timedelta(minutes=10)
     )
     complete = make_credential(expires_at=T0)  # complete credentials never expire this way
-    with db.session() as session:
-        repo = CredentialRepository(session, secret_box)
+    with unit(db, secret_box) as uow:
+        repo = uow.credentials
         for credential in (expired, pending, complete):
             repo.add(credential)
         assert repo.delete_expired(T0 + timedelta(minutes=1)) == [expired.id]
@@ -623,13 +629,13 @@ def test_deleting_a_credential_disconnects_integrations(
     db: Database, secret_box: SecretBox
 ) -> None:
     credential = make_credential()
-    with db.session() as session:
-        CredentialRepository(session, secret_box).add(credential)
+    with unit(db, secret_box) as uow:
+        uow.credentials.add(credential)
     integration = saved_integration(db, credential_id=credential.id)
     assert integration.connected
-    with db.session() as session:
-        CredentialRepository(session, secret_box).delete(credential.id)
-        assert IntegrationRepository(session).get(integration.id).credential_id is None
+    with unit(db, secret_box) as uow:
+        uow.credentials.delete(credential.id)
+        assert uow.integrations.get(integration.id).credential_id is None
 
 
 # --- runs and events ----------------------------------------------------------------------------
@@ -643,13 +649,6 @@ def test_run_crud_and_listing(db: Database) -> None:
         for n in range(4)
     ]
     foreign = make_run(other.id, created_at=T0 + timedelta(minutes=10), status=RunStatus.COMPLETE)
-    with db.session() as session:
-        repo = RunRepository(session)
-        for run in [*runs, foreign]:
-            assert repo.add(run) == run
-        with pytest.raises(NotFound, match="integration"):
-            repo.add(make_run(new_id()))
-
     done = attrs.evolve(
         runs[1],
         status=RunStatus.ERROR,
@@ -663,15 +662,15 @@ def test_run_crud_and_listing(db: Database) -> None:
     replay = make_run(
         integration.id, replayed_from=runs[1].id, created_at=T0 + timedelta(minutes=20)
     )
-    with db.session() as session:
-        repo = RunRepository(session)
-        assert repo.update(done) == done
-        repo.add(replay)
-        with pytest.raises(NotFound):
-            repo.update(make_run(integration.id))
+    with unit(db) as uow:
+        repo = uow.runs
+        for run in [runs[0], done, *runs[2:], foreign, replay]:
+            assert repo.add(run) == run
+        with pytest.raises(NotFound, match="integration"):
+            repo.add(make_run(new_id()))
 
-    with db.session() as session:
-        repo = RunRepository(session)
+    with unit(db) as uow:
+        repo = uow.runs
         assert repo.get(runs[1].id) == done
         assert repo.get(replay.id).replayed_from == runs[1].id
         newest_first = [replay, foreign, runs[3], runs[2], done, runs[0]]
@@ -690,11 +689,11 @@ def test_run_crud_and_listing(db: Database) -> None:
 
 def test_deleting_a_run_keeps_its_replays(db: Database) -> None:
     integration = saved_integration(db)
-    with db.session() as session:
-        repo = RunRepository(session)
+    with unit(db) as uow:
+        repo = uow.runs
         original = repo.add(make_run(integration.id))
         replay = repo.add(make_run(integration.id, replayed_from=original.id))
-        session.execute(text("DELETE FROM runs WHERE id = :id"), {"id": original.id})
+        uow.session.execute(text("DELETE FROM runs WHERE id = :id"), {"id": original.id})
         assert repo.get(replay.id).replayed_from is None
 
 
@@ -702,14 +701,14 @@ def test_event_crud_listing_and_actioning(db: Database) -> None:
     integration = saved_integration(db)
     events = [make_event(integration.id, created_at=T0 + timedelta(minutes=n)) for n in range(3)]
     disabled = make_event(None, type=EventType.DISABLED, created_at=T0 + timedelta(minutes=9))
-    with db.session() as session:
-        repo = EventRepository(session)
+    with unit(db) as uow:
+        repo = uow.events
         for event in [*events, disabled]:
             assert repo.add(event) == event
 
     later = T0 + timedelta(days=1)
-    with db.session() as session:
-        repo = EventRepository(session)
+    with unit(db) as uow:
+        repo = uow.events
         assert repo.get(events[0].id).details["amount"] == Decimal("12.340")
         actioned = repo.mark_actioned(events[0].id, by="ops@example.test", at=later)
         assert actioned.actioned
@@ -721,8 +720,8 @@ def test_event_crud_listing_and_actioning(db: Database) -> None:
         with pytest.raises(NotFound):
             repo.mark_actioned("missing", by="x", at=later)
 
-    with db.session() as session:
-        repo = EventRepository(session)
+    with unit(db) as uow:
+        repo = uow.events
         assert repo.list() == [disabled, events[2], events[1], actioned]
         assert repo.list(integration_id=integration.id, actioned=False) == [events[2], events[1]]
         assert repo.list(actioned=True) == [actioned]
@@ -734,7 +733,7 @@ def test_event_crud_listing_and_actioning(db: Database) -> None:
 # --- ledger and bills ---------------------------------------------------------------------------
 
 
-def test_ledger_upsert_inserts_then_replaces(db: Database) -> None:
+def test_the_ledger_inserts_replaces_and_never_moves_backwards(db: Database) -> None:
     integration = saved_integration(db)
     first = LedgerEntry(
         integration.id,
@@ -748,52 +747,73 @@ def test_ledger_upsert_inserts_then_replaces(db: Database) -> None:
     second = attrs.evolve(
         first, bill_version=2, state={"syncToken": "1"}, updated_at=T0 + timedelta(hours=1)
     )
-    with db.session() as session:
-        repo = LedgerRepository(session)
-        assert repo.get(integration.id, "bill-1") is None
-        assert repo.upsert(first) == first
-    with db.session() as session:
-        repo = LedgerRepository(session)
-        assert repo.get(integration.id, "bill-1") == first
-        assert repo.upsert(second) == second
-        with pytest.raises(NotFound):
-            repo.upsert(attrs.evolve(first, integration_id=new_id()))
-    with db.session() as session:
-        assert LedgerRepository(session).get(integration.id, "bill-1") == second
+    with unit(db) as uow:
+        assert uow.ledger.get(integration.id, "bill-1") is None
+        uow.ledger.record([first])
+    with unit(db) as uow:
+        assert uow.ledger.get(integration.id, "bill-1") == first
+        uow.ledger.record([second])
+    with unit(db) as uow:
+        # A slow worker finishing version 1 after version 2 was recorded changes nothing.
+        uow.ledger.record([attrs.evolve(first, external_id="inv-late")])
+    with unit(db) as uow:
+        assert uow.ledger.get(integration.id, "bill-1") == second
+        assert uow.ledger.delivered_versions(["bill-1", "bill-2"]) == {
+            (integration.id, "bill-1"): 2
+        }
 
 
 def test_bill_documents_round_trip_exactly(db: Database) -> None:
     bill, account = make_bill(), make_account()
-    with db.session() as session:
-        repo = BillRepository(session)
-        assert repo.save(bill, account, received_at=T0) is True
-        assert repo.save(bill, account) is False  # idempotent
-    with db.session() as session:
-        stored_bill, stored_account = BillRepository(session).get("bill-1", 3)
-        document = session.scalar(text("SELECT document FROM bills"))
+    with unit(db) as uow:
+        assert len(uow.bills.save_many([received(bill, account)], received_at=T0)) == 1
+        # The same version again, as received: nothing new.
+        assert uow.bills.save_many([received(bill, account)], received_at=T0) == []
+    with unit(db) as uow:
+        stored_bill, stored_account = uow.bills.get("bill-1", 3)
+        document = uow.session.scalar(text("SELECT document FROM bills"))
     assert stored_bill == bill
     assert stored_account == account
     assert stored_bill.line_items[0].subtotal == Decimal("0.1000000000000000000000000000000001")
     assert stored_bill.extra == {"someFutureField": {"kept": True}}
     assert "0.1000000000000000000000000000000001" in document
-    with db.session() as session, pytest.raises(NotFound, match="bill bill-1 version 4"):
-        BillRepository(session).get("bill-1", 4)
+    with unit(db) as uow, pytest.raises(NotFound, match="bill bill-1 version 4"):
+        uow.bills.get("bill-1", 4)
 
 
-def test_saving_a_bill_version_again(db: Database) -> None:
+def test_a_bill_version_is_immutable(db: Database) -> None:
     bill, account = make_bill(), make_account()
-    with db.session() as session:
-        BillRepository(session).save(bill, account)
+    with unit(db) as uow:
+        uow.bills.save_many([received(bill, account)], received_at=T0)
     changed = attrs.evolve(bill, line_items=(LineItem(line_item_type="USAGE"),))
-    with db.session() as session, pytest.raises(Conflict, match="different content"):
-        BillRepository(session).save(changed, account)
+    with unit(db) as uow, pytest.raises(Conflict, match="different content") as refused:
+        uow.bills.save_many([received(changed, account)], received_at=T0)
+    assert "lineItems[0]" in str(refused.value)  # it says what differs
+    other_account = attrs.evolve(bill, account_id="acc-other")
+    with unit(db) as uow, pytest.raises(Conflict, match="accountId"):
+        uow.bills.save_many(
+            [received(other_account, attrs.evolve(account, id="acc-other"))], received_at=T0
+        )
+    # Two copies of one version with different content in one request: refused, none kept.
+    with unit(db) as uow, pytest.raises(Conflict, match="version 5"):
+        uow.bills.save_many(
+            [
+                received(attrs.evolve(bill, version=5), account),
+                received(attrs.evolve(changed, version=5), account),
+            ],
+            received_at=T0,
+        )
     renamed = attrs.evolve(account, name="Acme Limited")
-    with db.session() as session:
-        repo = BillRepository(session)
-        assert repo.save(bill, renamed) is True  # the account is refreshed, the bill kept
-        assert repo.save(attrs.evolve(bill, version=4), account) is True
-    with db.session() as session:
-        assert BillRepository(session).get("bill-1", 3) == (bill, renamed)
+    with unit(db) as uow:
+        # The account's details are the latest received; the bill stays as it was.
+        assert uow.bills.save_many([received(bill, renamed)], received_at=T0) == []
+        fresh = uow.bills.save_many(
+            [received(attrs.evolve(bill, version=4), account)], received_at=T0
+        )
+        assert [r.bill.version for r in fresh] == [4]
+    with unit(db) as uow:
+        assert uow.bills.get("bill-1", 3) == (bill, renamed)
+        assert uow.bills.get_many([("bill-1", 5)]) == {}
 
 
 # --- time ---------------------------------------------------------------------------------------
@@ -806,10 +826,10 @@ def test_datetimes_come_back_aware_in_utc(db: Database) -> None:
     assert integration.created_at == local
     assert integration.created_at.tzinfo is UTC
     assert integration.created_at.hour == 12
-    with db.session() as session:
-        run = RunRepository(session).add(make_run(integration.id, created_at=local))
+    with unit(db) as uow:
+        run = uow.runs.add(make_run(integration.id, created_at=local))
         # Filters convert too: 12:00 UTC is inside [11:59 UTC, 14:01 +02:00).
-        found = RunRepository(session).list(
+        found = uow.runs.list(
             since=datetime(2025, 9, 1, 11, 59, tzinfo=UTC),
             until=datetime(2025, 9, 1, 14, 1, tzinfo=paris),
         )
@@ -819,8 +839,8 @@ def test_datetimes_come_back_aware_in_utc(db: Database) -> None:
 
 def test_naive_datetimes_are_refused(db: Database) -> None:
     naive = datetime(2025, 9, 1, 12, 0)  # naive on purpose
-    with db.session() as session, pytest.raises(StatementError, match="naive datetime"):
-        IntegrationRepository(session).add(make_integration(created_at=naive))
+    with unit(db) as uow, pytest.raises(StatementError, match="naive datetime"):
+        uow.integrations.add(make_integration(created_at=naive))
 
 
 # --- query plans ----------------------------------------------------------------------------------
@@ -869,11 +889,11 @@ def test_claiming_reads_only_open_runs_through_the_partial_indexes(db: Database)
         make_run(integration.id, bill_id=f"old-{n}", status=RunStatus.COMPLETE) for n in range(300)
     ]
     waiting = [make_run(integration.id, bill_id=f"new-{n}") for n in range(5)]
-    with db.session() as session:
-        DeliveryQueue(session).add_runs(finished + waiting)
+    with unit(db) as uow:
+        uow.runs.add_many(finished + waiting)
 
-    with _statements(db, "runs") as captured, db.session() as session:
-        claimed = DeliveryQueue(session).claim(
+    with _statements(db, "runs") as captured, unit(db) as uow:
+        claimed = uow.runs.claim(
             integration_ids=[integration.id],
             limit=3,
             worker="w",
@@ -905,12 +925,12 @@ def test_mappings_of_a_batch_are_found_through_the_unique_key(db: Database) -> N
         )
         for n in range(20)
     ]
-    with db.session() as session:
-        MappingRepository(session).add_many(accounts + products)
+    with unit(db) as uow:
+        uow.mappings.add_many(accounts + products)
     wanted = [("Account", "acc-150"), ("Product", "p-7"), ("Account", "acc-3"), ("Account", "x")]
 
-    with _statements(db, "external_mappings") as captured, db.session() as session:
-        found = MappingRepository(session).for_entities("xero", wanted)
+    with _statements(db, "external_mappings") as captured, unit(db) as uow:
+        found = uow.mappings.for_entities("xero", wanted)
     # Oldest first across entity types, like every listing; unknown pairs are simply absent.
     assert [(m.m3ter_entity, m.m3ter_id) for m in found] == [
         ("Account", "acc-3"),
@@ -926,22 +946,18 @@ def test_stored_bill_versions_are_found_through_the_primary_key(db: Database) ->
     bill = parse_bill({"id": "b-0", "accountId": "a", "currency": "USD", "lineItems": []})
     account = parse_account({"id": "a", "name": "A"})
     versions = [attrs.evolve(bill, id=f"b-{n}", version=v) for n in range(200) for v in (1, 2)]
-    with db.session() as session:
-        DeliveryQueue(session).save_bills(
-            [(b, account, dumps(b), dumps(account)) for b in versions], received_at=T0
-        )
+    with unit(db) as uow:
+        uow.bills.save_many([received(b, account) for b in versions], received_at=T0)
     asked = [("b-7", 2), ("b-150", 1), ("missing", 1)]
+    new = received(attrs.evolve(bill, id="b-9", version=3), account)
 
-    with _statements(db, "bills") as captured, db.session() as session:
-        queue = DeliveryQueue(session)
-        found = queue.bills(asked)
-        fresh = queue.save_bills(
-            [(attrs.evolve(bill, id="b-9", version=3), account, "{}", "{}")], received_at=T0
-        )
+    with _statements(db, "bills") as captured, unit(db) as uow:
+        found = uow.bills.get_many(asked)
+        fresh = uow.bills.save_many([new], received_at=T0)
     # Exactly what was asked, though b-7 version 1 and b-150 version 2 match the look-up too.
     assert sorted(found) == [("b-150", 1), ("b-7", 2)]
     assert found[("b-7", 2)][0].version == 2
-    assert [b.version for b, _ in fresh] == [3]
+    assert [r.bill.version for r in fresh] == [3]
     plans = _plans(db, captured)
     assert len(plans) == 2
     for _, plan in plans:

@@ -975,7 +975,7 @@ def worker(state: _State, once: bool, poll: float, quiet: bool) -> None:
         next_due = engine.next_due_at()
         wait = poll
         if next_due is not None:
-            wait = max(0.0, min(poll, (next_due - engine.clock()).total_seconds()))
+            wait = max(0.0, min(poll, (next_due - engine.clock.now()).total_seconds()))
         try:
             time.sleep(wait)
         except KeyboardInterrupt:

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
-from billbridge.credentials import CredentialError
 from billbridge.domain.models import Credential
+from billbridge.errors import CredentialError
 
 if TYPE_CHECKING:
     from billbridge.engine import Engine
@@ -97,14 +97,14 @@ def connect_interactively(
         ``(tenant id, name)`` pairs and returns the chosen id.
     :raises CredentialError: the consent was refused, failed, or did not come back in time.
     """
-    from billbridge.credentials import TenantChoiceRequired
+    from billbridge.errors import TenantChoiceRequired
 
     listener = LoopbackListener(port)
     try:
         url = engine.credentials.authorization_url(credential.id, listener.redirect_uri)
         open_url(url)
         remaining = (
-            (credential.expires_at - engine.clock()).total_seconds()
+            (credential.expires_at - engine.clock.now()).total_seconds()
             if credential.expires_at
             else timedelta(minutes=10).total_seconds()
         )

@@ -16,24 +16,31 @@ Messages never contain secrets: callers pass identifiers, never token values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from billbridge.plugin.contract import TenantChoice
 
 __all__ = [
     "AccountingPeriodClosed",
     "AuthenticationFailed",
     "BillbridgeError",
     "Conflict",
+    "CredentialError",
     "DestinationError",
     "DestinationValidationError",
     "FieldError",
     "InvoiceAlreadyPaid",
     "MissingMapping",
+    "MissingOAuthApp",
     "NotFound",
     "PermanentError",
     "PluginConflict",
     "RateLimited",
     "StaleVersion",
+    "TenantChoiceRequired",
     "TokenExpired",
     "TransientError",
     "UnknownDestination",
@@ -99,6 +106,29 @@ class UnknownDestination(BillbridgeError):
 
 class PluginConflict(BillbridgeError):
     """Two plugins claim the same destination key."""
+
+
+class CredentialError(BillbridgeError):
+    """The consent flow cannot go on (bad state, refused consent, token endpoint trouble)."""
+
+
+class MissingOAuthApp(CredentialError):
+    """No client id/secret is configured for the destination."""
+
+
+class TenantChoiceRequired(CredentialError):
+    """The consent covers several tenants: pick one with ``engine.credentials.choose_tenant``.
+
+    ``choices`` are the tenants offered (:class:`~billbridge.plugin.contract.TenantChoice`).
+    """
+
+    def __init__(self, credential_id: str, choices: Sequence[TenantChoice]) -> None:
+        self.credential_id = credential_id
+        self.choices = tuple(choices)
+        listed = ", ".join(f"{c.name or '?'} ({c.tenant_id})" for c in self.choices)
+        super().__init__(
+            f"the consent gave access to {len(self.choices)} organisations; choose one: {listed}"
+        )
 
 
 # --- raised by destination plugins, mapped by the core -------------------------------------

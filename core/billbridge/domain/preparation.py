@@ -6,38 +6,27 @@ themselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from billbridge.domain.mappings import require_account_mapping, resolve_mappings
 from billbridge.domain.models import (
     Account,
     Bill,
     BillEntityConfig,
     ExternalMapping,
     Integration,
+    LedgerEntry,
     LineItem,
     thaw,
 )
-from billbridge.errors import MissingMapping
-from billbridge.plugin.contract import Destination, ResolvedMappings
+from billbridge.errors import DestinationValidationError
+from billbridge.plugin.contract import Delivery, Destination
+from billbridge.plugin.idempotency import idempotency_key
 
-__all__ = [
-    "MAPPED_LINE_ENTITIES",
-    "apply_defaults",
-    "exclude_lines",
-    "mapping_keys",
-    "resolve_mappings",
-]
-
-#: m3ter entities a bill line can be mapped through, and the line fields holding their ids.
-MAPPED_LINE_ENTITIES: tuple[tuple[str, str], ...] = (
-    ("Product", "accounting_product_id"),
-    ("Product", "product_id"),
-    ("Aggregation", "aggregation_id"),
-    ("CompoundAggregation", "compound_aggregation_id"),
-)
+__all__ = ["apply_defaults", "build_delivery", "exclude_lines"]
 
 
 def exclude_lines(bill: Bill, config: BillEntityConfig) -> Bill:
@@ -66,70 +55,6 @@ def exclude_lines(bill: Bill, config: BillEntityConfig) -> Bill:
     return attrs.evolve(bill, line_items=tuple(li for li in bill.line_items if kept(li)))
 
 
-def mapping_keys(bill: Bill, account: Account) -> set[tuple[str, str]]:
-    """Every ``(entity, id)`` a delivery of this bill may look up."""
-    keys = {("Account", account.id)}
-    for line in bill.line_items:
-        for entity, field in MAPPED_LINE_ENTITIES:
-            value = getattr(line, field)
-            if value:
-                keys.add((entity, value))
-    return keys
-
-
-def resolve_mappings(
-    integration: Integration,
-    destination: Destination,
-    account: Account,
-    candidates: Iterable[ExternalMapping],
-) -> ResolvedMappings:
-    """External mappings for one delivery: linked ones first, then global unless enforced.
-
-    ``candidates`` are the stored mappings of the destination for the bill's entities (global
-    and linked to any integration). With "use external mapping account code" the account's
-    code stands for its mapping to the destination's account table.
-    """
-    enforce = integration.entity_config.enforce_external_mappings
-    entries: dict[tuple[str, str, str], str] = {}
-    linked: dict[tuple[str, str, str], str] = {}
-    for mapping in candidates:
-        if mapping.external_system != integration.destination:
-            continue
-        key = (mapping.m3ter_entity, mapping.m3ter_id, mapping.external_table)
-        if mapping.integration_id == integration.id:
-            linked[key] = mapping.external_id
-        elif mapping.integration_id is None and not enforce:
-            entries.setdefault(key, mapping.external_id)
-    entries.update(linked)
-    if integration.entity_config.use_external_mapping_account_code and account.code:
-        entries[("Account", account.id, destination.account_table)] = account.code
-    return ResolvedMappings(entries)
-
-
-def require_account_mapping(
-    integration: Integration, destination: Destination, account: Account, mappings: ResolvedMappings
-) -> None:
-    """Raise :class:`MissingMapping` naming what to map when the account has no mapping.
-
-    Destinations without an account table (a webhook) need none: nothing could be mapped.
-    """
-    if destination.account_table not in destination.external_tables:
-        return
-    if mappings.get("Account", account.id, destination.account_table) is not None:
-        return
-    who = account.name or account.code or account.id
-    where = (
-        "linked to this integration" if integration.entity_config.enforce_external_mappings else ""
-    )
-    raise MissingMapping(
-        "Account",
-        account.id,
-        destination.account_table,
-        hint=f"account {who!r}: map it to a {destination.system_name or destination.title} "
-        f"{destination.account_table}{(' ' + where) if where else ''}",
-    )
-
-
 def apply_defaults(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration with the panel's top-level defaults filled in where a value is unset.
 
@@ -143,6 +68,41 @@ def apply_defaults(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict
     return result
 
 
-def unique(values: Sequence[str]) -> list[str]:
-    """Values in first-seen order without repeats."""
-    return list(dict.fromkeys(values))
+def build_delivery(
+    key: str,
+    integration: Integration,
+    destination: Destination,
+    bill: Bill,
+    account: Account,
+    candidates: Iterable[ExternalMapping],
+    previous: LedgerEntry | None,
+    unseal: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> Delivery:
+    """Everything a plugin needs to send one bill version through one integration.
+
+    :param key: what identifies the delivery among others (a run id; a preview uses its own).
+    :param candidates: the stored mappings of the bill's entities to the destination.
+    :param previous: the ledger's entry for this bill through this integration, if any.
+    :param unseal: decrypts the configuration's secrets
+        (:meth:`~billbridge.services.config_secrets.ConfigSecrets.unseal`).
+    :raises MissingMapping: the account has no mapping the destination needs.
+    :raises DestinationValidationError: nothing is left to send after the exclusions.
+    """
+    mappings = resolve_mappings(integration, destination, account, candidates)
+    require_account_mapping(integration, destination, account, mappings)
+    filtered = exclude_lines(bill, integration.entity_config)
+    if not filtered.line_items:
+        raise DestinationValidationError(
+            "the bill has no lines left after the integration's exclusions: nothing to send"
+        )
+    return Delivery(
+        key=key,
+        bill=filtered,
+        account=account,
+        config=apply_defaults(unseal(integration.destination_config), destination.schema),
+        mappings=mappings,
+        previous=previous
+        if previous is not None and previous.bill_version <= bill.version
+        else None,
+        idempotency_key=idempotency_key(integration.id, bill.id, bill.version),
+    )

@@ -1,8 +1,9 @@
 """Keeping to a destination tenant's limits, so that deliveries are fast and never refused.
 
-One worker at a time holds a tenant's lease (see :mod:`billbridge.store.queue`) and keeps its
-usage in a :class:`TenantLimiter`: sliding windows for the declared per-second, per-minute and
-batch limits, a daily count, what the destination's own headers say is left, and blocks from
+One worker at a time holds a tenant's lease (see
+:class:`~billbridge.store.repositories.TenantRepository`) and keeps its usage in a
+:class:`TenantLimiter`: sliding windows for the declared per-second, per-minute and batch
+limits, a daily count, what the destination's own headers say is left, and blocks from
 ``429 Retry-After``. The usage is saved with the tenant when the lease is released, so the next
 worker carries on from it.
 

@@ -1,7 +1,7 @@
-"""Persistence: SQLAlchemy tables, repositories and Alembic migrations (SQLite and PostgreSQL).
+"""Persistence: SQLAlchemy tables, one repository per aggregate, the unit of work, migrations.
 
-The rest of billbridge uses :class:`Database` for units of work and the repositories for
-reading and writing domain objects; rows never leave this package.
+Everything outside this package works with :class:`UnitOfWork` and the domain objects its
+repositories return; sessions and rows never leave it.
 """
 
 from billbridge.store.database import (
@@ -11,31 +11,23 @@ from billbridge.store.database import (
     default_sqlite_url,
     normalise_url,
 )
-from billbridge.store.repositories import (
-    BillRepository,
-    CredentialRepository,
-    EventRepository,
-    IntegrationRepository,
-    LedgerRepository,
-    MappingRepository,
-    OAuthAppRepository,
-    RunRepository,
-)
 from billbridge.store.tables import new_id
+from billbridge.store.uow import (
+    UnitOfWork,
+    UnitOfWorkFactory,
+    atomically,
+    unit_of_work_factory,
+)
 
 __all__ = [
-    "BillRepository",
-    "CredentialRepository",
     "Database",
-    "EventRepository",
-    "IntegrationRepository",
-    "LedgerRepository",
-    "MappingRepository",
-    "OAuthAppRepository",
-    "RunRepository",
     "SchemaTooNew",
+    "UnitOfWork",
+    "UnitOfWorkFactory",
     "alembic_config",
+    "atomically",
     "default_sqlite_url",
     "new_id",
     "normalise_url",
+    "unit_of_work_factory",
 ]

@@ -1,8 +1,8 @@
-"""The database: engine set-up for SQLite and PostgreSQL, migrations and units of work.
+"""The database: engine set-up for SQLite and PostgreSQL, migrations and sessions.
 
 One :class:`Database` per process and URL. It owns the SQLAlchemy engine, applies Alembic
-migrations (:meth:`Database.upgrade`, :meth:`Database.ensure_schema`) and hands out sessions as
-units of work (:meth:`Database.session`).
+migrations (:meth:`Database.upgrade`, :meth:`Database.ensure_schema`) and hands out
+sessions to :class:`~billbridge.store.uow.UnitOfWork` (:meth:`Database.new_session`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -105,7 +103,7 @@ def _is_memory_sqlite(url: URL) -> bool:
 
 
 class Database:
-    """A billbridge database: engine, migrations and units of work.
+    """A billbridge database: engine, migrations and sessions.
 
     SQLite (the embedded default) is configured for concurrent use by several threads and
     processes: WAL journal, foreign keys enforced, a 30 s busy timeout, and write transactions
@@ -157,17 +155,15 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({self.display_url!r})"
 
-    # --- units of work ------------------------------------------------------------------------
+    # --- sessions ----------------------------------------------------------------------------
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: commits when the block ends, rolls back if it raises.
+    def new_session(self) -> Session:
+        """A new session, not yet in a transaction, for :class:`~billbridge.store.uow.UnitOfWork`.
 
         Objects stay readable after the commit (``expire_on_commit=False``); repositories return
         domain objects anyway, never rows.
         """
-        with self._sessions() as session, session.begin():
-            yield session
+        return self._sessions()
 
     # --- migrations ---------------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ from typing import Any, ClassVar, NoReturn, Protocol
 import attrs
 import pytest
 
-from billbridge.delivery import batch_idempotency_key
 from billbridge.domain.models import (
     Account,
     Bill,
@@ -67,6 +66,7 @@ from billbridge.plugin.contract import (
     SendResult,
     TenantChoice,
 )
+from billbridge.plugin.idempotency import batch_idempotency_key
 from billbridge.plugin.manager import (
     ENTRY_POINT_GROUP,
     PluginFailure,
@@ -762,7 +762,7 @@ class DestinationConformance:
                 connection=harness.connection,
                 deliveries=list(deliveries),
                 # As the core keys a batch: the same members, the same key.
-                idempotency_key=batch_idempotency_key(deliveries),
+                idempotency_key=batch_idempotency_key(d.idempotency_key for d in deliveries),
             )
             outcomes = list(outcomes or ())
             if len(outcomes) != len(deliveries):

@@ -68,9 +68,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from billbridge.domain.clock import Clock, SystemClock
 from billbridge.domain.models import dumps, loads
 from billbridge.domain.money import minor_units, round_half_up
-from billbridge.testing.emulation.clock import Clock, SystemClock
 from billbridge.testing.emulation.emulators import DemoDocument, ServedEmulator
 from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.emulation.limits import SlidingWindow

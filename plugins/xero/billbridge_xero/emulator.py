@@ -71,8 +71,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from billbridge.domain.clock import Clock, SystemClock
 from billbridge.domain.models import dumps, loads
-from billbridge.testing.emulation.clock import Clock, SystemClock, as_datetime
 from billbridge.testing.emulation.emulators import DemoDocument, ServedEmulator
 from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.emulation.limits import ConcurrencyLimit, SlidingWindow
@@ -310,7 +310,7 @@ class XeroEmulator:
             country_code={"GBP": "GB", "USD": "US", "NZD": "NZ", "AUD": "AU"}.get(
                 base_currency.upper(), "GB"
             ),
-            created_at=as_datetime(self.clock),
+            created_at=self.clock.now(),
         )
         seed_organisation(org, filler_contacts=filler_contacts)
         with self._lock:
@@ -324,7 +324,7 @@ class XeroEmulator:
     def mark_paid(self, tenant_id: str, document_id: str) -> None:
         """Pay an invoice (or allocate a credit note) in full: it becomes PAID and immutable."""
         with self._lock:
-            self.organisations[tenant_id].mark_paid(document_id, as_datetime(self.clock).date())
+            self.organisations[tenant_id].mark_paid(document_id, self.clock.now().date())
 
     def void(self, tenant_id: str, document_id: str) -> None:
         """Void a document, as a person would in Xero: it becomes VOIDED and immutable."""
@@ -507,7 +507,7 @@ class XeroEmulator:
             "Id": str(uuid.uuid4()),
             "Status": "OK",
             "ProviderName": self.provider_name,
-            "DateTimeUTC": format_ms_date(as_datetime(self.clock)).replace("+0000", ""),
+            "DateTimeUTC": format_ms_date(self.clock.now()).replace("+0000", ""),
             **extra,
             key: records,
         }
@@ -687,7 +687,7 @@ class XeroEmulator:
         params = request.query_params
         unitdp = 4 if params.get("unitdp") == "4" else 2
         summarize = params.get("summarizeErrors", "true").strip().lower() != "false"
-        now = as_datetime(self.clock)
+        now = self.clock.now()
         answers: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         for element in elements:

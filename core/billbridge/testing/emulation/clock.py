@@ -1,8 +1,9 @@
-"""Clocks for emulators and tests: real, scaled (faster than real) and manual.
+"""Clocks for emulators and tests: scaled (faster than real) and manual.
 
-Emulators enforce per-minute and per-day limits; a :class:`ScaledClock` lets a test or
-benchmark run through "an hour" of limits in seconds while every component sees the same time.
-Times are POSIX seconds (floats); :meth:`Clock.datetime` gives an aware UTC ``datetime``.
+Both implement :class:`billbridge.domain.clock.Clock`, the one clock protocol, so the engine
+and the emulators can share one. Emulators enforce per-minute and per-day limits; a
+:class:`ScaledClock` lets a test or benchmark run through "an hour" of limits in seconds while
+every component sees the same time.
 """
 
 from __future__ import annotations
@@ -10,39 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "ScaledClock", "SystemClock"]
-
-
-class Clock(Protocol):
-    """Something that tells the time and can wait."""
-
-    def time(self) -> float:
-        """Seconds since the epoch, in this clock's time."""
-        ...
-
-    def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock's time."""
-        ...
-
-
-def as_datetime(clock: Clock) -> datetime:
-    """The clock's current time as an aware UTC datetime."""
-    return datetime.fromtimestamp(clock.time(), UTC)
-
-
-class SystemClock:
-    """Real time."""
-
-    def time(self) -> float:
-        """Seconds since the epoch."""
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep for real."""
-        if seconds > 0:
-            time.sleep(seconds)
+__all__ = ["ManualClock", "ScaledClock"]
 
 
 class ScaledClock:
@@ -63,6 +33,10 @@ class ScaledClock:
         """Scaled seconds since the epoch."""
         return self._origin + (time.monotonic() - self._origin_real) * self.scale
 
+    def now(self) -> datetime:
+        """The scaled time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.time(), UTC)
+
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` of scaled time (``seconds / scale`` real seconds)."""
         if seconds > 0:
@@ -80,6 +54,10 @@ class ManualClock:
         """The current manual time."""
         with self._lock:
             return self._now
+
+    def now(self) -> datetime:
+        """The manual time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.time(), UTC)
 
     def advance(self, seconds: float) -> None:
         """Move time forward."""

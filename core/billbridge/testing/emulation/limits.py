@@ -12,7 +12,7 @@ from collections import defaultdict, deque
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
-from billbridge.testing.emulation.clock import Clock
+from billbridge.domain.clock import Clock
 
 __all__ = ["ConcurrencyLimit", "SlidingWindow"]
 

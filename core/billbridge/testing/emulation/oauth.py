@@ -29,7 +29,7 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from billbridge.testing.emulation.clock import Clock
+from billbridge.domain.clock import Clock
 
 __all__ = ["Authorization", "OAuthClient", "OAuthServer", "TokenInfo", "read_form"]
 

@@ -28,130 +28,69 @@ tokens at the provider (best effort) and disconnects the integrations that used 
 from __future__ import annotations
 
 import builtins
-import hashlib
-import ipaddress
 import logging
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 import httpx
-from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
+from oauthlib.oauth2 import WebApplicationClient
 
-from billbridge.domain.models import (
-    Credential,
-    CredentialStatus,
-    Event,
-    EventType,
-    Secret,
-)
+from billbridge.domain.clock import Clock
+from billbridge.domain.models import Credential, CredentialStatus, Event, EventType, Secret
 from billbridge.errors import (
     AuthenticationFailed,
     BillbridgeError,
+    CredentialError,
     FieldError,
+    MissingOAuthApp,
+    TenantChoiceRequired,
     TokenExpired,
     TransientError,
     ValidationFailed,
 )
-from billbridge.plugin.contract import (
-    Connection,
-    Destination,
-    OAuthCallback,
-    OAuthSpec,
-    TenantChoice,
+from billbridge.plugin.contract import Connection, OAuthCallback, TenantChoice
+from billbridge.plugin.manager import PluginRegistry
+from billbridge.services.oauth import (
+    Endpoints,
+    InvalidGrant,
+    OAuthApp,
+    Tokens,
+    choose,
+    consent_url,
+    oauth_spec,
+    require_safe_url,
+    state_hash,
+    token_request,
 )
-from billbridge.settings import DestinationSettings
-from billbridge.store import (
-    CredentialRepository,
-    EventRepository,
-    IntegrationRepository,
-    OAuthAppRepository,
-    new_id,
-)
+from billbridge.settings import DestinationSettings, Settings
+from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
-if TYPE_CHECKING:
-    from billbridge.engine import Engine
-
-__all__ = [
-    "CredentialError",
-    "Credentials",
-    "Endpoints",
-    "MissingOAuthApp",
-    "TenantChoiceRequired",
-]
+__all__ = ["Credentials"]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
 
-class CredentialError(BillbridgeError):
-    """The consent flow cannot go on (bad state, refused consent, token endpoint trouble)."""
-
-
-class MissingOAuthApp(CredentialError):
-    """No client id/secret is configured for the destination."""
-
-
-class TenantChoiceRequired(CredentialError):
-    """The consent covers several tenants: pick one with ``choose_tenant``."""
-
-    def __init__(self, credential_id: str, choices: Sequence[TenantChoice]) -> None:
-        self.credential_id = credential_id
-        self.choices = tuple(choices)
-        listed = ", ".join(f"{c.name or '?'} ({c.tenant_id})" for c in self.choices)
-        super().__init__(
-            f"the consent gave access to {len(self.choices)} organisations; choose one: {listed}"
-        )
-
-
-@attrs.frozen
-class Endpoints:
-    """Where a destination's OAuth and API live (real hosts, or overrides)."""
-
-    authorize_url: str
-    token_url: str
-    revoke_url: str | None
-    api_base_url: str
-
-
-@attrs.frozen
-class _App:
-    client_id: str
-    client_secret: Secret
-    redirect_uri: str | None
-
-
-def _state_hash(state: str) -> str:
-    return hashlib.sha256(state.encode("utf-8")).hexdigest()
-
-
-def _is_loopback_http(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
-
-
-def _require_safe_url(url: str, what: str) -> None:
-    # OAuth codes and tokens travel over these URLs: TLS, except on this machine (emulators).
-    if not (url.startswith("https://") or _is_loopback_http(url)):
-        raise CredentialError(f"refusing to use {what} {url!r}: it must be https (or loopback)")
-
-
 class Credentials:
     """``engine.credentials``: create, complete, refresh, revoke and delete credentials."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        plugins: PluginRegistry,
+        settings: Settings,
+        clock: Clock,
+        http: httpx.Client,
+    ) -> None:
+        self._uow = uow
+        self._plugins = plugins
+        self._settings = settings
+        self._clock = clock
+        self._http = http
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -167,7 +106,7 @@ class Credentials:
 
         Settings and ``BILLBRIDGE_<KEY>_CLIENT_ID``/``_CLIENT_SECRET`` take precedence.
         """
-        self._engine.destination(destination)
+        self._plugins.destination(destination)
         errors = []
         if not client_id.strip():
             errors.append(FieldError("/clientId", "is required"))
@@ -176,29 +115,26 @@ class Credentials:
             errors.append(FieldError("/clientSecret", "is required"))
         if redirect_uri is not None:
             try:
-                _require_safe_url(redirect_uri, "redirect URI")
+                require_safe_url(redirect_uri, "redirect URI")
             except CredentialError as exc:
                 errors.append(FieldError("/redirectUri", str(exc)))
         if errors:
             raise ValidationFailed(errors, summary="OAuth app refused")
-        box = self._engine.secret_box
-        self._engine._unit_of_work(
-            lambda s: OAuthAppRepository(s, box).put(
+        atomically(
+            self._uow,
+            lambda uow: uow.oauth_apps.put(
                 destination,
                 client_id=client_id.strip(),
                 client_secret=secret,
                 redirect_uri=redirect_uri,
-                at=self._engine.clock(),
-            )
+                at=self._clock.now(),
+            ),
         )
 
-    def _app(self, destination: str) -> _App:
-        configured = self._engine.settings.destination(destination)
+    def _app(self, destination: str) -> OAuthApp:
+        configured = self._settings.destination(destination)
         if configured.client_id is None or configured.client_secret is None:
-            box = self._engine.secret_box
-            stored = self._engine._unit_of_work(
-                lambda s: OAuthAppRepository(s, box).get(destination)
-            )
+            stored = atomically(self._uow, lambda uow: uow.oauth_apps.get(destination))
             if stored is not None:
                 configured = configured.over(stored)
         if configured.client_id is None or configured.client_secret is None:
@@ -207,13 +143,13 @@ class Credentials:
                 f"no OAuth app configured for {destination}: set {env}, or call "
                 "engine.credentials.configure_app(...) (CLI: billbridge credentials app)"
             )
-        return _App(configured.client_id, configured.client_secret, configured.redirect_uri)
+        return OAuthApp(configured.client_id, configured.client_secret, configured.redirect_uri)
 
     def endpoints(self, destination: str) -> Endpoints:
         """The destination's OAuth and API endpoints, with configured overrides applied."""
-        declared = self._engine.destination(destination)
-        spec = _oauth(declared)
-        overrides: DestinationSettings = self._engine.settings.destination(destination)
+        declared = self._plugins.destination(destination)
+        spec = oauth_spec(declared)
+        overrides: DestinationSettings = self._settings.destination(destination)
         api = overrides.api_base_url or declared.api_base_url
         if api is None:
             raise CredentialError(f"{destination} declares no API base URL; configure one")
@@ -232,7 +168,7 @@ class Credentials:
         if not name.strip():
             errors.append(FieldError("/name", "is required"))
         try:
-            declared = self._engine.destination(destination)
+            declared = self._plugins.destination(destination)
         except BillbridgeError as exc:
             errors.append(FieldError("/destination", str(exc)))
         else:
@@ -244,7 +180,7 @@ class Credentials:
                 )
         if errors:
             raise ValidationFailed(errors, summary="credential refused")
-        now = self._engine.clock()
+        now = self._clock.now()
         credential = Credential(
             id=new_id(),
             name=name.strip(),
@@ -252,32 +188,24 @@ class Credentials:
             entity_type=entity_type,
             status=CredentialStatus.INCOMPLETE,
             created_at=now,
-            expires_at=now + self._engine.settings.credential_ttl,
+            expires_at=now + self._settings.credential_ttl,
         )
-        box = self._engine.secret_box
-        return self._engine._unit_of_work(lambda s: CredentialRepository(s, box).add(credential))
+        return atomically(self._uow, lambda uow: uow.credentials.add(credential))
 
     def get(self, credential_id: str) -> Credential:
         """One credential; an INCOMPLETE one whose consent window ended is removed first."""
         self.purge()
-        box = self._engine.secret_box
-        return self._engine._unit_of_work(lambda s: CredentialRepository(s, box).get(credential_id))
+        return atomically(self._uow, lambda uow: uow.credentials.get(credential_id))
 
     def list(self, *, destination: str | None = None) -> builtins.list[Credential]:
         """Credentials (expired incomplete ones removed first), oldest first."""
         self.purge()
-        box = self._engine.secret_box
-        return self._engine._unit_of_work(
-            lambda s: CredentialRepository(s, box).list(destination=destination)
-        )
+        return atomically(self._uow, lambda uow: uow.credentials.list(destination=destination))
 
     def purge(self) -> int:
         """Remove INCOMPLETE credentials whose consent window has ended; returns how many."""
-        box = self._engine.secret_box
-        now = self._engine.clock()
-        removed = self._engine._unit_of_work(
-            lambda s: CredentialRepository(s, box).delete_expired(now)
-        )
+        now = self._clock.now()
+        removed = atomically(self._uow, lambda uow: uow.credentials.delete_expired(now))
         for credential_id in removed:
             log.info("removed credential %s: its consent was not completed in time", credential_id)
         return len(removed)
@@ -293,8 +221,7 @@ class Credentials:
                 log.warning(
                     "could not revoke credential %s at the provider: %s", credential_id, exc
                 )
-        box = self._engine.secret_box
-        self._engine._unit_of_work(lambda s: CredentialRepository(s, box).delete(credential_id))
+        atomically(self._uow, lambda uow: uow.credentials.delete(credential_id))
 
     # -- consent ----------------------------------------------------------------------------
 
@@ -317,24 +244,23 @@ class Credentials:
                 "no redirect URI: pass one or set "
                 f"BILLBRIDGE_{credential.destination.upper()}_REDIRECT_URI"
             )
-        _require_safe_url(redirect, "redirect URI")
+        require_safe_url(redirect, "redirect URI")
         endpoints = self.endpoints(credential.destination)
-        _require_safe_url(endpoints.authorize_url, "authorize URL")
-        spec = _oauth(self._engine.destination(credential.destination))
+        require_safe_url(endpoints.authorize_url, "authorize URL")
+        spec = oauth_spec(self._plugins.destination(credential.destination))
         state = secrets.token_urlsafe(32)
-        box = self._engine.secret_box
 
-        def remember(session: Any) -> None:
-            repo = CredentialRepository(session, box)
-            repo.set_state_hash(credential.id, _state_hash(state))
+        def remember(uow: UnitOfWork) -> None:
+            repo = uow.credentials
+            repo.set_state_hash(credential.id, state_hash(state))
             repo.update(
                 attrs.evolve(credential, data={**credential.data, "redirect_uri": redirect})
             )
 
-        self._engine._unit_of_work(remember)
+        atomically(self._uow, remember)
         client = WebApplicationClient(app.client_id)
         params: dict[str, Any] = dict(spec.extra_authorize_params)
-        return _consent_url(
+        return consent_url(
             client,
             endpoints.authorize_url,
             redirect_uri=redirect,
@@ -367,18 +293,17 @@ class Credentials:
         :raises TenantChoiceRequired: several tenants and none chosen (tokens are kept on the
             still-incomplete credential until it expires; call :meth:`choose_tenant`).
         """
-        box = self._engine.secret_box
         self.purge()
-        credential = self._engine._unit_of_work(
-            lambda s: CredentialRepository(s, box).consume_state_hash(_state_hash(state))
+        credential = atomically(
+            self._uow, lambda uow: uow.credentials.consume_state_hash(state_hash(state))
         )
         if credential is None:
             raise CredentialError(
                 "this consent callback is not valid: its state is unknown, already used, or "
                 "its credential expired; create the credential again"
             )
-        if credential.expires_at is not None and credential.expires_at <= self._engine.clock():
-            self._engine._unit_of_work(lambda s: CredentialRepository(s, box).delete(credential.id))
+        if credential.expires_at is not None and credential.expires_at <= self._clock.now():
+            atomically(self._uow, lambda uow: uow.credentials.delete(credential.id))
             raise CredentialError(
                 f"the consent for {credential.name} took too long: the credential expired; "
                 "create it again"
@@ -406,19 +331,19 @@ class Credentials:
             tenant_hint=tenant_id or realm_id,
         )
         endpoints = self.endpoints(credential.destination)
-        choices = self._engine.plugins.call(
+        choices = self._plugins.call(
             "authenticate",
             credential.destination,
             credential=credential,
             callback=callback,
-            http=self._engine.http,
+            http=self._http,
             api_base_url=endpoints.api_base_url,
         )
         choices = list(choices or ())
         if not choices:
             raise CredentialError(f"{credential.destination} reported no tenant for this consent")
-        with_tokens = tokens.apply(credential, self._engine.clock())
-        chosen = _choose(choices, tenant_id)
+        with_tokens = tokens.apply(credential, self._clock.now())
+        chosen = choose(choices, tenant_id)
         if chosen is None:
             pending = attrs.evolve(
                 with_tokens,
@@ -427,7 +352,7 @@ class Credentials:
                     "tenant_choices": [{"tenantId": c.tenant_id, "name": c.name} for c in choices],
                 },
             )
-            self._engine._unit_of_work(lambda s: CredentialRepository(s, box).update(pending))
+            atomically(self._uow, lambda uow: uow.credentials.update(pending))
             raise TenantChoiceRequired(credential.id, choices)
         return self._finish(with_tokens, chosen)
 
@@ -451,8 +376,7 @@ class Credentials:
             tenant_name=tenant.name,
             data=data,
         )
-        box = self._engine.secret_box
-        return self._engine._unit_of_work(lambda s: CredentialRepository(s, box).update(done))
+        return atomically(self._uow, lambda uow: uow.credentials.update(done))
 
     # -- using tokens -----------------------------------------------------------------------
 
@@ -460,7 +384,7 @@ class Credentials:
         expires = credential.access_token_expires_at
         if credential.access_token is None or expires is None:
             return True
-        return expires - self._engine.settings.token_refresh_margin <= self._engine.clock()
+        return expires - self._settings.token_refresh_margin <= self._clock.now()
 
     def _usable(self, credential: Credential) -> Credential:
         if credential.status is CredentialStatus.NEEDS_RECONNECT:
@@ -496,7 +420,7 @@ class Credentials:
             destination=credential.destination,
             tenant_id=credential.tenant_id,
             access_token=credential.access_token,
-            http=self._engine.http,
+            http=self._http,
             api_base_url=self.endpoints(credential.destination).api_base_url,
             credential_id=credential.id,
             report_limit=report_limit,
@@ -539,15 +463,14 @@ class Credentials:
         :raises AuthenticationFailed: ``invalid_grant``: the credential now needs reconnecting.
         :raises TransientError: the token endpoint is unreachable or failing; try later.
         """
-        box = self._engine.secret_box
         outcome: list[Credential] = []
         failure: list[BillbridgeError] = []
         # Read the app before taking the lock: on SQLite a second unit of work inside the
         # locked one would wait for the lock it holds.
         app = self._app(self.get(credential_id).destination)
 
-        def locked(session: Any) -> None:
-            repo = CredentialRepository(session, box)
+        def locked(uow: UnitOfWork) -> None:
+            repo = uow.credentials
             credential = self._usable(repo.get(credential_id, for_update=True))
             if force:
                 if seen_access_token is not None and credential.access_token != seen_access_token:
@@ -557,7 +480,7 @@ class Credentials:
                 outcome.append(credential)
                 return
             if credential.refresh_token is None:
-                failure.append(self._reconnect_needed(session, credential, "no refresh token"))
+                failure.append(self._reconnect_needed(uow, credential, "no refresh token"))
                 return
             client = WebApplicationClient(app.client_id)
             body = client.prepare_refresh_body(
@@ -565,32 +488,29 @@ class Credentials:
             )
             try:
                 tokens = self._token_request(credential.destination, app, body, purpose="refresh")
-            except _InvalidGrant as exc:
-                failure.append(self._reconnect_needed(session, credential, str(exc)))
+            except InvalidGrant as exc:
+                failure.append(self._reconnect_needed(uow, credential, str(exc)))
                 return
-            outcome.append(repo.update(tokens.apply(credential, self._engine.clock())))
+            outcome.append(repo.update(tokens.apply(credential, self._clock.now())))
 
-        self._engine._unit_of_work(locked)
+        atomically(self._uow, locked)
         if failure:
             raise failure[0]
         return outcome[0]
 
     def _reconnect_needed(
-        self, session: Any, credential: Credential, why: str
+        self, uow: UnitOfWork, credential: Credential, why: str
     ) -> AuthenticationFailed:
         """Mark the credential NEEDS_RECONNECT and raise an event on each of its integrations."""
-        box = self._engine.secret_box
-        CredentialRepository(session, box).update(
-            attrs.evolve(credential, status=CredentialStatus.NEEDS_RECONNECT)
-        )
+        uow.credentials.update(attrs.evolve(credential, status=CredentialStatus.NEEDS_RECONNECT))
         message = (
             f"the connection {credential.name!r} to {credential.destination} was refused by the "
             f"provider ({why}): reconnect it (delete the credential, create a new one, and "
             "connect it to this integration)"
         )
-        events = EventRepository(session)
-        now = self._engine.clock()
-        for integration in IntegrationRepository(session).list(destination=credential.destination):
+        events = uow.events
+        now = self._clock.now()
+        for integration in uow.integrations.list(destination=credential.destination):
             if integration.credential_id == credential.id:
                 events.add(
                     Event(
@@ -609,20 +529,20 @@ class Credentials:
         if isinstance(credential, str):
             credential = self.get(credential)
         endpoints = self.endpoints(credential.destination)
-        spec = _oauth(self._engine.destination(credential.destination))
+        spec = oauth_spec(self._plugins.destination(credential.destination))
         token = credential.refresh_token or credential.access_token
         if endpoints.revoke_url is None or token is None:
             return
-        _require_safe_url(endpoints.revoke_url, "revoke URL")
+        require_safe_url(endpoints.revoke_url, "revoke URL")
         app = self._app(credential.destination)
         auth = httpx.BasicAuth(app.client_id, app.client_secret.reveal())
         try:
             if spec.revoke_body == "json":
-                response = self._engine.http.post(
+                response = self._http.post(
                     endpoints.revoke_url, json={"token": token.reveal()}, auth=auth
                 )
             else:
-                response = self._engine.http.post(
+                response = self._http.post(
                     endpoints.revoke_url, data={"token": token.reveal()}, auth=auth
                 )
         except httpx.HTTPError as exc:
@@ -632,138 +552,12 @@ class Credentials:
         if response.status_code >= 400:
             raise CredentialError(f"the revoke endpoint answered HTTP {response.status_code}")
 
-    # -- the token endpoint -----------------------------------------------------------------
-
-    def _token_request(self, destination: str, app: _App, body: str, *, purpose: str) -> _Tokens:
-        endpoints = self.endpoints(destination)
-        _require_safe_url(endpoints.token_url, "token URL")
-        spec = _oauth(self._engine.destination(destination))
-        headers = {
-            "Accept": "application/json",
-            "Content-Type": "application/x-www-form-urlencoded",
-            **spec.token_request_headers,
-        }
-        extra: dict[str, Any] = {}
-        if spec.client_auth == "basic":
-            extra["auth"] = httpx.BasicAuth(app.client_id, app.client_secret.reveal())
-        else:
-            body += (
-                "&"
-                + httpx.QueryParams(
-                    {"client_id": app.client_id, "client_secret": app.client_secret.reveal()}
-                ).__str__()
-            )
-        failure = CredentialError if purpose == "code" else TransientError
-        try:
-            response = self._engine.http.post(
-                endpoints.token_url, content=body, headers=headers, **extra
-            )
-        except httpx.HTTPError as exc:
-            # The exception text may carry the URL but never the body: no secrets leak here.
-            raise failure(
-                f"could not reach the {destination} token endpoint: {type(exc).__name__}"
-            ) from None
-        return _parse_token_response(destination, response, spec, failure)
-
-
-class _InvalidGrant(CredentialError):
-    """The provider refused the grant (code or refresh token): start again / reconnect."""
-
-
-@attrs.frozen
-class _Tokens:
-    access_token: Secret
-    refresh_token: Secret | None
-    expires_in: int | None
-    refresh_expires_in: int | None
-    scopes: tuple[str, ...]
-
-    def apply(self, credential: Credential, now: datetime) -> Credential:
-        return attrs.evolve(
-            credential,
-            access_token=self.access_token,
-            # Some providers keep the refresh token on refresh: keep the one we had then.
-            refresh_token=self.refresh_token or credential.refresh_token,
-            access_token_expires_at=(
-                now + timedelta(seconds=self.expires_in) if self.expires_in else None
-            ),
-            refresh_token_expires_at=(
-                now + timedelta(seconds=self.refresh_expires_in)
-                if self.refresh_expires_in
-                else credential.refresh_token_expires_at
-            ),
-            scopes=self.scopes or credential.scopes,
+    def _token_request(self, destination: str, app: OAuthApp, body: str, *, purpose: str) -> Tokens:
+        return token_request(
+            self._http,
+            self._plugins.destination(destination),
+            self.endpoints(destination).token_url,
+            app,
+            body,
+            purpose=purpose,
         )
-
-
-def _parse_token_response(
-    destination: str,
-    response: httpx.Response,
-    spec: OAuthSpec,
-    failure: type[BillbridgeError],
-) -> _Tokens:
-    where = f"the {destination} token endpoint"
-    if response.status_code >= 500:
-        raise failure(f"{where} answered HTTP {response.status_code}; try again later")
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise failure(
-            f"{where} answered HTTP {response.status_code} with something that is not JSON"
-        )
-    if response.status_code >= 400 or "error" in payload:
-        error = str(payload.get("error", f"HTTP {response.status_code}"))
-        description = payload.get("error_description")
-        text = f"{where} refused the request: {error}" + (
-            f" ({description})" if description else ""
-        )
-        if error == "invalid_grant":
-            raise _InvalidGrant(text)
-        raise CredentialError(text)
-    client = WebApplicationClient("")
-    try:
-        # oauthlib validates the response (token type, required fields); scope changes are
-        # allowed because providers legitimately narrow what was asked for.
-        token = client.parse_request_body_response(response.text, scope=None)
-    except (OAuth2Error, ValueError, Warning) as exc:
-        raise failure(f"{where} sent an invalid token response ({type(exc).__name__})") from None
-    access = token.get("access_token")
-    if not isinstance(access, str) or not access:
-        raise failure(f"{where} sent no access token")
-    refresh = token.get("refresh_token")
-    scope = token.get("scope")
-    scopes = tuple(scope) if isinstance(scope, list) else tuple(str(scope or "").split())
-    refresh_in = token.get("x_refresh_token_expires_in") or spec.refresh_token_lifetime
-    return _Tokens(
-        access_token=Secret(access),
-        refresh_token=Secret(refresh) if isinstance(refresh, str) and refresh else None,
-        expires_in=int(token.get("expires_in") or spec.access_token_lifetime),
-        refresh_expires_in=int(refresh_in) if refresh_in else None,
-        scopes=scopes,
-    )
-
-
-def _oauth(destination: Destination) -> OAuthSpec:
-    if destination.oauth is None:
-        raise CredentialError(f"{destination.key} does not use OAuth")
-    return destination.oauth
-
-
-def _choose(choices: Sequence[TenantChoice], tenant_id: str | None) -> TenantChoice | None:
-    if tenant_id is not None:
-        chosen = next((c for c in choices if c.tenant_id == tenant_id), None)
-        if chosen is None:
-            raise CredentialError(f"{tenant_id} is not one of the tenants this consent covers")
-        return chosen
-    return choices[0] if len(choices) == 1 else None
-
-
-def _consent_url(client: WebApplicationClient, authorize_url: str, **params: Any) -> str:
-    if _is_loopback_http(authorize_url):
-        # oauthlib refuses plain http outright; emulators on this machine are the one exception
-        # billbridge allows, so build the URL as https and put the scheme back.
-        built = client.prepare_request_uri("https://" + authorize_url[len("http://") :], **params)
-        return "http://" + built[len("https://") :]
-    return client.prepare_request_uri(authorize_url, **params)

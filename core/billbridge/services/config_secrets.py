@@ -1,0 +1,48 @@
+"""Secrets in destination configurations: sealed at rest, unsealed only for the plugin.
+
+A panel option marked ``writeOnly`` is a secret. It is stored as ``{"$sealed": "<Fernet
+token>"}``, so neither the database nor an integration's ``repr`` holds it; a UI reads it back
+as the redacted sentinel and sends the sentinel again to keep it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from billbridge.domain.models import Secret, thaw
+from billbridge.domain.schemas import SEALED, secret_options
+from billbridge.errors import UnknownDestination
+from billbridge.plugin.manager import PluginRegistry
+from billbridge.secrets import SecretBox
+
+__all__ = ["ConfigSecrets"]
+
+
+class ConfigSecrets:
+    """Seal and unseal the secret options of destination configurations."""
+
+    def __init__(self, *, plugins: PluginRegistry, secret_box: Callable[[], SecretBox]) -> None:
+        self._plugins = plugins
+        self._secret_box = secret_box
+
+    def seal(self, key: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The configuration of destination ``key`` with its secret options encrypted."""
+        try:
+            secrets = secret_options(self._plugins.destination(key).schema)
+        except UnknownDestination:
+            secrets = []
+        sealed: dict[str, Any] = thaw(config)
+        for name in secrets:
+            value = sealed.get(name)
+            if isinstance(value, str):
+                sealed[name] = {SEALED: self._secret_box().encrypt(Secret(value))}
+        return sealed
+
+    def unseal(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The configuration with sealed secrets decrypted (for the plugin, never for people)."""
+        plain: dict[str, Any] = thaw(config)
+        for name, value in plain.items():
+            if isinstance(value, Mapping) and set(value) == {SEALED}:
+                plain[name] = self._secret_box().decrypt(value[SEALED]).reveal()
+        return plain

@@ -1,0 +1,120 @@
+"""Runs (list, attempts, replay) and routing skips: ``engine.runs`` and ``engine.skips``."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+from datetime import datetime
+
+from billbridge.domain.clock import Clock
+from billbridge.domain.models import Run, RunAttempt, RunStatus, Skip
+from billbridge.errors import Conflict
+from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
+
+__all__ = ["Runs", "Skips"]
+
+
+class Runs:
+    """``engine.runs``: list, show, and replay delivery runs."""
+
+    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def list(
+        self,
+        *,
+        integration_id: str | None = None,
+        bill_id: str | None = None,
+        status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> builtins.list[Run]:
+        """Runs matching every filter, newest first (``since`` inclusive, ``until`` not)."""
+        statuses: list[RunStatus] | None = None
+        if status is not None:
+            statuses = (
+                [RunStatus(status)] if isinstance(status, str) else [RunStatus(s) for s in status]
+            )
+        return atomically(
+            self._uow,
+            lambda uow: uow.runs.list(
+                integration_id=integration_id,
+                bill_id=bill_id,
+                status=statuses,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            ),
+        )
+
+    def get(self, run_id: str) -> Run:
+        """One run; raises :class:`~billbridge.errors.NotFound`."""
+        return atomically(self._uow, lambda uow: uow.runs.get(run_id))
+
+    def attempts(self, run_id: str) -> builtins.list[RunAttempt]:
+        """The run's attempts, in order."""
+        self.get(run_id)
+        return atomically(self._uow, lambda uow: uow.runs.attempts(run_id))
+
+    def replay(self, run_id: str) -> Run:
+        """A new WAITING run for the same bill version and integration, pointing to this one.
+
+        Refused while the run (or another run for the same bill version) is still open.
+        """
+        original = self.get(run_id)
+        if not original.status.is_final:
+            raise Conflict(
+                f"run {run_id} is still {original.status.value}: it cannot be replayed yet"
+            )
+        now = self._clock.now()
+
+        def work(uow: UnitOfWork) -> Run:
+            queued = uow.runs.queued_versions([original.bill_id]).get(
+                (original.integration_id, original.bill_id), set()
+            )
+            if original.bill_version in queued:
+                raise Conflict(
+                    f"bill {original.bill_id} v{original.bill_version} already has an open run "
+                    "for this integration"
+                )
+            replay = Run(
+                id=new_id(),
+                integration_id=original.integration_id,
+                bill_id=original.bill_id,
+                bill_version=original.bill_version,
+                account_id=original.account_id,
+                status=RunStatus.WAITING,
+                created_at=now,
+                updated_at=now,
+                replayed_from=original.id,
+            )
+            return uow.runs.add(replay)
+
+        return atomically(self._uow, work)
+
+
+class Skips:
+    """``engine.skips``: routing decisions not to send, with their reasons."""
+
+    def __init__(self, *, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def list(
+        self,
+        *,
+        integration_id: str | None = None,
+        bill_id: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> builtins.list[Skip]:
+        """Skips, newest first."""
+        return atomically(
+            self._uow,
+            lambda uow: uow.skips.list(
+                integration_id=integration_id, bill_id=bill_id, limit=limit, offset=offset
+            ),
+        )
