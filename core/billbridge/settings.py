@@ -24,7 +24,7 @@ from pathlib import Path
 
 import attrs
 
-from billbridge.domain.models import Secret, _frozen_map
+from billbridge.domain.models import Secret, frozen_map
 
 __all__ = ["DATABASE_URL_ENV", "HOME_ENV", "DestinationSettings", "Settings"]
 
@@ -113,7 +113,7 @@ class Settings:
     bill_cache_size: int = 2_000
     #: Per-destination OAuth apps and host overrides, by destination key.
     destinations: Mapping[str, DestinationSettings] = attrs.field(
-        factory=dict, converter=_frozen_map
+        factory=dict, converter=frozen_map
     )
 
     @property

@@ -57,6 +57,7 @@ __all__ = [
     "Skip",
     "converter",
     "dumps",
+    "frozen_map",
     "loads",
     "parse_account",
     "parse_bill",
@@ -160,11 +161,11 @@ class CredentialStatus(enum.StrEnum):
 
 # --- m3ter documents ----------------------------------------------------------------------------
 
-_FrozenMap = Mapping[str, Any]
-_EMPTY: _FrozenMap = MappingProxyType({})
+FrozenMap = Mapping[str, Any]
+_EMPTY: FrozenMap = MappingProxyType({})
 
 
-def _frozen_map(value: Mapping[str, Any] | None) -> _FrozenMap:
+def frozen_map(value: Mapping[str, Any] | None) -> FrozenMap:
     """Store mappings read-only so a frozen object cannot be changed through a dict it holds."""
     if not value:
         return _EMPTY  # most objects have no extra fields: share one empty mapping
@@ -183,7 +184,7 @@ def thaw(value: Any) -> Any:
 
 
 def _extra_field() -> Any:
-    return attrs.field(factory=dict, converter=_frozen_map, kw_only=True, eq=True)
+    return attrs.field(factory=dict, converter=frozen_map, kw_only=True, eq=True)
 
 
 @attrs.frozen
@@ -193,7 +194,7 @@ class CurrencyConversion:
     from_: str | None = attrs.field(default=None, metadata={"json": "from"})
     to: str | None = None
     multiplier: Decimal | None = None
-    extra: _FrozenMap = _extra_field()
+    extra: FrozenMap = _extra_field()
 
 
 @attrs.frozen
@@ -209,7 +210,7 @@ class Band:
     fixed_price: Decimal | None = None
     band_subtotal: Decimal | None = None
     converted_band_subtotal: Decimal | None = None
-    extra: _FrozenMap = _extra_field()
+    extra: FrozenMap = _extra_field()
 
 
 BandsKey = Literal["usagePerPricingBand", "bandUsage"]
@@ -243,11 +244,11 @@ class LineItem:
     aggregation_id: str | None = None
     compound_aggregation_id: str | None = None
     meter_id: str | None = None
-    segment: _FrozenMap | None = attrs.field(
-        default=None, converter=attrs.converters.optional(_frozen_map)
+    segment: FrozenMap | None = attrs.field(
+        default=None, converter=attrs.converters.optional(frozen_map)
     )
-    group: _FrozenMap | None = attrs.field(
-        default=None, converter=attrs.converters.optional(_frozen_map)
+    group: FrozenMap | None = attrs.field(
+        default=None, converter=attrs.converters.optional(frozen_map)
     )
     commitment_id: str | None = None
     balance_id: str | None = None
@@ -261,7 +262,7 @@ class LineItem:
     service_period_end_date: datetime | None = None
     bands: tuple[Band, ...] | None = None
     bands_key: BandsKey = "usagePerPricingBand"
-    extra: _FrozenMap = _extra_field()
+    extra: FrozenMap = _extra_field()
 
     @property
     def known_type(self) -> LineItemType | None:
@@ -301,7 +302,7 @@ class Bill:
     billing_frequency: str | None = None
     timezone: str | None = None
     locked: bool | None = None
-    extra: _FrozenMap = _extra_field()
+    extra: FrozenMap = _extra_field()
 
     @property
     def is_approved(self) -> bool:
@@ -330,7 +331,7 @@ class Address:
     region: str | None = None
     post_code: str | None = None
     country: str | None = None
-    extra: _FrozenMap = _extra_field()
+    extra: FrozenMap = _extra_field()
 
 
 @attrs.frozen
@@ -342,11 +343,11 @@ class Account:
     code: str | None = None
     currency: str | None = None
     address: Address | None = None
-    custom_fields: _FrozenMap | None = attrs.field(
-        default=None, converter=attrs.converters.optional(_frozen_map)
+    custom_fields: FrozenMap | None = attrs.field(
+        default=None, converter=attrs.converters.optional(frozen_map)
     )
     email_address: str | None = None
-    extra: _FrozenMap = _extra_field()
+    extra: FrozenMap = _extra_field()
 
 
 # --- billbridge records -------------------------------------------------------------------------
@@ -370,7 +371,7 @@ class Credential:
     access_token_expires_at: datetime | None = None
     refresh_token_expires_at: datetime | None = None
     scopes: tuple[str, ...] = ()
-    data: _FrozenMap = attrs.field(factory=dict, converter=_frozen_map)
+    data: FrozenMap = attrs.field(factory=dict, converter=frozen_map)
 
     @property
     def display_name(self) -> str:
@@ -414,7 +415,7 @@ class Integration:
     destination: str
     config: GlobalConfig
     entity_config: BillEntityConfig
-    destination_config: _FrozenMap = attrs.field(converter=_frozen_map)
+    destination_config: FrozenMap = attrs.field(converter=frozen_map)
     created_at: datetime
     updated_at: datetime
     entity_type: str = "Bill"
@@ -509,7 +510,7 @@ class Event:
     created_at: datetime
     integration_id: str | None = None
     run_id: str | None = None
-    details: _FrozenMap = attrs.field(factory=dict, converter=_frozen_map)
+    details: FrozenMap = attrs.field(factory=dict, converter=frozen_map)
     actioned_at: datetime | None = None
     actioned_by: str | None = None
 
@@ -530,7 +531,7 @@ class LedgerEntry:
     updated_at: datetime
     external_number: str | None = None
     external_url: str | None = None
-    state: _FrozenMap = attrs.field(factory=dict, converter=_frozen_map)
+    state: FrozenMap = attrs.field(factory=dict, converter=frozen_map)
 
 
 # --- the converter -----------------------------------------------------------------------------
@@ -641,9 +642,9 @@ def _to_bool(value: Any, _type: Any = None) -> bool:
     raise TypeError(f"expected true or false, got {value!r}")
 
 
-def _to_map(value: Any, _type: Any = None) -> _FrozenMap:
+def _to_map(value: Any, _type: Any = None) -> FrozenMap:
     if isinstance(value, Mapping):
-        return _frozen_map(value)
+        return frozen_map(value)
     raise TypeError(f"expected an object, got {type(value).__name__}")
 
 
@@ -653,7 +654,7 @@ converter.register_structure_hook(datetime, _to_datetime)
 converter.register_structure_hook(str, _to_str)
 converter.register_structure_hook(int, _to_int)
 converter.register_structure_hook(bool, _to_bool)
-converter.register_structure_hook_func(lambda t: t == _FrozenMap, _to_map)
+converter.register_structure_hook_func(lambda t: t == FrozenMap, _to_map)
 
 
 def _optional(hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

@@ -23,7 +23,7 @@ from billbridge.domain.models import (
     Bill,
     LedgerEntry,
     Secret,
-    _frozen_map,
+    frozen_map,
 )
 
 __all__ = [
@@ -85,9 +85,9 @@ class OAuthSpec:
     refresh_token_grace: int = 0
     refresh_token_lifetime: int | None = None
     #: Extra query parameters on the consent URL.
-    extra_authorize_params: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    extra_authorize_params: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_map)
     #: Extra headers on token requests (e.g. QuickBooks' hard-expiry opt-in).
-    token_request_headers: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    token_request_headers: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_map)
     #: The revoke endpoint's body: ``"json"`` (QuickBooks ``{"token": …}``) or ``"form"``.
     revoke_body: str = "form"
 
@@ -104,7 +104,7 @@ class Destination:
 
     key: str
     title: str
-    schema: Mapping[str, Any] = attrs.field(converter=_frozen_map)
+    schema: Mapping[str, Any] = attrs.field(converter=frozen_map)
     external_tables: tuple[str, ...]
     entity_types: tuple[str, ...] = ("Bill",)
     description: str = ""
@@ -151,7 +151,7 @@ class OAuthCallback:
     by the core before the plugin sees it (``access_token``, ``refresh_token``).
     """
 
-    params: Mapping[str, str] = attrs.field(converter=_frozen_map)
+    params: Mapping[str, str] = attrs.field(converter=frozen_map)
     access_token: Secret
     tenant_hint: str | None = None
 
@@ -162,7 +162,7 @@ class TenantChoice:
 
     tenant_id: str
     name: str | None = None
-    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_map)
 
 
 @attrs.frozen
@@ -180,7 +180,7 @@ class Connection:
     http: httpx.Client
     api_base_url: str
     credential_id: str | None = None
-    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_map)
     #: Call with ``(scope, remaining)`` when the destination says how much of a limit is left
     #: (e.g. Xero's ``X-MinLimit-Remaining`` → ``("minute", 12)``, ``X-DayLimit-Remaining`` →
     #: ``("day", 4200)``); the core's rate limiter takes it into account. May be ``None``.
@@ -198,7 +198,7 @@ class ExternalEntity:
 
     id: str
     name: str
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_map)
 
     def to_dict(self) -> dict[str, Any]:
         """``{id, name, extra}`` for JSON output."""
@@ -254,7 +254,7 @@ class SendResult:
     external_id: str
     number: str | None = None
     url: str | None = None
-    state: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    state: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_map)
     created: bool = True
 
 
@@ -269,7 +269,7 @@ class Delivery:
     key: str
     bill: Bill
     account: Account
-    config: Mapping[str, Any] = attrs.field(converter=_frozen_map)
+    config: Mapping[str, Any] = attrs.field(converter=frozen_map)
     mappings: ResolvedMappings
     previous: LedgerEntry | None
     idempotency_key: str

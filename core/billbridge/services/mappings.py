@@ -127,50 +127,15 @@ class Mappings:
         now: datetime,
         base: str,
     ) -> tuple[ExternalMapping | None, list[FieldError]]:
+        """The mapping to store for ``item``, or the problems with it (paths under ``base``)."""
+        system, errors = self._system(item, integrations, base)
         document: dict[str, Any] = {
             "m3terEntity": item.entity,
             "m3terId": item.entity_id,
-            "externalSystem": item.external_system or "",
+            "externalSystem": system or "",
             "externalTable": item.external_table,
             "externalId": str(item.external_id),
         }
-        errors: list[FieldError] = []
-        system = item.external_system
-        if item.integration_id is not None:
-            integration = integrations.get(item.integration_id)
-            if integration is None:
-                errors.append(
-                    FieldError(
-                        f"{base}/integrationConfigId",
-                        f"integration {item.integration_id} not found",
-                    )
-                )
-            elif system is None:
-                system = integration.destination
-            elif system != integration.destination:
-                errors.append(
-                    FieldError(
-                        f"{base}/externalSystem",
-                        f"integration {integration.id} delivers to {integration.destination}, "
-                        f"not {system}",
-                    )
-                )
-        if system is None and item.external_table:
-            owners = [
-                d.key
-                for d in self._plugins.destinations.values()
-                if item.external_table in d.external_tables
-            ]
-            if len(owners) == 1:
-                system = owners[0]
-            else:
-                hint = (
-                    f"{item.external_table} exists in " + ", ".join(owners)
-                    if owners
-                    else f"no installed destination has a {item.external_table} table"
-                )
-                errors.append(FieldError(f"{base}/externalSystem", f"is required ({hint})"))
-        document["externalSystem"] = system or ""
         reported = {e.path for e in errors}
         errors += [
             e
@@ -178,19 +143,7 @@ class Mappings:
             if e.path not in reported
         ]
         if system:
-            try:
-                destination = self._plugins.destination(system)
-            except UnknownDestination as exc:
-                errors.append(FieldError(f"{base}/externalSystem", str(exc)))
-            else:
-                if item.external_table and item.external_table not in destination.external_tables:
-                    errors.append(
-                        FieldError(
-                            f"{base}/externalTable",
-                            f"{system} has no table {item.external_table!r}; it has "
-                            + ", ".join(destination.external_tables),
-                        )
-                    )
+            errors += self._table_errors(system, item.external_table, base)
         if errors or system is None:
             return None, errors
         return (
@@ -206,6 +159,56 @@ class Mappings:
             ),
             [],
         )
+
+    def _system(
+        self, item: _MappingInput, integrations: Mapping[str, Integration], base: str
+    ) -> tuple[str | None, list[FieldError]]:
+        """The destination the mapping points into: given, its integration's, or the only
+        installed destination with the table."""
+        system = item.external_system
+        if item.integration_id is not None:
+            integration = integrations.get(item.integration_id)
+            if integration is None:
+                message = f"integration {item.integration_id} not found"
+                return system, [FieldError(f"{base}/integrationConfigId", message)]
+            if system is None:
+                return integration.destination, []
+            if system != integration.destination:
+                message = (
+                    f"integration {integration.id} delivers to {integration.destination}, "
+                    f"not {system}"
+                )
+                return system, [FieldError(f"{base}/externalSystem", message)]
+        if system is not None or not item.external_table:
+            return system, []
+        owners = [
+            d.key
+            for d in self._plugins.destinations.values()
+            if item.external_table in d.external_tables
+        ]
+        if len(owners) == 1:
+            return owners[0], []
+        hint = (
+            f"{item.external_table} exists in " + ", ".join(owners)
+            if owners
+            else f"no installed destination has a {item.external_table} table"
+        )
+        return None, [FieldError(f"{base}/externalSystem", f"is required ({hint})")]
+
+    def _table_errors(self, system: str, table: str, base: str) -> list[FieldError]:
+        try:
+            destination = self._plugins.destination(system)
+        except UnknownDestination as exc:
+            return [FieldError(f"{base}/externalSystem", str(exc))]
+        if table and table not in destination.external_tables:
+            return [
+                FieldError(
+                    f"{base}/externalTable",
+                    f"{system} has no table {table!r}; it has "
+                    + ", ".join(destination.external_tables),
+                )
+            ]
+        return []
 
     def get(self, mapping_id: str) -> ExternalMapping:
         """One mapping; raises :class:`~billbridge.errors.NotFound`."""
