@@ -56,3 +56,24 @@ def test_the_ledger_decides_between_versions() -> None:
 def test_the_filter_sees_the_account_as_m3ter_sends_it() -> None:
     gold = integration(config={"account_filter": 'customFields.tier == "gold" AND code == ACME'})
     assert route(bill(), account(), gold).take
+
+
+def test_the_same_version_twice_in_one_submission_is_queued_once() -> None:
+    from billbridge.domain.routing import route_many
+
+    taken = integration()
+    routed = route_many(
+        [(bill(), account()), (bill(), account()), (bill(version=3), account())],
+        [taken, integration(id="int-2", enabled=False)],
+        delivered={},
+        queued={},
+    )
+    assert [(r.bill.version, r.integration.id, r.decision.take) for r in routed] == [
+        (2, "int-1", True),
+        (2, "int-2", False),
+        (2, "int-1", False),
+        (2, "int-2", False),
+        (3, "int-1", True),
+        (3, "int-2", False),
+    ]
+    assert "already queued" in (routed[2].decision.reason or "")

@@ -5,6 +5,7 @@ Pure functions over domain objects; the engine records every decision (a run, or
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -12,7 +13,7 @@ import attrs
 from billbridge.domain import filter_expr
 from billbridge.domain.models import Account, Bill, Integration, converter
 
-__all__ = ["Decision", "account_document", "route"]
+__all__ = ["Decision", "Routed", "account_document", "route", "route_many"]
 
 
 @attrs.frozen
@@ -82,3 +83,46 @@ def route(
     if bill.version in queued_versions:
         return Decision(False, f"version {bill.version} is already queued")
     return TAKE
+
+
+@attrs.frozen
+class Routed:
+    """One routing decision: this bill version, through this integration."""
+
+    bill: Bill
+    account: Account
+    integration: Integration
+    decision: Decision
+
+
+def route_many(
+    items: Iterable[tuple[Bill, Account]],
+    integrations: Sequence[Integration],
+    *,
+    delivered: Mapping[tuple[str, str], int],
+    queued: Mapping[tuple[str, str], set[int]],
+) -> list[Routed]:
+    """Every bill through every integration, in order, one decision each.
+
+    :param delivered: the ledger's version per ``(integration id, bill id)``.
+    :param queued: versions with an open run per ``(integration id, bill id)``; the same
+        version twice among ``items`` is taken once.
+    """
+    taken: dict[tuple[str, str], set[int]] = {k: set(v) for k, v in queued.items()}
+    routed: list[Routed] = []
+    for bill, account in items:
+        document = account_document(account)
+        for integration in integrations:
+            key = (integration.id, bill.id)
+            decision = route(
+                bill,
+                account,
+                integration,
+                delivered_version=delivered.get(key),
+                queued_versions=frozenset(taken.get(key, ())),
+                account_json=document,
+            )
+            if decision.take:
+                taken.setdefault(key, set()).add(bill.version)
+            routed.append(Routed(bill, account, integration, decision))
+    return routed

@@ -293,6 +293,36 @@ class Credentials:
         :raises TenantChoiceRequired: several tenants and none chosen (tokens are kept on the
             still-incomplete credential until it expires; call :meth:`choose_tenant`).
         """
+        credential = self._consume(state)
+        if error:
+            detail = f": {error_description}" if error_description else ""
+            raise CredentialError(
+                f"the provider refused access ({error}{detail}); nothing was connected"
+            )
+        if not code:
+            raise CredentialError("the consent callback carries no authorization code")
+        callback_params = {**(params or {}), "state": state, "code": code}
+        if realm_id:
+            callback_params["realmId"] = realm_id
+        tokens, choices = self._exchange(
+            credential, code, callback_params, tenant_hint=tenant_id or realm_id
+        )
+        with_tokens = tokens.apply(credential, self._clock.now())
+        chosen = choose(choices, tenant_id)
+        if chosen is None:
+            pending = attrs.evolve(
+                with_tokens,
+                data={
+                    **with_tokens.data,
+                    "tenant_choices": [{"tenantId": c.tenant_id, "name": c.name} for c in choices],
+                },
+            )
+            atomically(self._uow, lambda uow: uow.credentials.update(pending))
+            raise TenantChoiceRequired(credential.id, choices)
+        return self._finish(with_tokens, chosen)
+
+    def _consume(self, state: str) -> Credential:
+        """The INCOMPLETE credential whose consent this callback finishes (its state now used)."""
         self.purge()
         credential = atomically(
             self._uow, lambda uow: uow.credentials.consume_state_hash(state_hash(state))
@@ -308,13 +338,17 @@ class Credentials:
                 f"the consent for {credential.name} took too long: the credential expired; "
                 "create it again"
             )
-        if error:
-            detail = f": {error_description}" if error_description else ""
-            raise CredentialError(
-                f"the provider refused access ({error}{detail}); nothing was connected"
-            )
-        if not code:
-            raise CredentialError("the consent callback carries no authorization code")
+        return credential
+
+    def _exchange(
+        self,
+        credential: Credential,
+        code: str,
+        params: Mapping[str, str],
+        *,
+        tenant_hint: str | None,
+    ) -> tuple[Tokens, builtins.list[TenantChoice]]:
+        """Exchange the code for tokens and ask the plugin which tenants they reach."""
         app = self._app(credential.destination)
         redirect = str(credential.data.get("redirect_uri") or app.redirect_uri or "")
         client = WebApplicationClient(app.client_id)
@@ -322,39 +356,21 @@ class Credentials:
             code=code, redirect_uri=redirect, include_client_id=False
         )
         tokens = self._token_request(credential.destination, app, body, purpose="code")
-        callback_params = {**(params or {}), "state": state, "code": code}
-        if realm_id:
-            callback_params["realmId"] = realm_id
         callback = OAuthCallback(
-            params=callback_params,
-            access_token=tokens.access_token,
-            tenant_hint=tenant_id or realm_id,
+            params=params, access_token=tokens.access_token, tenant_hint=tenant_hint
         )
-        endpoints = self.endpoints(credential.destination)
         choices = self._plugins.call(
             "authenticate",
             credential.destination,
             credential=credential,
             callback=callback,
             http=self._http,
-            api_base_url=endpoints.api_base_url,
+            api_base_url=self.endpoints(credential.destination).api_base_url,
         )
-        choices = list(choices or ())
-        if not choices:
+        found = builtins.list(choices or ())
+        if not found:
             raise CredentialError(f"{credential.destination} reported no tenant for this consent")
-        with_tokens = tokens.apply(credential, self._clock.now())
-        chosen = choose(choices, tenant_id)
-        if chosen is None:
-            pending = attrs.evolve(
-                with_tokens,
-                data={
-                    **with_tokens.data,
-                    "tenant_choices": [{"tenantId": c.tenant_id, "name": c.name} for c in choices],
-                },
-            )
-            atomically(self._uow, lambda uow: uow.credentials.update(pending))
-            raise TenantChoiceRequired(credential.id, choices)
-        return self._finish(with_tokens, chosen)
+        return tokens, found
 
     def choose_tenant(self, credential_id: str, tenant_id: str) -> Credential:
         """Complete a credential whose consent covered several tenants."""

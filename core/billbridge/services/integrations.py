@@ -7,6 +7,7 @@ places next to fields.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any
 
@@ -254,54 +255,13 @@ class Integrations:
         :returns: the parsed global and entity configuration and the destination configuration.
         :raises ValidationFailed: listing every problem with its path.
         """
-        errors: list[FieldError] = []
-        plugin_destination: Destination | None = None
-        try:
-            plugin_destination = self._plugins.destination(destination)
-        except UnknownDestination as exc:
-            errors.append(FieldError("/destination", str(exc)))
-        if plugin_destination is not None and entity_type not in plugin_destination.entity_types:
-            errors.append(
-                FieldError(
-                    "/entityType",
-                    f"{destination} does not take {entity_type!r}; it takes "
-                    + ", ".join(plugin_destination.entity_types),
-                )
-            )
-
-        errors += validate(dict(config), core_schema("global-config"), base_path="/config")
-        name = config.get("name")
-        if isinstance(name, str) and name and not name.strip():
-            errors.append(FieldError("/config/name", "must not be blank"))
-        expression = config.get("accountFilter")
-        if isinstance(expression, str) and expression.strip():
-            try:
-                filter_expr.parse(expression)
-            except filter_expr.FilterSyntaxError as exc:
-                # One line, where a UI shows it; the position is what a person needs.
-                where = f"at line {exc.line}, column {exc.column}"
-                hint = f" ({exc.hint})" if exc.hint else ""
-                errors.append(FieldError("/config/accountFilter", f"{exc.message} {where}{hint}"))
+        errors, plugin_destination = self._destination_errors(destination, entity_type)
+        errors += _global_errors(config)
         errors += validate(
             dict(entity_config), core_schema("bill-entity-config"), base_path="/entityConfig"
         )
-
         if plugin_destination is not None:
-            schema_errors = validate(
-                dict(destination_config),
-                plugin_destination.schema,
-                base_path="/destinationConfig",
-            )
-            errors += schema_errors
-            if not schema_errors and self._plugins.has_hook(destination, "validate_config"):
-                # The plugin's own checks assume a configuration that fits its schema.
-                semantic = self._plugins.call(
-                    "validate_config", destination, config=dict(destination_config)
-                )
-                errors += [
-                    FieldError(f"/destinationConfig{e.path if e.path != '/' else ''}", e.message)
-                    for e in semantic or ()
-                ]
+            errors += self._panel_errors(plugin_destination, destination_config)
         if errors:
             raise ValidationFailed(errors, summary="integration configuration refused")
         return (
@@ -309,3 +269,48 @@ class Integrations:
             converter.structure(dict(entity_config), BillEntityConfig),
             thaw(destination_config),
         )
+
+    def _destination_errors(
+        self, key: str, entity_type: str
+    ) -> tuple[builtins.list[FieldError], Destination | None]:
+        try:
+            destination = self._plugins.destination(key)
+        except UnknownDestination as exc:
+            return [FieldError("/destination", str(exc))], None
+        if entity_type not in destination.entity_types:
+            message = f"{key} does not take {entity_type!r}; it takes " + ", ".join(
+                destination.entity_types
+            )
+            return [FieldError("/entityType", message)], destination
+        return [], destination
+
+    def _panel_errors(
+        self, destination: Destination, config: Mapping[str, Any]
+    ) -> builtins.list[FieldError]:
+        """The destination panel's schema, then (only if that passes) the plugin's own checks."""
+        errors = validate(dict(config), destination.schema, base_path="/destinationConfig")
+        if errors or not self._plugins.has_hook(destination.key, "validate_config"):
+            return errors
+        semantic = self._plugins.call("validate_config", destination.key, config=dict(config))
+        return [
+            FieldError(f"/destinationConfig{e.path if e.path != '/' else ''}", e.message)
+            for e in semantic or ()
+        ]
+
+
+def _global_errors(config: Mapping[str, Any]) -> list[FieldError]:
+    """The global panel's schema, a blank name, and the account filter's syntax."""
+    errors = validate(dict(config), core_schema("global-config"), base_path="/config")
+    name = config.get("name")
+    if isinstance(name, str) and name and not name.strip():
+        errors.append(FieldError("/config/name", "must not be blank"))
+    expression = config.get("accountFilter")
+    if isinstance(expression, str) and expression.strip():
+        try:
+            filter_expr.parse(expression)
+        except filter_expr.FilterSyntaxError as exc:
+            # One line, where a UI shows it; the position is what a person needs.
+            where = f"at line {exc.line}, column {exc.column}"
+            hint = f" ({exc.hint})" if exc.hint else ""
+            errors.append(FieldError("/config/accountFilter", f"{exc.message} {where}{hint}"))
+    return errors

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 import attrs
 
 from billbridge.domain.clock import Clock
 from billbridge.domain.intake import AccountInput, BillInput, Received, receive
-from billbridge.domain.models import Integration, Run, RunStatus, Skip
-from billbridge.domain.routing import account_document, route
+from billbridge.domain.models import Run, RunStatus, Skip
+from billbridge.domain.routing import Routed, route_many
 from billbridge.services.bill_cache import BillCache
 from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
@@ -54,51 +55,18 @@ class Submitter:
         now = self._clock.now()
 
         def work(uow: UnitOfWork) -> SubmitResult:
-            integrations: list[Integration] = uow.integrations.list(entity_type="Bill")
+            integrations = uow.integrations.list(entity_type="Bill")
             uow.bills.save_many(batch, received_at=now)
             bill_ids = [bill.id for bill, _ in items]
-            delivered = uow.ledger.delivered_versions(bill_ids)
-            queued = uow.runs.queued_versions(bill_ids)
-            runs: list[Run] = []
-            skips: list[Skip] = []
-            for bill, account in items:
-                document = account_document(account)
-                for integration in integrations:
-                    decision = route(
-                        bill,
-                        account,
-                        integration,
-                        delivered_version=delivered.get((integration.id, bill.id)),
-                        queued_versions=frozenset(queued.get((integration.id, bill.id), ())),
-                        account_json=document,
-                    )
-                    if decision.take:
-                        runs.append(
-                            Run(
-                                id=new_id(),
-                                integration_id=integration.id,
-                                bill_id=bill.id,
-                                bill_version=bill.version,
-                                account_id=account.id,
-                                status=RunStatus.WAITING,
-                                created_at=now,
-                                updated_at=now,
-                            )
-                        )
-                        # The same version twice in one chunk is queued once.
-                        queued.setdefault((integration.id, bill.id), set()).add(bill.version)
-                    else:
-                        skips.append(
-                            Skip(
-                                id=new_id(),
-                                integration_id=integration.id,
-                                bill_id=bill.id,
-                                bill_version=bill.version,
-                                account_id=account.id,
-                                reason=decision.reason or "not taken",
-                                created_at=now,
-                            )
-                        )
+            runs, skips = _record(
+                route_many(
+                    items,
+                    integrations,
+                    delivered=uow.ledger.delivered_versions(bill_ids),
+                    queued=uow.runs.queued_versions(bill_ids),
+                ),
+                now,
+            )
             uow.runs.add_many(runs)
             uow.skips.add_many(skips)
             # Before the commit, not after: once committed, another thread may claim these runs
@@ -143,3 +111,37 @@ class SubmitCounts:
     def of(cls, result: SubmitResult) -> SubmitCounts:
         """The counts of a result."""
         return cls(result.bills, len(result.runs), len(result.skips))
+
+
+def _record(routed: Iterable[Routed], now: datetime) -> tuple[list[Run], list[Skip]]:
+    """Each decision as what is stored: a WAITING run, or a skip with its reason."""
+    runs: list[Run] = []
+    skips: list[Skip] = []
+    for item in routed:
+        bill, account, integration = item.bill, item.account, item.integration
+        if item.decision.take:
+            runs.append(
+                Run(
+                    id=new_id(),
+                    integration_id=integration.id,
+                    bill_id=bill.id,
+                    bill_version=bill.version,
+                    account_id=account.id,
+                    status=RunStatus.WAITING,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        else:
+            skips.append(
+                Skip(
+                    id=new_id(),
+                    integration_id=integration.id,
+                    bill_id=bill.id,
+                    bill_version=bill.version,
+                    account_id=account.id,
+                    reason=item.decision.reason or "not taken",
+                    created_at=now,
+                )
+            )
+    return runs, skips
