@@ -13,12 +13,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 import fakebooks_plugin as fake
 from billbridge import Engine, hookimpl
-from billbridge.domain.models import EventType, RunStatus, loads, parse_account, parse_bill
+from billbridge.domain.models import EventType, RunStatus, parse_account, parse_bill
 from billbridge.errors import Conflict, MissingMapping, ValidationFailed
 from billbridge.plugin.idempotency import idempotency_key
 from billbridge.plugin.manager import load_plugins
@@ -27,86 +26,16 @@ from billbridge.store import atomically
 from billbridge.store.repositories import TenantRepository
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.limits import SlidingWindow
-from billbridge.testing.emulation.server import RunningServer, serve
-
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
-
-
-def sample(name: str) -> Any:
-    return loads((SAMPLES / name).read_text())
-
-
-ACME_BILL = sample("bill-acme-uk-2025-09.json")
-ACME = sample("account-acme-uk.json")
-GLOBEX_BILL = sample("bill-globex-us-2026-09.json")
-GLOBEX = sample("account-globex-us.json")
-
-
-@attrs.define
-class World:
-    engine: Engine
-    provider: fake.Provider
-    server: RunningServer
-    clock: ManualClock
-    key: str
-    database_url: str
-    home: Path
-
-    def integration(self, name: str = "Fake", **config: Any) -> Any:
-        integration = self.engine.integrations.create(name=name, destination="fakebooks", **config)
-        credential = fake.connect(self.engine, f"{name} credential")
-        return self.engine.integrations.connect(integration.id, credential.id)
-
-    def map_account(self, account: dict[str, Any], customer: str, **extra: Any) -> None:
-        self.engine.mappings.create(
-            entity="Account",
-            entity_id=account["id"],
-            external_table="Customer",
-            external_id=customer,
-            external_system="fakebooks",
-            **extra,
-        )
-
-    def submit_numbered(self, numbers: range) -> None:
-        """Submit ``bill-N`` for account ``acct-N`` (mapped to ``cust-N``) for each N."""
-        for n in numbers:
-            account = {**ACME, "id": f"acct-{n}"}
-            self.map_account(account, f"cust-{n}")
-            self.engine.submit_bill(
-                {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
-            )
-
-    def other_engine(self, **kwargs: Any) -> Engine:
-        return fake.make_engine(
-            self.database_url, self.server.url, self.clock, self.home, self.key, **kwargs
-        )
-
-
-@pytest.fixture(params=[True, False], ids=["batch", "single"])
-def batch(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param)
-
-
-@pytest.fixture
-def world(database_url: str, tmp_path: Path, batch: bool) -> Iterator[World]:
-    clock = ManualClock()
-    provider = fake.Provider(clock)
-    key = generate_key()
-    with serve(provider.app) as server:
-        engine = fake.make_engine(database_url, server.url, clock, tmp_path, key, batch=batch)
-        try:
-            yield World(engine, provider, server, clock, key, database_url, tmp_path)
-        finally:
-            engine.close()
-
-
-def bill_version(document: dict[str, Any], version: int, **changes: Any) -> dict[str, Any]:
-    return {**document, "version": version, **changes}
-
-
-def statuses(world: World, **filters: Any) -> list[str]:
-    return sorted(r.status.value for r in world.engine.runs.list(limit=None, **filters))
-
+from billbridge.testing.emulation.server import serve
+from support import (
+    ACME,
+    ACME_BILL,
+    GLOBEX,
+    GLOBEX_BILL,
+    World,
+    bill_version,
+    statuses,
+)
 
 # --- routing -------------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ __all__ = [
     "PluginConflict",
     "RateLimited",
     "StaleVersion",
+    "Superseded",
     "TenantChoiceRequired",
     "TokenExpired",
     "TransientError",
@@ -92,6 +93,14 @@ class Conflict(BillbridgeError):
 
 class StaleVersion(Conflict):
     """Optimistic locking: the object changed since the version the caller read."""
+
+
+class Superseded(BillbridgeError):
+    """A run's bill version is older than one delivered (or sent with it): it is not sent.
+
+    Raised by the core, never by plugins; the run ends SUPERSEDED with this message, which
+    names the newer version.
+    """
 
 
 class UnknownDestination(BillbridgeError):

@@ -129,6 +129,9 @@ class RunStatus(enum.StrEnum):
     DISABLED = "DISABLED"
     TIMEOUT_LIMIT_EXCEEDED = "TIMEOUT_LIMIT_EXCEEDED"
     RATE_LIMIT_RETRY = "RATE_LIMIT_RETRY"
+    #: Not sent: a newer version of the bill was delivered (or goes in its place). billbridge's
+    #: own status (m3ter has none): sending an older version would overwrite a newer invoice.
+    SUPERSEDED = "SUPERSEDED"
 
     @property
     def is_final(self) -> bool:

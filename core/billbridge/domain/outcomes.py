@@ -23,6 +23,7 @@ from billbridge.errors import (
     MissingMapping,
     PermanentError,
     RateLimited,
+    Superseded,
     TokenExpired,
     TransientError,
 )
@@ -68,6 +69,8 @@ def classify(
 ) -> Classified:
     """The consequences of an attempt that ended with ``outcome`` (the run's ``attempts``-th)."""
     text = describe(outcome)
+    if isinstance(outcome, Superseded):
+        return Classified(RunStatus.SUPERSEDED, text, None, None)
     if isinstance(outcome, RateLimited):
         return Classified(
             RunStatus.RATE_LIMIT_RETRY, text, in_seconds(now, outcome.retry_after), None

@@ -26,7 +26,7 @@ from billbridge.errors import DestinationValidationError
 from billbridge.plugin.contract import Delivery, Destination
 from billbridge.plugin.idempotency import idempotency_key
 
-__all__ = ["apply_defaults", "build_delivery", "exclude_lines"]
+__all__ = ["apply_defaults", "build_delivery", "exclude_lines", "superseded_by"]
 
 
 def exclude_lines(bill: Bill, config: BillEntityConfig) -> Bill:
@@ -106,3 +106,24 @@ def build_delivery(
         else None,
         idempotency_key=idempotency_key(integration.id, bill.id, bill.version),
     )
+
+
+def superseded_by(version: int, delivered: LedgerEntry | None, newest_sent: int) -> str | None:
+    """Why this bill version must not be sent (``None``: send it).
+
+    An older version never goes over a newer one: not when the ledger holds a newer version
+    (it would overwrite the newer invoice), and not beside a newer version of the same bill in
+    the same batch (two documents, or the older one last).
+
+    :param delivered: the ledger's entry for the bill through the integration.
+    :param newest_sent: the newest version of the bill among the runs sent together.
+    """
+    if delivered is not None and delivered.bill_version > version:
+        document = delivered.external_number or delivered.external_id
+        return (
+            f"superseded: version {delivered.bill_version} of this bill was already delivered "
+            f"({document}); version {version} is not sent over it"
+        )
+    if newest_sent > version:
+        return f"superseded: version {newest_sent} of this bill is sent in its place"
+    return None

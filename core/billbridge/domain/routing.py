@@ -47,7 +47,7 @@ def route(
     In order: the integration is enabled and takes bills; only-send-on-approval; the account
     allow-list, then the deny-list (the deny-list wins over everything); the account filter;
     then the delivery ledger: a version already delivered (or a newer one) is not queued again,
-    nor is one already waiting.
+    nor is one already waiting, nor one older than a version waiting.
 
     :param delivered_version: the bill version the ledger records for this integration.
     :param queued_versions: versions of this bill with a run still open for this integration.
@@ -82,6 +82,11 @@ def route(
         )
     if bill.version in queued_versions:
         return Decision(False, f"version {bill.version} is already queued")
+    newer = [v for v in queued_versions if v > bill.version]
+    if newer:
+        return Decision(
+            False, f"a newer version ({max(newer)}) of this bill is queued and goes instead"
+        )
     return TAKE
 
 

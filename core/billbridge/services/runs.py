@@ -73,6 +73,14 @@ class Runs:
         now = self._clock.now()
 
         def work(uow: UnitOfWork) -> Run:
+            delivered = uow.ledger.get(original.integration_id, original.bill_id)
+            if delivered is not None and delivered.bill_version > original.bill_version:
+                raise Conflict(
+                    f"run {run_id} is for version {original.bill_version} of bill "
+                    f"{original.bill_id}, but version {delivered.bill_version} was delivered "
+                    f"since ({delivered.external_number or delivered.external_id}): replaying "
+                    "it would overwrite the newer invoice; replay a run of the newest version"
+                )
             queued = uow.runs.queued_versions([original.bill_id]).get(
                 (original.integration_id, original.bill_id), set()
             )
@@ -80,6 +88,11 @@ class Runs:
                 raise Conflict(
                     f"bill {original.bill_id} v{original.bill_version} already has an open run "
                     "for this integration"
+                )
+            if any(version > original.bill_version for version in queued):
+                raise Conflict(
+                    f"bill {original.bill_id} has a newer version (v{max(queued)}) waiting for "
+                    f"this integration: it goes instead of v{original.bill_version}"
                 )
             replay = Run(
                 id=new_id(),

@@ -14,8 +14,8 @@ import attrs
 
 from billbridge.domain.mappings import mapping_keys
 from billbridge.domain.models import Account, Bill, ExternalMapping, LedgerEntry, Run
-from billbridge.domain.preparation import build_delivery
-from billbridge.errors import DestinationValidationError
+from billbridge.domain.preparation import build_delivery, superseded_by
+from billbridge.errors import DestinationValidationError, Superseded
 from billbridge.plugin.contract import Destination
 from billbridge.services.bill_cache import BillCache
 from billbridge.services.delivery.groups import TenantGroup
@@ -56,10 +56,21 @@ class Preparer:
         """One :class:`Prepared` per claimed run, in order."""
         integrations = {i.id: i for i in group.integrations}
         loaded = atomically(self._uow, lambda uow: self._load(uow, group, claimed))
+        newest: dict[tuple[str, str], int] = {}
+        for run in claimed:
+            at = (run.integration_id, run.bill_id)
+            newest[at] = max(newest.get(at, run.bill_version), run.bill_version)
         prepared: list[Prepared] = []
         for run in claimed:
             item = Prepared(run=run, integration=integrations[run.integration_id])
             prepared.append(item)
+            previous = loaded.ledgers[run.integration_id].get(run.bill_id)
+            why = superseded_by(
+                run.bill_version, previous, newest[(run.integration_id, run.bill_id)]
+            )
+            if why is not None:
+                item.failure = Superseded(why)
+                continue
             key = (run.bill_id, run.bill_version)
             found = loaded.bills.get(key)
             if found is None:
@@ -76,7 +87,7 @@ class Preparer:
                     bill,
                     account,
                     [m for entity in loaded.keys[key] for m in loaded.mappings.get(entity, ())],
-                    loaded.ledgers[run.integration_id].get(run.bill_id),
+                    previous,
                     self._unseal,
                 )
             except Exception as exc:

@@ -185,13 +185,16 @@ class Deliverer:
             groups = self._groups.due_groups()
             if not groups:
                 break
+            before = tally.attempted
             workers = max(1, min(threads or self._settings.worker_threads, len(groups)))
             with ThreadPoolExecutor(workers, thread_name_prefix="billbridge-deliver") as pool:
                 done = list(
                     pool.map(lambda g: self._deliver_group(g, tally, budget, report), groups)
                 )
-            if not any(done):
-                break  # every tenant is leased elsewhere or blocked: nothing more now
+            if not any(done) or tally.attempted == before:
+                # Every tenant is leased elsewhere or blocked, or what is due cannot be claimed
+                # yet (it waits behind an unsettled batch): nothing more to do now.
+                break
         return DeliveryReport(
             attempted=tally.attempted,
             statuses=dict(tally.statuses),

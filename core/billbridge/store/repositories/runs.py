@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy.orm import Session, aliased
 
 from billbridge.domain.models import Run, RunAttempt, RunStatus
 from billbridge.store.common import (
@@ -43,6 +43,25 @@ DUE_STATUSES = (RunStatus.WAITING, RunStatus.AWAITING_RETRY, RunStatus.RATE_LIMI
 OPEN_STATUSES = tuple(RunStatus(value) for value in OPEN_RUN_STATUSES)
 
 
+def _free() -> Any:
+    """Runs not held back behind a batch: a bill waits while another run of it (through the
+    same integration) is in a batch whose outcome is not settled yet.
+
+    That batch goes again first, exactly as it was, so a newer version can never overtake it
+    (and a create whose answer was lost is not made a second time beside it). Members of
+    batches are free themselves; the set of held bills is small (unsettled batches are rare),
+    so the database computes it once per statement.
+    """
+    other = aliased(RunRow)
+    held = select(other.integration_id, other.bill_id).where(
+        other.batch_key.is_not(None), other.status.in_([s.value for s in OPEN_STATUSES])
+    )
+    return or_(
+        RunRow.batch_key.is_not(None),
+        tuple_(RunRow.integration_id, RunRow.bill_id).not_in(held),
+    )
+
+
 def _due(now: datetime) -> Any:
     """Runs that may be delivered now: waiting and due, or claimed by a worker that vanished.
 
@@ -58,6 +77,7 @@ def _due(now: datetime) -> Any:
             ),
             and_(RunRow.status == RunStatus.STARTED.value, RunRow.claimed_until < now),
         ),
+        _free(),
     )
 
 
@@ -211,7 +231,7 @@ class RunRepository:
         """When the earliest waiting run becomes due (``None``: nothing is waiting)."""
         earliest: datetime | None = self.session.scalar(
             select(func.min(func.coalesce(RunRow.next_attempt_at, RunRow.created_at))).where(
-                RunRow.status.in_([s.value for s in DUE_STATUSES])
+                RunRow.status.in_([s.value for s in DUE_STATUSES]), _free()
             )
         )
         started: datetime | None = self.session.scalar(
