@@ -46,10 +46,10 @@ def derived_key(base: str, body: bytes, *, limit: int = 36) -> str:
     The same base with the same body always gives the same key, so a request retried after a
     lost answer is answered with what the destination did the first time. The same base with
     another body (mappings fixed after a refusal, a fresh sync token, a batch split otherwise)
-    gives another key: whether a destination replays a remembered *error* for a reused key is
-    rarely documented (QuickBooks' emulator does), and a bill version that once failed must be
-    deliverable once the cause is fixed, and a destination may refuse a reused key that comes
-    with a different request.
+    gives another key. A bill version that once failed must be deliverable once the cause is
+    fixed, and destinations rarely document whether they replay a remembered *error* for a
+    reused key (QuickBooks' emulator does) or refuse a reused key sent with a different request
+    (Xero's emulator does).
 
     :raises ValueError: ``limit`` leaves no room for a useful key (under 21 characters).
     """
