@@ -174,7 +174,9 @@ def send_bill(
     return _result(loads(response.text), created=previous is None)
 
 
-def send_bills(connection: Connection, deliveries: Sequence[Delivery]) -> Sequence[DeliveryOutcome]:
+def send_bills(
+    connection: Connection, deliveries: Sequence[Delivery], idempotency_key: str
+) -> Sequence[DeliveryOutcome]:
     """Many invoices in one request (a hook only in the plugin ``plugin(batch=True)`` builds)."""
     body = [
         {
@@ -190,6 +192,7 @@ def send_bills(connection: Connection, deliveries: Sequence[Delivery]) -> Sequen
             content=dumps(body),
             headers={
                 "Authorization": f"Bearer {connection.access_token.reveal()}",
+                "Idempotency-Key": idempotency_key,
                 "Content-Type": "application/json",
             },
             timeout=2.0,
@@ -227,9 +230,9 @@ def plugin(*, batch: bool) -> object:
 
         @hookimpl(specname="send_bills")
         def batch_hook(
-            connection: Connection, deliveries: Sequence[Delivery]
+            connection: Connection, deliveries: Sequence[Delivery], idempotency_key: str
         ) -> Sequence[DeliveryOutcome]:
-            return send_bills(connection, deliveries)
+            return send_bills(connection, deliveries, idempotency_key)
 
         hooks.batch_hook = batch_hook
     return hooks

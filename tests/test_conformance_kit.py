@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 import fakebooks_plugin as fake
+from billbridge import hookimpl
 from billbridge.domain.models import Secret
 from billbridge.plugin.contract import Connection, OAuthCallback, ResolvedMappings
 from billbridge.testing import checks
@@ -226,7 +227,7 @@ def failed_tests(result: pytest.RunResult) -> set[str]:
 
 def test_the_toy_plugin_passes(pytester: pytest.Pytester) -> None:
     result = run_kit(pytester, GOOD_PLUGIN)
-    result.assert_outcomes(passed=15, skipped=7)
+    result.assert_outcomes(passed=16, skipped=7)
     shows(result, "list_external_entities is not implemented", "does not use OAuth")
 
 
@@ -250,6 +251,58 @@ def test_a_misspelt_argument_name_fails(pytester: pytest.Pytester) -> None:
         "(did you mean 'idempotency_key'?)",
         "no plugin serves 'toy'",
     )
+
+
+def test_a_send_bill_without_the_idempotency_key_fails(pytester: pytest.Pytester) -> None:
+    # The plugin makes its own key up and leaves the core's out: pluggy would silently not pass
+    # it, so only the kit can say so. The names it does take are all the contract's.
+    source = broken(
+        (
+            "def send_bill(connection, bill, previous, idempotency_key):",
+            "def send_bill(connection, bill, previous):",
+        ),
+        ('"Idempotency-Key": idempotency_key}', '"Idempotency-Key": f"{bill.id}/{bill.version}"}'),
+    )
+    result = run_kit(pytester, source, "-k", "plugin_loads or argument")
+    assert failed_tests(result) == {"test_hooks_take_the_arguments_they_need"}
+    shows(
+        result,
+        "send_bill: the implementation does not take 'idempotency_key', so pluggy never passes "
+        "it, and it is needed: a delivery whose answer was lost is sent again with the same key",
+        "(see docs/writing-a-destination.md, `send_bill`)",
+    )
+
+
+#: A batch hook for the toy plugin; ``{arguments}`` are the ones it takes.
+BATCH_HOOK = """
+
+@hookimpl
+def send_bills(connection, {arguments}):
+    return [send_bill(connection, d.bill, d.previous, d.idempotency_key) for d in deliveries]
+"""
+
+
+def test_a_send_bills_without_the_batch_key_fails(pytester: pytest.Pytester) -> None:
+    # Each delivery's own key is there, but the batch request's key (what a resent batch is
+    # recognised by) is left out.
+    source = GOOD_PLUGIN + BATCH_HOOK.format(arguments="deliveries")
+    result = run_kit(pytester, source, "-k", "argument")
+    assert failed_tests(result) == {"test_hooks_take_the_arguments_they_need"}
+    shows(
+        result,
+        "send_bills: the implementation does not take 'idempotency_key', so pluggy never "
+        "passes it, and it is needed: a batch whose outcome is unknown is sent again",
+        "send it as the batch request's idempotency key",
+        "(see docs/writing-a-destination.md, `send_bills`)",
+    )
+
+
+def test_a_send_bills_with_the_batch_key_passes_the_argument_checks(
+    pytester: pytest.Pytester,
+) -> None:
+    source = GOOD_PLUGIN + BATCH_HOOK.format(arguments="deliveries, idempotency_key")
+    result = run_kit(pytester, source, "-k", "argument")
+    result.assert_outcomes(passed=2)
 
 
 def test_a_misspelt_hook_name_fails(pytester: pytest.Pytester) -> None:
@@ -403,6 +456,55 @@ def test_defaults_are_checked_against_their_field_with_refs() -> None:
         "/properties/retries: default 0 is invalid: 0 is less than the minimum of 1",
         "/properties/name: examples[1] 3 is invalid: 3 is not of type 'string'",
     ]
+
+
+class _Plugin:
+    """A plugin object holding hook functions as attributes (pluggy needs a hashable one)."""
+
+    def __init__(self, **hooks: Any) -> None:
+        self.__dict__.update(hooks)
+
+
+def test_needed_arguments_are_named_with_why_and_where() -> None:
+    @hookimpl
+    def send_bill(bill: Any, previous: Any) -> None: ...
+
+    @hookimpl(specname="send_bills")
+    def batch(connection: Any, deliveries: Any) -> None: ...
+
+    @hookimpl
+    def preview_bill(bill: Any, account: Any) -> None: ...
+
+    @hookimpl
+    def validate_config(config: Any) -> None: ...
+
+    plugin = _Plugin(
+        send_bill=send_bill, batch=batch, preview_bill=preview_bill, validate_config=validate_config
+    )
+    problems = checks.needed_argument_problems(plugin)
+    assert [p.split(", so pluggy")[0] for p in problems] == [
+        "send_bills: the implementation does not take 'idempotency_key'",
+        "preview_bill: the implementation does not take 'previous'",
+        "send_bill: the implementation does not take 'idempotency_key'",
+    ]
+    assert all("docs/writing-a-destination.md" in p for p in problems)
+
+    # A keyword-only argument is never passed either: it does not count as taken.
+    @hookimpl
+    def send_bill_kw(bill: Any, previous: Any, *, idempotency_key: str) -> None: ...
+
+    kw_only = _Plugin(send_bill=send_bill_kw)
+    assert len(checks.needed_argument_problems(kw_only)) == 1
+
+
+def test_the_bundled_plugins_take_the_arguments_they_need() -> None:
+    from billbridge.plugin.manager import load_plugins
+
+    registry = load_plugins(blocked=())
+    for name in ("quickbooks", "xero"):
+        plugin = registry.pm.get_plugin(name)
+        assert checks.needed_argument_problems(plugin) == [], name
+        assert checks.hook_argument_problems(plugin) == [], name
 
 
 def test_the_bundled_panels_pass_the_static_checks() -> None:

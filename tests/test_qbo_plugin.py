@@ -55,7 +55,7 @@ from billbridge.plugin.contract import (
     SendResult,
     TenantChoice,
 )
-from billbridge.plugin.idempotency import batch_idempotency_key
+from billbridge.plugin.idempotency import batch_idempotency_key, derived_key
 from billbridge.plugin.manager import PluginRegistry, load_plugins
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.faults import FaultPlan
@@ -635,6 +635,32 @@ def test_send_bills_in_batches_of_thirty(world: World) -> None:
     again = send_bills(world, [deliveries[n] for n in range(10, 20)])
     assert [o.external_id for o in again] == [outcomes[n].external_id for n in range(10, 20)]
     assert world.company.created["Invoice"] == 63
+
+
+def test_send_bills_keys_each_request_from_the_cores_batch_key(world: World) -> None:
+    batches: list[httpx.Request] = []
+
+    def capture(request: httpx.Request) -> None:
+        if request.url.path.endswith("/batch"):
+            batches.append(request)
+
+    deliveries = [delivery(world, numbered(world, n)) for n in range(35)]
+    key = batch_idempotency_key(d.idempotency_key for d in deliveries)
+    with httpx.Client(timeout=5, event_hooks={"request": [capture]}) as watched:
+        first = send_bills(world, deliveries, connection=world.connection(http=watched))
+        assert [len(loads(r.content)["BatchItemRequest"]) for r in batches] == [30, 5]
+        # The core's key is the base of every request's requestid, bound to that body.
+        request_ids = [r.url.params["requestid"] for r in batches]
+        assert request_ids == [derived_key(key, r.content, limit=36) for r in batches]
+        assert len(set(request_ids)) == 2
+        # The core sends a batch whose outcome it does not know again, same members, same key:
+        # QuickBooks answers with what it did the first time.
+        replays = world.emulator.calls["replay"]
+        again = send_bills(world, deliveries, connection=world.connection(http=watched))
+    assert [r.url.params["requestid"] for r in batches[2:]] == request_ids
+    assert world.emulator.calls["replay"] - replays == 2
+    assert [o.external_id for o in again] == [o.external_id for o in first]
+    assert world.company.created["Invoice"] == 35
 
 
 def test_send_bills_reconciles_and_refuses_duplicate_numbers(world: World) -> None:

@@ -64,6 +64,7 @@ from billbridge.plugin.contract import (
     ResolvedMappings,
     SendResult,
 )
+from billbridge.plugin.idempotency import batch_idempotency_key
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.faults import FaultPlan
 from billbridge.testing.emulation.server import RunningServer
@@ -765,7 +766,10 @@ def delivery(xero: Xero, bill: Bill, previous: LedgerEntry | None = None, **kw: 
 
 def send_bills(xero: Xero, deliveries: Sequence[Delivery]) -> Sequence[Any]:
     outcomes: Sequence[Any] = hooks.send_bills(
-        destination="xero", connection=xero.connection(), deliveries=deliveries
+        destination="xero",
+        connection=xero.connection(),
+        deliveries=deliveries,
+        idempotency_key=batch_idempotency_key(d.idempotency_key for d in deliveries),
     )
     return outcomes
 
@@ -839,6 +843,55 @@ def test_send_bills_groups_creates_updates_and_credit_notes(xero: Xero) -> None:
     ][1:]
     assert requests == [("PUT", "Invoices", 2), ("POST", "Invoices", 1), ("PUT", "CreditNotes", 1)]
     assert send_bills(xero, []) == []
+
+
+def test_send_bills_keys_each_request_from_the_cores_batch_key(xero: Xero) -> None:
+    writes: list[httpx.Request] = []
+    replayed: list[bool] = []
+
+    def request_hook(request: httpx.Request) -> None:
+        if request.method in ("PUT", "POST"):
+            writes.append(request)
+
+    def response_hook(response: httpx.Response) -> None:
+        if response.request.method in ("PUT", "POST"):
+            replayed.append(response.headers.get("Idempotent-Replayed") == "true")
+
+    existing_bill = make_bill(700)
+    existing = xero.send(existing_bill, ACCOUNT, key="x")
+    deliveries = [
+        delivery(xero, make_bill(701)),
+        delivery(xero, make_bill(700, amount="300", version=2), ledger(existing, existing_bill)),
+        delivery(xero, make_bill(702)),
+    ]
+    key = batch_idempotency_key(d.idempotency_key for d in deliveries)
+    event_hooks = {"request": [request_hook], "response": [response_hook]}
+    with httpx.Client(timeout=5, event_hooks=event_hooks) as watched:
+        connection = attrs.evolve(xero.connection(), http=watched)
+
+        def send() -> Sequence[Any]:
+            outcomes: Sequence[Any] = hooks.send_bills(
+                destination="xero",
+                connection=connection,
+                deliveries=deliveries,
+                idempotency_key=key,
+            )
+            return outcomes
+
+        first = send()
+        # One request per endpoint and method, each keyed from the core's key and its body.
+        assert [(r.method, r.headers["Idempotency-Key"]) for r in writes] == [
+            ("PUT", idempotency_key(key, "batch-create-Invoices", writes[0].content)),
+            ("POST", idempotency_key(key, "batch-update-Invoices", writes[1].content)),
+        ]
+        # The same batch again (its outcome was unknown to the core): Xero replays both.
+        again = send()
+    assert [r.headers["Idempotency-Key"] for r in writes[2:]] == [
+        r.headers["Idempotency-Key"] for r in writes[:2]
+    ]
+    assert replayed == [False, False, True, True]
+    assert [o.external_id for o in again] == [o.external_id for o in first]
+    assert len(xero.documents()) == 3
 
 
 def test_send_bills_reconciles_a_duplicate_in_a_batch(xero: Xero) -> None:

@@ -224,13 +224,15 @@ def send_bills(
     :param connection: a connection to the tenant with a fresh access token.
     :param deliveries: the deliveries; each carries what ``send_bill`` takes as arguments.
     :param idempotency_key: deterministic for this set of deliveries (36 characters): send it
-        as the request's idempotency key. When a batch's outcome is unknown (a lost answer, a
-        worker that died) the core sends exactly the same deliveries again, so the destination
-        can answer with what it did the first time instead of doing it twice.
+        as the request's idempotency key, bound to each request's body with
+        :func:`billbridge.plugin.idempotency.derived_key`. When a batch's outcome is unknown (a
+        lost answer, a worker that died) the core sends exactly the same deliveries again, so
+        the destination can answer with what it did the first time instead of doing it twice.
     :returns: one outcome per delivery, in the same order: a
         :class:`~billbridge.plugin.contract.SendResult`, or the
         :class:`~billbridge.errors.DestinationError` that delivery ended with. Raise (instead of
         returning) only when the whole request failed (e.g. ``RateLimited``, ``TokenExpired``).
+        :func:`billbridge.plugin.batches.send_in_batches` keeps these books.
     """
     raise AssertionError("hook specification: never called")
 

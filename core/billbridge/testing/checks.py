@@ -25,6 +25,8 @@ from billbridge.plugin.contract import Destination, Limits
 from billbridge.plugin.manager import create_plugin_manager
 
 __all__ = [
+    "GUIDE",
+    "NEEDED_ARGUMENTS",
     "SECRET_WORDS",
     "declaration_problems",
     "default_problems",
@@ -33,6 +35,7 @@ __all__ = [
     "label_problems",
     "meta_schema_problems",
     "missing_hooks",
+    "needed_argument_problems",
     "panel_external_tables",
     "secret_problems",
     "title_problems",
@@ -331,6 +334,76 @@ def missing_hooks(
     return problems
 
 
+#: The arguments a hook cannot keep the contract without, and what goes wrong when an
+#: implementation leaves one out (pluggy then never passes it, and nothing else says so).
+NEEDED_ARGUMENTS: Mapping[str, Mapping[str, str]] = {
+    "authenticate": {
+        "callback": "it carries the consent's token and parameters, the only way to learn "
+        "which tenant the connection is for",
+    },
+    "list_external_entities": {
+        "table": "it says which of the destination's external tables to list",
+    },
+    "validate_config": {"config": "it is the configuration to check"},
+    "send_bill": {
+        "bill": "it is the bill version to deliver",
+        "previous": "without it every new version of a bill creates another invoice instead "
+        "of updating the one made for the earlier version",
+        "idempotency_key": "a delivery whose answer was lost is sent again with the same key, "
+        "and only that key lets the destination answer the retry with the invoice it already "
+        "made instead of making a second one; send it as the destination's idempotency key",
+    },
+    "send_bills": {
+        "deliveries": "they are the bill versions to deliver",
+        "idempotency_key": "a batch whose outcome is unknown is sent again with the same "
+        "deliveries and the same key, and only that key lets the destination answer with what "
+        "it did the first time instead of doing it twice; send it as the batch request's "
+        "idempotency key",
+    },
+    "preview_bill": {
+        "bill": "it is the bill version to preview",
+        "previous": "without it the preview shows a create where send_bill would update",
+    },
+}
+
+#: Where the arguments are explained, named in every problem about them.
+GUIDE = "docs/writing-a-destination.md"
+
+
+@attrs.frozen
+class _Implementation:
+    attribute: str
+    hook: str
+    function: Any
+    opts: Mapping[str, Any]
+    spec: Any
+
+
+def _implementations(plugin: object, pm: pluggy.PluginManager) -> Iterator[_Implementation | str]:
+    """Every hook implementation of ``plugin``, or a problem for one that names no hook."""
+    for attribute in sorted(dir(plugin)):
+        opts = _hookimpl_opts(pm, plugin, attribute)
+        if opts is None:
+            continue
+        hook_name = opts.get("specname") or attribute
+        caller = getattr(pm.hook, hook_name, None)
+        spec = getattr(caller, "spec", None)
+        if spec is None:
+            known = sorted(name for name in dir(pm.hook) if not name.startswith("_"))
+            near = difflib.get_close_matches(hook_name, known, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else f"; the hooks are {', '.join(known)}"
+            yield f"{attribute}: {hook_name!r} is not a billbridge hook{hint}"
+            continue
+        yield _Implementation(attribute, hook_name, getattr(plugin, attribute), opts, spec)
+
+
+def _parameters(function: Any) -> list[inspect.Parameter] | None:
+    try:
+        return list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return None
+
+
 def hook_argument_problems(plugin: object, pm: pluggy.PluginManager | None = None) -> list[str]:
     """Every hook implementation of ``plugin`` names a hook and only the contract's arguments.
 
@@ -341,28 +414,17 @@ def hook_argument_problems(plugin: object, pm: pluggy.PluginManager | None = Non
     """
     pm = pm or create_plugin_manager()
     problems = []
-    for attribute in sorted(dir(plugin)):
-        opts = _hookimpl_opts(pm, plugin, attribute)
-        if opts is None:
+    for found in _implementations(plugin, pm):
+        if isinstance(found, str):
+            problems.append(found)
             continue
-        function = getattr(plugin, attribute)
-        hook_name = opts.get("specname") or attribute
-        caller = getattr(pm.hook, hook_name, None)
-        spec = getattr(caller, "spec", None)
-        if spec is None:
-            known = sorted(name for name in dir(pm.hook) if not name.startswith("_"))
-            near = difflib.get_close_matches(hook_name, known, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else f"; the hooks are {', '.join(known)}"
-            problems.append(f"{attribute}: {hook_name!r} is not a billbridge hook{hint}")
-            continue
-        if opts.get("hookwrapper") or opts.get("wrapper"):
-            problems.append(f"{attribute}: hook wrappers are not supported; implement {hook_name}")
+        hook_name, spec = found.hook, found.spec
+        if found.opts.get("hookwrapper") or found.opts.get("wrapper"):
+            problems.append(
+                f"{found.attribute}: hook wrappers are not supported; implement {hook_name}"
+            )
         allowed = set(spec.argnames) | set(spec.kwargnames)
-        try:
-            parameters = list(inspect.signature(function).parameters.values())
-        except (TypeError, ValueError):
-            continue
-        for parameter in parameters:
+        for parameter in _parameters(found.function) or ():
             if parameter.name in ("self", "cls"):
                 continue
             if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -381,6 +443,36 @@ def hook_argument_problems(plugin: object, pm: pluggy.PluginManager | None = Non
                 problems.append(
                     f"{hook_name}: argument {parameter.name!r} is not in the contract{hint}; "
                     f"the arguments are {', '.join(spec.argnames)}"
+                )
+    return problems
+
+
+def needed_argument_problems(plugin: object, pm: pluggy.PluginManager | None = None) -> list[str]:
+    """Every hook implementation of ``plugin`` takes the arguments it cannot do without.
+
+    An implementation may leave out arguments it does not use, and pluggy then silently does
+    not pass them; for the arguments in :data:`NEEDED_ARGUMENTS` that silence breaks the
+    contract (``send_bill`` and ``send_bills`` without ``idempotency_key`` make documents twice
+    when an answer is lost). Hooks that name no hook are :func:`hook_argument_problems`' to
+    report.
+    """
+    pm = pm or create_plugin_manager()
+    problems = []
+    for found in _implementations(plugin, pm):
+        if isinstance(found, str):
+            continue
+        parameters = _parameters(found.function)
+        if parameters is None:
+            continue
+        named = {
+            p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+        for argument, why in NEEDED_ARGUMENTS.get(found.hook, {}).items():
+            if argument not in named:
+                problems.append(
+                    f"{found.hook}: the implementation does not take {argument!r}, so pluggy "
+                    f"never passes it, and it is needed: {why}. Add it to the implementation's "
+                    f"arguments (see {GUIDE}, `{found.hook}`)"
                 )
     return problems
 

@@ -384,6 +384,19 @@ class DestinationConformance:
             pytest.fail("the plugin object cannot be found", pytrace=False)
         _require("hook implementations", checks.hook_argument_problems(plugin))
 
+    def test_hooks_take_the_arguments_they_need(self, conformance_registry: PluginRegistry) -> None:
+        """No hook implementation leaves out an argument the contract needs it to use
+        (``send_bill``'s and ``send_bills``' ``idempotency_key`` above all): pluggy would
+        silently not pass it."""
+        plugin = self.plugin_object(conformance_registry)
+        if plugin is None:
+            self.served(conformance_registry)  # fails, saying why the plugin is missing
+            pytest.fail("the plugin object cannot be found", pytrace=False)
+        _require(
+            "hook implementations leave out arguments they need",
+            checks.needed_argument_problems(plugin),
+        )
+
     # -- the panel ------------------------------------------------------------------------------
 
     def test_panel_is_draft_07_and_meets_the_meta_schema(

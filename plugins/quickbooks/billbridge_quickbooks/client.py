@@ -5,7 +5,8 @@ Accounting API v3"):
 
 * every call carries ``minorversion=75`` (lower versions are ignored since August 2025);
 * writes carry a ``requestid`` (at most 50 characters, 36 on ``/batch``) so that a retried write
-  gets the original answer instead of making a second document;
+  gets the original answer instead of making a second document: the caller's idempotency key
+  bound to the body with :func:`billbridge.plugin.idempotency.derived_key`;
 * updates need the current ``SyncToken``; a stale one is answered with code 5010, and
   :meth:`QuickBooksClient.update` re-reads the document and retries once;
 * queries page with ``STARTPOSITION`` (1-based) and ``MAXRESULTS`` (at most 1000), strings are
@@ -21,7 +22,6 @@ raised here contains the access token.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,6 +44,7 @@ from billbridge.errors import (
     TransientError,
 )
 from billbridge.plugin.contract import Connection
+from billbridge.plugin.idempotency import derived_key
 
 __all__ = [
     "BATCH_ID_MAX",
@@ -62,7 +63,6 @@ __all__ = [
     "StaleObject",
     "error_for_fault",
     "quote",
-    "request_id_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -347,21 +347,6 @@ def _outside_quotes(statement: str) -> str:
     return _QUOTED.sub("''", statement)
 
 
-def request_id_for(key: str, body: bytes, *, limit: int = REQUEST_ID_MAX) -> str:
-    """The ``requestid`` for one write: the idempotency key bound to the exact body.
-
-    The same key and body always give the same id, so a retried write (the answer was lost)
-    gets QuickBooks' original answer. A different body (the mappings were fixed after a
-    refusal, a fresh SyncToken after 5010) gets a new id: whether QuickBooks would replay a
-    remembered *error* for a reused id is not documented, and a bill version that once failed
-    must be deliverable once the cause is fixed. Keys too long for ``limit`` are hashed.
-    """
-    digest = hashlib.sha256(body).hexdigest()[:12]
-    room = limit - len(digest) - 1
-    base = key if len(key) <= room else hashlib.sha256(key.encode()).hexdigest()[:room]
-    return f"{base}-{digest}"
-
-
 @attrs.frozen
 class BatchOperation:
     """One item of a ``/batch`` request.
@@ -489,7 +474,10 @@ class QuickBooksClient:
         body = dumps(payload).encode("utf-8")
         params = {}
         if request_id is not None:
-            params["requestid"] = request_id_for(request_id, body, limit=limit)
+            # The key bound to this exact body: a retried write (the answer was lost) gets
+            # QuickBooks' original answer; a changed body (mappings fixed after a refusal, a
+            # fresh SyncToken after 5010) is a new write, not a replay of a remembered error.
+            params["requestid"] = derived_key(request_id, body, limit=limit)
         return self._request("POST", path, params=params, body=body)
 
     @staticmethod

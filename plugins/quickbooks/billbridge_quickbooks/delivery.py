@@ -4,58 +4,55 @@ The hooks call these after :func:`~billbridge_quickbooks.translate.translate_bil
 transport and error mapping are :class:`~billbridge_quickbooks.client.QuickBooksClient`'s.
 What lives here is the policy:
 
-* **create** with the delivery's idempotency key as ``requestid``, so a retry after a lost
-  answer gets the original document;
+* **create** with a ``requestid`` derived from the delivery's idempotency key and the body
+  (:func:`billbridge.plugin.idempotency.derived_key`), so a retry after a lost answer gets the
+  original document;
 * **update** the document an earlier bill version made (full update, current ``SyncToken``,
   re-read once on 5010); an invoice that must become a credit memo (or back) is refused, since
   QuickBooks cannot change a document's type;
-* **reconcile** a duplicate document number (6140): the document holding the number is looked
-  up; if its ``PrivateNote`` names this bill it is ours (an earlier attempt whose answer was
-  lost, or a ledger that was reset) and is adopted, otherwise the number belongs to someone
+* **reconcile** a duplicate document number (6140) with
+  :func:`billbridge.plugin.reconcile.reconcile_by_number`: the document holding the number is
+  looked up; if its ``PrivateNote`` names this bill it is ours (an earlier attempt whose answer
+  was lost, or a ledger that was reset) and is adopted, otherwise the number belongs to someone
   else and a person must decide;
 * **batch** many deliveries, 30 per ``/batch`` request, creates and updates mixed, each
-  delivery's outcome on its own.
+  delivery's outcome on its own (:func:`billbridge.plugin.batches.send_in_batches`), the
+  request's ``requestid`` derived from the core's batch key.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from collections.abc import Sequence
-from typing import Any
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import attrs
 
-from billbridge.domain.models import LedgerEntry, dumps
-from billbridge.errors import (
-    DestinationError,
-    DestinationValidationError,
-    PermanentError,
-    TransientError,
-)
+from billbridge.domain.models import LedgerEntry
+from billbridge.errors import DestinationValidationError, PermanentError
+from billbridge.plugin.batches import Chunking, send_in_batches
 from billbridge.plugin.contract import DeliveryOutcome, SendResult
+from billbridge.plugin.reconcile import Claim, reconcile_by_number
 from billbridge_quickbooks.client import (
     BATCH_MAX_ITEMS,
-    BATCH_REQUEST_ID_MAX,
     MINOR_VERSION,
     BatchOperation,
+    BatchResult,
     DuplicateDocumentNumber,
     Fault,
     QuickBooksClient,
     StaleObject,
-    request_id_for,
 )
 from billbridge_quickbooks.translate import QuickBooksDocument, marked_bill
 
 __all__ = [
     "Prepared",
     "planned_request",
+    "prepare",
     "result_for",
     "send_document",
     "send_documents",
 ]
-
-_BATCH_NAMESPACE = uuid.UUID("9b7c1c3e-4d0b-5a51-9f0e-6a1d2b3c4d5e")
 
 
 def result_for(
@@ -160,7 +157,7 @@ def send_document(
     try:
         written = client.update(document.entity, payload, idempotency_key)
     except DuplicateDocumentNumber as duplicate:
-        raise _taken(document, duplicate, _holder(client, document)) from None
+        raise _number_taken(client, document, duplicate) from None
     return result_for(document, written, created=False)
 
 
@@ -179,10 +176,25 @@ def _taken(
     )
 
 
-def _holder(client: QuickBooksClient, document: QuickBooksDocument) -> dict[str, Any] | None:
-    if not document.doc_number:
-        return None
-    return client.find_by_doc_number(document.entity, document.doc_number)
+def _holders(client: QuickBooksClient, entity: str, number: str) -> list[dict[str, Any]]:
+    holder = client.find_by_doc_number(entity, number)
+    return [holder] if holder is not None else []
+
+
+def _number_taken(
+    client: QuickBooksClient, document: QuickBooksDocument, duplicate: DuplicateDocumentNumber
+) -> DestinationValidationError:
+    """An update refused with 6140: the new number is another document's (ours has an Id)."""
+    holders = _holders(client, document.entity, document.doc_number) if document.doc_number else []
+    return _taken(document, duplicate, holders[0] if holders else None)
+
+
+def _claim(document: QuickBooksDocument, holder: dict[str, Any]) -> Claim:
+    """Whose ``holder`` is: the marker translation writes in ``PrivateNote`` names the bill."""
+    marked = marked_bill(holder.get("PrivateNote"))
+    if marked is None or marked[0] != document.bill_id:
+        return Claim.ANOTHER
+    return Claim.THIS_VERSION if marked[1] == document.bill_version else Claim.THIS_BILL
 
 
 def _reconcile(
@@ -192,22 +204,24 @@ def _reconcile(
     idempotency_key: str,
 ) -> SendResult:
     """A create hit 6140: adopt the holder of the number if it is this bill's, else refuse."""
-    if not document.doc_number:
-        # Without a DocNumber of ours the duplicate is QuickBooks' auto-numbering colliding.
-        raise duplicate
-    holder = _holder(client, document)
-    if holder is None:
-        # 6140 without a visible holder: perhaps a document of another type holds the number.
-        raise duplicate
-    marked = marked_bill(holder.get("PrivateNote"))
-    if marked is None or marked[0] != document.bill_id:
-        raise _taken(document, duplicate, holder)
-    if marked[1] == document.bill_version:
+
+    def update(holder: dict[str, Any]) -> SendResult:
+        payload = _update_payload(document, str(holder["Id"]), str(holder.get("SyncToken", "0")))
+        written = client.update(document.entity, payload, idempotency_key)
+        return result_for(document, written, created=True)
+
+    # Without a DocNumber of ours the duplicate is QuickBooks' auto-numbering colliding, and a
+    # 6140 without a visible holder may be a document of another type: the refusal stands.
+    return reconcile_by_number(
+        document.doc_number,
+        duplicate,
+        find=lambda number: _holders(client, document.entity, number),
+        claim=lambda holder: _claim(document, holder),
         # Our own earlier attempt for this very version: nothing to write.
-        return result_for(document, holder, created=True)
-    payload = _update_payload(document, str(holder["Id"]), str(holder.get("SyncToken", "0")))
-    written = client.update(document.entity, payload, idempotency_key)
-    return result_for(document, written, created=True)
+        adopt=lambda holder: result_for(document, holder, created=True),
+        update=update,
+        taken=lambda holder: duplicate if holder is None else _taken(document, duplicate, holder),
+    )
 
 
 # --- batches ---------------------------------------------------------------------------------
@@ -215,110 +229,88 @@ def _reconcile(
 
 @attrs.frozen
 class Prepared:
-    """One delivery ready for a batch: its translated document, ledger entry and key."""
+    """One delivery ready for a batch: its document, ledger entry, key and the write to send.
+
+    ``payload`` is the batch item's body: the document for a create; for a full update the
+    document with ``Id``, the current ``SyncToken`` and ``sparse: false``.
+    """
 
     document: QuickBooksDocument
     previous: LedgerEntry | None
     idempotency_key: str
+    payload: Mapping[str, Any]
+
+    def operation(self, bid: str) -> BatchOperation:
+        """The ``/batch`` item for this delivery under ``bid``."""
+        kind: Literal["create", "update"] = "create" if self.previous is None else "update"
+        return BatchOperation(bid, kind, self.document.entity, self.payload)
 
 
-def _batch_request_id(ops: Sequence[tuple[BatchOperation, str]]) -> str:
-    # Deterministic over the items and their exact bodies: a batch retried unchanged replays
-    # QuickBooks' original answer, a changed one is new. A UUID is 36 characters, the limit.
-    text = "\n".join(f"{op.bid}:{rid}" for op, rid in ops)
-    return str(uuid.uuid5(_BATCH_NAMESPACE, hashlib.sha256(text.encode()).hexdigest()))
+def prepare(
+    client: QuickBooksClient,
+    document: QuickBooksDocument,
+    previous: LedgerEntry | None,
+    idempotency_key: str,
+) -> Prepared:
+    """Ready ``document`` for :func:`send_documents`.
+
+    Raises as :func:`send_document` would for an invoice that became a credit memo; reads the
+    document's ``SyncToken`` when the ledger has none.
+    """
+    if previous is None:
+        return Prepared(document, previous, idempotency_key, document.payload)
+    _check_same_entity(document, previous)
+    token = _sync_token(client, document.entity, previous)
+    payload = {**_update_payload(document, previous.external_id, token), "sparse": False}
+    return Prepared(document, previous, idempotency_key, payload)
 
 
 def send_documents(
     client: QuickBooksClient,
-    prepared: Sequence[Prepared | DestinationError],
+    prepared: Sequence[Prepared | Exception],
+    idempotency_key: str,
 ) -> list[DeliveryOutcome]:
     """Deliver many documents, ``BATCH_MAX_ITEMS`` per ``/batch`` request, outcomes in order.
 
-    An entry that is already an error (translation failed) stays that delivery's outcome. Items
-    the batch refused with 5010 or 6140 are settled one by one the way :func:`send_document`
-    settles them. When a whole batch request fails (401, 429, 5xx) before any batch succeeded
-    the error is raised, since nothing was delivered; after one succeeded, the failed batches'
-    deliveries get that error as their outcome so that the delivered ones are not lost.
+    The bookkeeping (errors kept, a failed first request raised, a later one given to its
+    members, a missing answer retried) is :func:`billbridge.plugin.batches.send_in_batches`'.
+    Each request's ``requestid`` is the core's batch ``idempotency_key`` bound to the request's
+    body, so the same batch sent again is answered as the first time. Items the batch refused
+    with 5010 or 6140 are settled one by one the way :func:`send_document` settles them.
     """
-    outcomes: list[DeliveryOutcome | None] = [
-        entry if isinstance(entry, Exception) else None for entry in prepared
-    ]
-    pending: list[tuple[int, Prepared, BatchOperation, str]] = []
-    for index, entry in enumerate(prepared):
-        if isinstance(entry, Exception):
-            continue
-        try:
-            op = _operation(client, entry, f"b{len(pending) % BATCH_MAX_ITEMS}")
-        except DestinationError as exc:
-            outcomes[index] = exc
-            continue
-        rid = request_id_for(
-            entry.idempotency_key, dumps(op.to_json()).encode("utf-8"), limit=BATCH_REQUEST_ID_MAX
-        )
-        pending.append((index, entry, op, rid))
 
-    delivered_any = False
-    for start in range(0, len(pending), BATCH_MAX_ITEMS):
-        chunk = pending[start : start + BATCH_MAX_ITEMS]
-        try:
-            results = client.batch(
-                [op for _, _, op, _ in chunk],
-                _batch_request_id([(op, rid) for _, _, op, rid in chunk]),
-            )
-        except DestinationError as exc:
-            if not delivered_any:
-                raise
-            for index, _, _, _ in chunk:
-                outcomes[index] = exc
-            continue
-        delivered_any = True
-        for index, entry, op, _ in chunk:
-            outcomes[index] = _settle(client, entry, op, results.get(op.bid))
-    return [
-        outcome if outcome is not None else TransientError("the delivery was not processed")
-        for outcome in outcomes
-    ]
+    def send(chunk: Sequence[Prepared]) -> list[BatchResult | None]:
+        # bIds only need to be unique within one request; their position is enough.
+        operations = [item.operation(f"b{n}") for n, item in enumerate(chunk)]
+        results = client.batch(operations, idempotency_key)
+        return [results.get(op.bid) for op in operations]
+
+    return send_in_batches(
+        prepared,
+        chunking=Chunking(BATCH_MAX_ITEMS),
+        send=send,
+        settle=functools.partial(_settle, client),
+        system="QuickBooks",
+        describe=lambda item: f"bill {item.document.bill_id}",
+    )
 
 
-def _operation(client: QuickBooksClient, entry: Prepared, bid: str) -> BatchOperation:
+def _settle(client: QuickBooksClient, entry: Prepared, result: BatchResult) -> SendResult:
+    """What one batch item's answer means; raises the error a refused item stands for."""
     document = entry.document
-    if entry.previous is None:
-        return BatchOperation(bid, "create", document.entity, document.payload)
-    _check_same_entity(document, entry.previous)
-    token = _sync_token(client, document.entity, entry.previous)
-    payload = {**_update_payload(document, entry.previous.external_id, token), "sparse": False}
-    return BatchOperation(bid, "update", document.entity, payload)
-
-
-def _settle(
-    client: QuickBooksClient,
-    entry: Prepared,
-    op: BatchOperation,
-    result: dict[str, Any] | Fault | None,
-) -> DeliveryOutcome:
-    document = entry.document
-    if result is None:
-        return TransientError(
-            f"QuickBooks' batch answer has no result for bill {document.bill_id}; "
-            "it will be delivered again"
-        )
     if not isinstance(result, Fault):
-        return result_for(document, result, created=op.operation == "create")
+        return result_for(document, result, created=entry.previous is None)
     error = result.to_exception()
-    try:
-        if isinstance(error, DuplicateDocumentNumber):
-            if op.operation == "create":
-                return _reconcile(client, document, error, entry.idempotency_key)
-            return _taken(document, error, _holder(client, document))
-        if isinstance(error, StaleObject) and entry.previous is not None:
-            # The batch saw a stale SyncToken: update this one on its own with a fresh one.
-            current = client.read(document.entity, entry.previous.external_id)
-            payload = _update_payload(
-                document, entry.previous.external_id, str(current.get("SyncToken", "0"))
-            )
-            written = client.update(document.entity, payload, entry.idempotency_key)
-            return result_for(document, written, created=False)
-    except DestinationError as exc:
-        return exc
-    return error
+    if isinstance(error, DuplicateDocumentNumber):
+        if entry.previous is None:
+            return _reconcile(client, document, error, entry.idempotency_key)
+        raise _number_taken(client, document, error)
+    if isinstance(error, StaleObject) and entry.previous is not None:
+        # The batch saw a stale SyncToken: update this one on its own with a fresh one.
+        current = client.read(document.entity, entry.previous.external_id)
+        payload = _update_payload(
+            document, entry.previous.external_id, str(current.get("SyncToken", "0"))
+        )
+        written = client.update(document.entity, payload, entry.idempotency_key)
+        return result_for(document, written, created=False)
+    raise error

@@ -20,13 +20,13 @@ from billbridge.domain.models import Account, Bill, Credential, LedgerEntry
 from billbridge.domain.schemas import custom_field_name_errors
 from billbridge.errors import (
     AuthenticationFailed,
-    DestinationError,
     DestinationValidationError,
     FieldError,
     RateLimited,
     TokenExpired,
     TransientError,
 )
+from billbridge.plugin.batches import prepare_each
 from billbridge.plugin.contract import (
     Connection,
     Delivery,
@@ -44,8 +44,8 @@ from billbridge.plugin.contract import (
 )
 from billbridge_quickbooks.client import QuickBooksClient, quote
 from billbridge_quickbooks.delivery import (
-    Prepared,
     planned_request,
+    prepare,
     send_document,
     send_documents,
 )
@@ -302,23 +302,25 @@ def send_bills(
     destination: str,
     connection: Connection,
     deliveries: Sequence[Delivery],
+    idempotency_key: str,
 ) -> Sequence[DeliveryOutcome]:
     """Deliver many bills through QuickBooks' ``/batch`` (30 per request), outcomes in order.
 
-    A bill that cannot be translated fails alone; a whole request refused (401, 429) is raised.
+    ``idempotency_key`` (the core's key of this set of deliveries) becomes each request's
+    ``requestid``, bound to the request's body. A bill that cannot be translated fails alone;
+    a first request refused as a whole (401, 429) is raised.
     """
-    prepared: list[Prepared | DestinationError] = []
-    for delivery in deliveries:
-        try:
-            document = translate_bill(
-                delivery.bill,
-                delivery.account,
-                delivery.config,
-                delivery.mappings,
-                sandbox=destination == SANDBOX,
-            )
-        except DestinationError as exc:
-            prepared.append(exc)
-            continue
-        prepared.append(Prepared(document, delivery.previous, delivery.idempotency_key))
-    return send_documents(QuickBooksClient(connection), prepared)
+    client = QuickBooksClient(connection)
+    sandbox = destination == SANDBOX
+    prepared = prepare_each(
+        deliveries,
+        lambda delivery: prepare(
+            client,
+            translate_bill(
+                delivery.bill, delivery.account, delivery.config, delivery.mappings, sandbox=sandbox
+            ),
+            delivery.previous,
+            delivery.idempotency_key,
+        ),
+    )
+    return send_documents(client, prepared, idempotency_key)

@@ -48,7 +48,6 @@ allowance is left to Xero's own 429, whose ``Retry-After`` says when the day's w
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -71,6 +70,7 @@ from billbridge.errors import (
     TransientError,
 )
 from billbridge.plugin.contract import Connection
+from billbridge.plugin.idempotency import derived_key
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -119,19 +119,15 @@ def api_host(api_base_url: str) -> str:
 def idempotency_key(base: str, operation: str, body: bytes) -> str:
     """The ``Idempotency-Key`` header for one request (at most 128 characters).
 
-    ``base`` is the hook's idempotency key (per bill, version and integration), or for a batch a
-    digest of its deliveries' keys; ``operation`` says what the request does
-    (``create-Invoices``, ``update-CreditNotes``...). A digest of the body is part of the key:
-    Xero's replay returns the stored answer for a key, so a retry after a lost response (same
-    body) gets the original answer and creates nothing twice, while a changed request for the
-    same bill version (say, after a mapping was fixed) is a new key and is really processed.
+    ``base`` is the core's key: the hook's idempotency key (per bill, version and integration),
+    or for a batch request the key ``send_bills`` was given; ``operation`` says what the request
+    does (``create-Invoices``, ``batch-update-CreditNotes``...). The key is
+    :func:`billbridge.plugin.idempotency.derived_key` of both and the body: Xero's replay returns
+    the stored answer for a key, so a retry after a lost response (same body) gets the original
+    answer and creates nothing twice, while a changed request for the same bill version (say,
+    after a mapping was fixed) is a new key and is really processed.
     """
-    digest = hashlib.sha256(body).hexdigest()[:24]
-    key = f"billbridge:{operation}:{base}:{digest}"
-    if len(key) > MAX_IDEMPOTENCY_KEY:
-        shortened = hashlib.sha256(base.encode("utf-8")).hexdigest()[:40]
-        key = f"billbridge:{operation}:{shortened}:{digest}"
-    return key[:MAX_IDEMPOTENCY_KEY]
+    return derived_key(f"billbridge:{operation}:{base}", body, limit=MAX_IDEMPOTENCY_KEY)
 
 
 @attrs.frozen

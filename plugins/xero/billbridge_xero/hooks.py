@@ -20,12 +20,12 @@ from billbridge.domain.models import Account, Bill, Credential, LedgerEntry, loa
 from billbridge.domain.schemas import custom_field_name_errors
 from billbridge.errors import (
     AuthenticationFailed,
-    DestinationError,
     DestinationValidationError,
     FieldError,
     RateLimited,
     TransientError,
 )
+from billbridge.plugin.batches import prepare_each
 from billbridge.plugin.contract import (
     Connection,
     Delivery,
@@ -42,8 +42,8 @@ from billbridge.plugin.contract import (
     load_panel_schema,
 )
 from billbridge_xero.client import XeroClient, api_host
-from billbridge_xero.send import planned_request, send_document, send_documents
-from billbridge_xero.translate import XeroDocument, translate_bill
+from billbridge_xero.send import planned_request, prepare, send_document, send_documents
+from billbridge_xero.translate import translate_bill
 
 KEY = "xero"
 API_BASE = "https://api.xero.com/api.xro/2.0"
@@ -462,20 +462,20 @@ def send_bills(
     destination: str,
     connection: Connection,
     deliveries: Sequence[Delivery],
+    idempotency_key: str,
 ) -> Sequence[DeliveryOutcome]:
     """Deliver many bill versions with Xero's batch writes (50 a request, per-document results).
 
     A delivery whose bill cannot be translated gets that error as its outcome; the rest are
     grouped into creates and updates of invoices and of credit notes (see
-    :mod:`billbridge_xero.send`).
+    :mod:`billbridge_xero.send`), each request keyed from ``idempotency_key`` (the core's key of
+    this set of deliveries) and its body.
     """
-    documents: list[XeroDocument | Exception] = []
-    for delivery in deliveries:
-        try:
-            documents.append(
-                translate_bill(delivery.bill, delivery.account, delivery.config, delivery.mappings)
-            )
-        except (DestinationError, ValueError) as exc:
-            # One bill that cannot be translated fails alone (missing mapping, bad figures).
-            documents.append(exc)
-    return send_documents(XeroClient(connection), deliveries, documents)
+    prepared = prepare_each(
+        deliveries,
+        lambda delivery: prepare(
+            translate_bill(delivery.bill, delivery.account, delivery.config, delivery.mappings),
+            delivery,
+        ),
+    )
+    return send_documents(XeroClient(connection), prepared, idempotency_key)

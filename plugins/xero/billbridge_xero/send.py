@@ -6,30 +6,33 @@ this module decides the requests, keys and what the answers mean for each delive
 * **Create** is ``PUT`` (Xero creates only, so a retry can never overwrite anything);
   **update** is ``POST`` with the ``InvoiceID``/``CreditNoteID`` recorded in the ledger.
 * **Idempotency.** Every write carries an ``Idempotency-Key`` made by
-  :func:`billbridge_xero.client.idempotency_key` from the hook's key (per bill, version and
-  integration) and the body. A batch request's base is a digest of its deliveries' keys in
-  order, so the same batch retried gets the same key. Xero keeps keys for a short replay window
-  only, so the durable guard is the document number, unique per organisation for sales
-  documents: a create refused with "Invoice # must be unique." is **reconciled**.
-* **Reconciling a duplicate number.** The existing document is looked up by number. It counts
-  as the one made earlier for this bill (its create answer was lost, or the ledger was) when it
-  has the same contact, the same currency, the same document date and, when a ``Reference`` is
-  sent, the same reference: the number itself comes from the bill (m3ter's sequential invoice
-  number or external reference, one per bill), and those fields tell it apart from a document
-  someone keyed in by hand or another bill given the same number. Such a document is updated
-  (unless paid or voided: ``InvoiceAlreadyPaid``); any other is reported as "the number already
-  belongs to another Xero document" (``DestinationValidationError``) and left alone.
-* **Batches** (``send_bills``): creates and updates, invoices and credit notes go in separate
-  requests of at most 50 documents and under 3.5 MB, with ``summarizeErrors=false`` so each
-  document succeeds or fails alone; results are matched back by position. If the first request
-  fails as a whole (429, 401, 403) the error is raised for the core to handle; if a later one
-  does, the documents already delivered keep their results and the rest get that error, because
-  raising would throw away what Xero has already accepted.
+  :func:`billbridge_xero.client.idempotency_key` from the core's key and the body: for one
+  document the delivery's key (per bill, version and integration), for a batch request the
+  key the core gives ``send_bills`` for its set of deliveries, so the same batch sent again
+  gets the same keys. Xero keeps keys for a short replay window only, so the durable guard is
+  the document number, unique per organisation for sales documents: a create refused with
+  "Invoice # must be unique." is **reconciled**.
+* **Reconciling a duplicate number** (:func:`billbridge.plugin.reconcile.reconcile_by_number`).
+  The existing document is looked up by number. It counts as the one made earlier for this
+  bill (its create answer was lost, or the ledger was) when it has the same contact, the same
+  currency, the same document date and, when a ``Reference`` is sent, the same reference: the
+  number itself comes from the bill (m3ter's sequential invoice number or external reference,
+  one per bill), and those fields tell it apart from a document someone keyed in by hand or
+  another bill given the same number. Such a document is updated (unless paid or voided:
+  ``InvoiceAlreadyPaid``); any other is reported as "the number already belongs to another
+  Xero document" (``DestinationValidationError``) and left alone.
+* **Batches** (``send_bills``, bookkeeping by
+  :func:`billbridge.plugin.batches.send_in_batches`): creates and updates, invoices and credit
+  notes go in separate requests of at most 50 documents and under 3.5 MB, with
+  ``summarizeErrors=false`` so each document succeeds or fails alone; results are matched back
+  by position. If the first request fails as a whole the error is raised for the core to
+  handle; if a later one does, the documents already delivered keep their results and the rest
+  get that error, because raising would throw away what Xero has already accepted (after 429,
+  401 or 403 the remaining requests are not sent).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -37,15 +40,13 @@ import attrs
 
 from billbridge.domain.models import LedgerEntry, dumps
 from billbridge.errors import (
-    AuthenticationFailed,
-    DestinationError,
     DestinationValidationError,
     InvoiceAlreadyPaid,
     PermanentError,
-    RateLimited,
-    TokenExpired,
 )
+from billbridge.plugin.batches import Chunking, send_in_batches
 from billbridge.plugin.contract import Delivery, DeliveryOutcome, SendResult
+from billbridge.plugin.reconcile import Claim, reconcile_by_number
 from billbridge_xero.client import (
     MAX_BODY_BYTES,
     MAX_ELEMENTS,
@@ -58,13 +59,20 @@ from billbridge_xero.client import (
 from billbridge_xero.dates import parse_xero_date
 from billbridge_xero.translate import XeroDocument
 
-__all__ = ["document_url", "planned_request", "send_document", "send_documents"]
+__all__ = [
+    "Prepared",
+    "document_url",
+    "planned_request",
+    "prepare",
+    "send_document",
+    "send_documents",
+]
 
 Method = Literal["PUT", "POST"]
 
-#: Whole-request failures after which no further request of a batch is sent.
-_STOPPING = (RateLimited, TokenExpired, AuthenticationFailed)
 _TERMINAL_STATUSES = frozenset({"PAID", "VOIDED"})
+#: Bytes of a request body around its documents: '{"CreditNotes":[' … ']}' and a margin.
+_ENVELOPE = 64
 
 
 def document_url(kind: str, document_id: str) -> str:
@@ -119,6 +127,19 @@ def _check_kind(document: XeroDocument, previous: LedgerEntry | None) -> None:
         )
 
 
+def _first_write(
+    document: XeroDocument, previous: LedgerEntry | None
+) -> tuple[Method, dict[str, Any]]:
+    """The method and element that deliver ``document``: ``PUT`` to create, ``POST`` to update.
+
+    Raises when the bill turned from an invoice into a credit note or back.
+    """
+    _check_kind(document, previous)
+    if previous is None:
+        return "PUT", document.for_create()
+    return "POST", document.for_update(previous.external_id)
+
+
 def planned_request(document: XeroDocument, previous: LedgerEntry | None) -> dict[str, Any]:
     """The request :func:`send_document` sends first for ``document``, without sending it.
 
@@ -128,12 +149,7 @@ def planned_request(document: XeroDocument, previous: LedgerEntry | None) -> dic
     delivery's key and this body when sent. Raises as :func:`send_document` would when the bill
     turned from an invoice into a credit note or back.
     """
-    _check_kind(document, previous)
-    if previous is None:
-        method, operation, element = "PUT", "create", document.for_create()
-    else:
-        method, operation = "POST", "update"
-        element = document.for_update(previous.external_id)
+    method, element = _first_write(document, previous)
     query = {"summarizeErrors": "false"}
     if document.unitdp == 4:
         query["unitdp"] = "4"
@@ -141,30 +157,33 @@ def planned_request(document: XeroDocument, previous: LedgerEntry | None) -> dic
         "method": method,
         "path": f"/api.xro/2.0/{document.endpoint}",
         "query": query,
-        "operation": operation,
+        "operation": "create" if method == "PUT" else "update",
         "entity": document.kind,
         "body": {document.endpoint: [element]},
         "warnings": list(document.warnings),
     }
 
 
-def _write_one(
+def _write(
     client: XeroClient,
     document: XeroDocument,
     method: Method,
-    element: dict[str, Any],
+    elements: list[dict[str, Any]],
     base_key: str,
-) -> ElementResult:
-    operation = f"{'create' if method == 'PUT' else 'update'}-{document.endpoint}"
-    body = dumps({document.endpoint: [element]}).encode("utf-8")
-    (result,) = client.write(
+    *,
+    unitdp: int,
+    batch: bool = False,
+) -> list[ElementResult]:
+    """Write ``elements`` (documents of ``document``'s kind) with a key bound to the body."""
+    operation = f"{'batch-' if batch else ''}{'create' if method == 'PUT' else 'update'}"
+    body = dumps({document.endpoint: elements}).encode("utf-8")
+    return client.write(
         document.kind,
         method,
-        [element],
-        idempotency_key=idempotency_key(base_key, operation, body),
-        unitdp=document.unitdp,
+        elements,
+        idempotency_key=idempotency_key(base_key, f"{operation}-{document.endpoint}", body),
+        unitdp=unitdp,
     )
-    return result
 
 
 def _same_bill(existing: dict[str, Any], document: XeroDocument) -> bool:
@@ -191,39 +210,65 @@ def _reconcile(
     client: XeroClient, document: XeroDocument, refused: DuplicateNumber, base_key: str
 ) -> SendResult:
     number = document.number or refused.number
-    if not number:
-        raise refused
-    # A deleted draft gives its number up: only live documents can hold it.
-    candidates = [
-        doc
-        for doc in client.find_by_number(document.kind, number)
-        if doc.get("Status") != "DELETED"
-    ]
-    ours = [doc for doc in candidates if _same_bill(doc, document)]
-    if not ours:
-        other = candidates[0].get(document.id_field) if candidates else None
+
+    def live_holders(number: str) -> list[dict[str, Any]]:
+        # A deleted draft gives its number up: only live documents can hold it.
+        return [
+            doc
+            for doc in client.find_by_number(document.kind, number)
+            if doc.get("Status") != "DELETED"
+        ]
+
+    def claim(holder: dict[str, Any]) -> Claim:
+        # Xero documents carry no mark of the bill version: ours is updated to this version.
+        return Claim.THIS_BILL if _same_bill(holder, document) else Claim.ANOTHER
+
+    def update(target: dict[str, Any]) -> SendResult:
+        status = str(target.get("Status") or "")
+        external_id = str(target.get(document.id_field))
+        if status in _TERMINAL_STATUSES:
+            # Paid or voided documents cannot change (REFERENCE: "a paid or voided invoice
+            # cannot be updated"): asking Xero would only earn the same refusal.
+            raise InvoiceAlreadyPaid(
+                f"{document.label} already exists in Xero as {external_id} with status "
+                f"{status}; it cannot be changed any more"
+            )
+        element = document.for_update(external_id)
+        (saved,) = _write(client, document, "POST", [element], base_key, unitdp=document.unitdp)
+        if not saved.ok:
+            raise element_error(saved, document.label)
+        return _result(document, saved, created=False, reconciled=True)
+
+    def taken(holder: dict[str, Any] | None) -> DestinationValidationError:
+        other = holder.get(document.id_field) if holder is not None else None
         which = f" ({other})" if other else ""
-        raise DestinationValidationError(
+        return DestinationValidationError(
             f"{document.label}: the number {number} already belongs to another Xero "
-            f"{'invoice' if document.kind == 'Invoice' else 'credit note'}{which} with a different "
-            "contact, currency, date or reference; give the bill another number, or choose "
-            "another invoice number source",
+            f"{'invoice' if document.kind == 'Invoice' else 'credit note'}{which} with a "
+            "different contact, currency, date or reference; give the bill another number, or "
+            "choose another invoice number source",
             detail=refused.detail,
         )
-    target = ours[0]
-    status = str(target.get("Status") or "")
-    external_id = str(target.get(document.id_field))
-    if status in _TERMINAL_STATUSES:
-        # Paid or voided documents cannot change (REFERENCE: "a paid or voided invoice cannot
-        # be updated"): asking Xero would only earn the same refusal.
-        raise InvoiceAlreadyPaid(
-            f"{document.label} already exists in Xero as {external_id} with status {status}; "
-            "it cannot be changed any more"
-        )
-    saved = _write_one(client, document, "POST", document.for_update(external_id), base_key)
-    if not saved.ok:
-        raise element_error(saved, document.label)
-    return _result(document, saved, created=False, reconciled=True)
+
+    return reconcile_by_number(
+        number, refused, find=live_holders, claim=claim, update=update, taken=taken
+    )
+
+
+def _settle(
+    client: XeroClient,
+    document: XeroDocument,
+    method: Method,
+    base_key: str,
+    saved: ElementResult,
+) -> SendResult:
+    """What Xero's answer for one document means; raises the error a refusal stands for."""
+    if saved.ok:
+        return _result(document, saved, created=method == "PUT")
+    error = element_error(saved, document.label)
+    if method == "PUT" and isinstance(error, DuplicateNumber):
+        return _reconcile(client, document, error, base_key)
+    raise error
 
 
 def send_document(
@@ -238,145 +283,90 @@ def send_document(
     :raises billbridge.errors.DestinationError: what Xero's answer means (see
         :mod:`billbridge_xero.client`); a duplicate number is reconciled first.
     """
-    _check_kind(document, previous)
-    if previous is not None:
-        element = document.for_update(previous.external_id)
-        saved = _write_one(client, document, "POST", element, idempotency_key)
-        if not saved.ok:
-            raise element_error(saved, document.label)
-        return _result(document, saved, created=False)
-    saved = _write_one(client, document, "PUT", document.for_create(), idempotency_key)
-    if saved.ok:
-        return _result(document, saved, created=True)
-    error = element_error(saved, document.label)
-    if isinstance(error, DuplicateNumber):
-        return _reconcile(client, document, error, idempotency_key)
-    raise error
+    method, element = _first_write(document, previous)
+    (saved,) = _write(client, document, method, [element], idempotency_key, unitdp=document.unitdp)
+    return _settle(client, document, method, idempotency_key, saved)
 
 
-@attrs.define
-class _Pending:
-    index: int
+# --- batches ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Prepared:
+    """One delivery ready for a batch: its document and the element to write, by which method.
+
+    ``size`` is the element's size in the request body, in bytes.
+    """
+
     delivery: Delivery
     document: XeroDocument
+    method: Method
     element: dict[str, Any]
     size: int
 
 
-def _chunks(pending: Sequence[_Pending]) -> list[list[_Pending]]:
-    """Groups of at most 50 documents whose body stays under 3.5 MB, in order."""
-    chunks: list[list[_Pending]] = []
-    current: list[_Pending] = []
-    size = 0
-    envelope = 64  # '{"CreditNotes":[' … ']}' and a margin
-    for item in pending:
-        if current and (
-            len(current) >= MAX_ELEMENTS or size + item.size + 1 + envelope >= MAX_BODY_BYTES
-        ):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(item)
-        size += item.size + 1
-    if current:
-        chunks.append(current)
-    return chunks
+def prepare(document: XeroDocument, delivery: Delivery) -> Prepared:
+    """Ready ``document`` (the translation of ``delivery``) for :func:`send_documents`.
+
+    :raises billbridge.errors.PermanentError: the bill turned from an invoice into a credit
+        note or back.
+    :raises billbridge.errors.DestinationValidationError: the document alone is too large for
+        one request.
+    """
+    method, element = _first_write(document, delivery.previous)
+    size = len(dumps(element).encode("utf-8"))
+    if size + _ENVELOPE >= MAX_BODY_BYTES:
+        raise DestinationValidationError(
+            f"{document.label} alone is {size:,} bytes; Xero takes less than 3.5 MB per request"
+        )
+    return Prepared(delivery, document, method, element, size)
 
 
-def _batch_key(method: Method, chunk: Sequence[_Pending], body: bytes) -> str:
-    joined = "\n".join(p.delivery.idempotency_key for p in chunk)
-    base = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
-    operation = f"batch-{'create' if method == 'PUT' else 'update'}-{chunk[0].document.endpoint}"
-    return idempotency_key(base, operation, body)
-
-
-def _outcome(client: XeroClient, pending: _Pending, saved: ElementResult, method: Method) -> Any:
-    document = pending.document
-    if saved.ok:
-        return _result(document, saved, created=method == "PUT")
-    error = element_error(saved, document.label)
-    if method == "PUT" and isinstance(error, DuplicateNumber):
-        try:
-            return _reconcile(client, document, error, pending.delivery.idempotency_key)
-        except DestinationError as reconcile_error:
-            return reconcile_error
-    return error
+#: One endpoint and method per request, at most 50 documents, under 3.5 MB with the envelope
+#: (each document counts one byte more for the comma between them).
+_CHUNKING: Chunking[Prepared] = Chunking(
+    MAX_ELEMENTS,
+    group=lambda item: (item.document.kind, item.method),
+    size=lambda item: item.size + 1,
+    max_size=MAX_BODY_BYTES - _ENVELOPE - 1,
+)
 
 
 def send_documents(
     client: XeroClient,
-    deliveries: Sequence[Delivery],
-    documents: Sequence[XeroDocument | Exception],
+    prepared: Sequence[Prepared | Exception],
+    idempotency_key: str,
 ) -> list[DeliveryOutcome]:
-    """Deliver several documents with as few requests as Xero allows.
+    """Deliver several documents with as few requests as Xero allows, outcomes in order.
 
-    ``documents[i]`` is the translation of ``deliveries[i]``, or the exception translating it
-    raised (kept as that delivery's outcome). Returns one outcome per delivery, in order.
+    ``prepared[i]`` is the i-th delivery made ready by :func:`prepare`, or the exception it
+    ended with (kept as its outcome). ``idempotency_key`` is the core's key of this set of
+    deliveries: each request's ``Idempotency-Key`` is derived from it and the request's body.
 
-    :raises billbridge.errors.DestinationError: the first request failed as a whole (rate
-        limited, token refused, access refused).
+    :raises Exception: what the first request raised when it failed as a whole (rate limited,
+        token refused, access refused, Xero unavailable).
     """
-    outcomes: list[DeliveryOutcome | None] = [None] * len(deliveries)
-    groups: dict[tuple[str, Method], list[_Pending]] = {}
-    for index, (delivery, document) in enumerate(zip(deliveries, documents, strict=True)):
-        if isinstance(document, Exception):
-            outcomes[index] = document
-            continue
-        try:
-            _check_kind(document, delivery.previous)
-        except PermanentError as exc:
-            outcomes[index] = exc
-            continue
-        if delivery.previous is None:
-            method: Method = "PUT"
-            element = document.for_create()
-        else:
-            method = "POST"
-            element = document.for_update(delivery.previous.external_id)
-        size = len(dumps(element).encode("utf-8"))
-        if size + 64 >= MAX_BODY_BYTES:
-            outcomes[index] = DestinationValidationError(
-                f"{document.label} alone is {size:,} bytes; Xero takes less than 3.5 MB per request"
-            )
-            continue
-        groups.setdefault((document.kind, method), []).append(
-            _Pending(index, delivery, document, element, size)
+
+    def send(chunk: Sequence[Prepared]) -> list[ElementResult]:
+        first = chunk[0]
+        return _write(
+            client,
+            first.document,
+            first.method,
+            [item.element for item in chunk],
+            idempotency_key,
+            unitdp=max(item.document.unitdp for item in chunk),
+            batch=True,
         )
 
-    sent_any = False
-    stop: DestinationError | None = None
-    for (_kind, method), members in groups.items():
-        for chunk in _chunks(members):
-            if stop is not None:
-                for pending in chunk:
-                    outcomes[pending.index] = stop
-                continue
-            endpoint = chunk[0].document.endpoint
-            body = dumps({endpoint: [p.element for p in chunk]}).encode("utf-8")
-            try:
-                results = client.write(
-                    chunk[0].document.kind,
-                    method,
-                    [p.element for p in chunk],
-                    idempotency_key=_batch_key(method, chunk, body),
-                    unitdp=max(p.document.unitdp for p in chunk),
-                )
-            except _STOPPING as exc:
-                if not sent_any:
-                    raise
-                stop = exc
-                for pending in chunk:
-                    outcomes[pending.index] = exc
-                continue
-            except DestinationError as exc:
-                for pending in chunk:
-                    outcomes[pending.index] = exc
-                continue
-            sent_any = True
-            for pending, saved in zip(chunk, results, strict=True):
-                outcomes[pending.index] = _outcome(client, pending, saved, method)
-    return [
-        outcome
-        if outcome is not None
-        else PermanentError("internal error: a delivery was left without an outcome")
-        for outcome in outcomes
-    ]
+    def settle(item: Prepared, saved: ElementResult) -> SendResult:
+        return _settle(client, item.document, item.method, item.delivery.idempotency_key, saved)
+
+    return send_in_batches(
+        prepared,
+        chunking=_CHUNKING,
+        send=send,
+        settle=settle,
+        system="Xero",
+        describe=lambda item: item.document.label,
+    )
