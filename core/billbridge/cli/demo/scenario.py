@@ -8,7 +8,9 @@ them, then submits a regenerated version of one bill to show that its invoices a
 duplicated, and that an unmapped account produced an event a person can act on.
 
 Everything goes through the public API; the emulators are found through the
-``billbridge.emulators`` entry points, so the core imports no plugin.
+``billbridge.emulators`` entry points, so the core imports no plugin, and they are imported only
+when the demo starts them (:func:`billbridge.cli.emulator.load_emulator`), so the runtime never
+imports the testing kit.
 """
 
 from __future__ import annotations
@@ -21,19 +23,22 @@ from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 
 from billbridge.cli.consent import connect_interactively
 from billbridge.cli.demo.story import Story, report
+from billbridge.cli.emulator import load_emulator
 from billbridge.domain.models import Integration, Secret, loads
 from billbridge.engine import Engine
 from billbridge.plugin.contract import ExternalEntityPage
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
-from billbridge.testing.emulation.emulators import EmulatorHandle, emulator_module
+
+if TYPE_CHECKING:
+    from billbridge.testing.emulation.emulators import EmulatorHandle
 
 __all__ = ["SAMPLE_ACCOUNTS", "SAMPLE_BILLS", "run_demo"]
 
@@ -80,9 +85,9 @@ def _browser(url: str) -> None:
 @contextmanager
 def _emulators() -> Iterator[dict[str, EmulatorHandle]]:
     with ExitStack() as stack:
-        quickbooks = emulator_module("quickbooks").start_demo(tenants=[QUICKBOOKS_COMPANY])
+        quickbooks = load_emulator("quickbooks").start_demo(tenants=[QUICKBOOKS_COMPANY])
         stack.callback(quickbooks.stop)
-        xero = emulator_module("xero").start_demo(tenants=[XERO_UK, XERO_US])
+        xero = load_emulator("xero").start_demo(tenants=[XERO_UK, XERO_US])
         stack.callback(xero.stop)
         yield {"quickbooks": quickbooks, "xero": xero}
 
