@@ -27,7 +27,7 @@ from sqlalchemy import text
 import fakebooks_plugin as fake
 from billbridge import Engine
 from billbridge.cli import _State, main
-from billbridge.consent import connect_interactively
+from billbridge.cli.consent import connect_interactively
 from billbridge.domain.clock import SystemClock
 from billbridge.domain.models import Credential, CredentialStatus, EventType, Secret
 from billbridge.errors import (

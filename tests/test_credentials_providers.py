@@ -21,7 +21,7 @@ from billbridge_quickbooks.emulator import QuickBooksEmulator
 from billbridge_xero.emulator import XeroEmulator
 
 from billbridge import Engine
-from billbridge.consent import connect_interactively
+from billbridge.cli.consent import connect_interactively
 from billbridge.domain.models import CredentialStatus, Secret
 from billbridge.errors import TenantChoiceRequired
 from billbridge.secrets import SecretBox, generate_key

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from billbridge.demo import SAMPLE_ACCOUNTS, SAMPLE_BILLS, run_demo
+from billbridge.cli.demo.scenario import SAMPLE_ACCOUNTS, SAMPLE_BILLS, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "samples"

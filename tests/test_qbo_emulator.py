@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import httpx
 import pytest
-from billbridge_quickbooks import emulator as emulator_module
 from billbridge_quickbooks.emulator import Company, QuickBooksEmulator
+from billbridge_quickbooks.emulator import launch as emulator_module
 
 from billbridge.domain.models import dumps, loads
 from billbridge.testing.emulation.clock import ManualClock

@@ -32,7 +32,7 @@ from benchmarks.harness import REDIRECT, oauth_connect
 from billbridge_quickbooks.emulator import Company, QuickBooksEmulator
 from billbridge_quickbooks.translate import marked_bill
 from billbridge_xero.emulator import XeroEmulator
-from billbridge_xero.organisation import Organisation
+from billbridge_xero.emulator.organisation import Organisation
 from sqlalchemy import func, select
 
 from billbridge.domain.clock import Clock, SystemClock

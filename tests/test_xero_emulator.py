@@ -24,7 +24,7 @@ import pytest
 from billbridge_xero import emulator as emulator_module
 from billbridge_xero.dates import format_ms_date, parse_xero_date, parse_xero_datetime
 from billbridge_xero.emulator import XeroEmulator
-from billbridge_xero.organisation import Organisation
+from billbridge_xero.emulator.organisation import Organisation
 from starlette.responses import JSONResponse
 
 from billbridge.domain.models import dumps, loads

@@ -32,7 +32,7 @@ from billbridge_xero.client import (
     idempotency_key,
 )
 from billbridge_xero.emulator import XeroEmulator
-from billbridge_xero.organisation import Organisation
+from billbridge_xero.emulator.organisation import Organisation
 from billbridge_xero.send import document_url
 
 from billbridge.domain.models import (

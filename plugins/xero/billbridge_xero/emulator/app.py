@@ -1,65 +1,14 @@
-"""A faithful fake of Xero for tests and demos: OAuth, ``/connections`` and the Accounting API.
-
-Run it in a test with :func:`billbridge.testing.emulation.server.serve`
-(``XeroEmulator().start()``), or in
-the foreground with ``billbridge emulator xero --port 8082`` (:func:`main`). It keeps the Xero
-behaviour billbridge depends on (REFERENCE.md), on the emulator's clock so that tests can move
-time:
-
-* **OAuth** (:attr:`XeroEmulator.oauth`): consent at ``/identity/connect/authorize``, tokens at
-  ``/connect/token`` (HTTP Basic), revocation at ``/connect/revocation``; access tokens live
-  1800 s; refresh tokens are single-use, rotate on every refresh, live 60 days unused, and a
-  spent one is answered again for 30 minutes (a lost refresh answer). Scopes: ``offline_access``,
-  ``openid``/``profile``/``email`` and the accounting scopes, granular and legacy.
-* **Organisation choice at consent.** Which organisations a consent connects is, in order: the
-  ``emulator_organisations`` query parameter of the authorize URL (comma-separated tenant ids
-  or names), else :attr:`XeroEmulator.consent_organisations`, else every organisation. Several
-  are allowed (Xero lets a user connect several at once).
-* **``/connections``** lists the tenants of the token's consent (``id``, ``authEventId``,
-  ``tenantId``, ``tenantType`` ``ORGANISATION``, ``tenantName``, ``createdDateUtc``,
-  ``updatedDateUtc``), filterable by ``authEventId``; ``DELETE /connections/{id}``
-  disconnects one.
-* **Every API call** needs a valid bearer token (else 401 ``AuthenticationUnsuccessful``) and an
-  ``xero-tenant-id`` header naming an organisation the token's consent connected (missing,
-  unknown or not connected: 403 ``AuthorizationUnsuccessful``; also 403 when the consent lacks
-  the scope the endpoint needs).
-* **Limits** per tenant on the emulator clock: 5 requests in flight, 60 a minute, ``daily_cap``
-  a rolling day (5,000; 1,000 for the free tier), and 10,000 a minute per app across tenants.
-  Every API response for a connected tenant carries ``X-DayLimit-Remaining``,
-  ``X-MinLimit-Remaining`` and ``X-AppMinLimit-Remaining`` (injected faults too: a request that
-  fails still counts); a refused one is a 429 with ``Retry-After`` (seconds) and
-  ``X-Rate-Limit-Problem`` ``concurrent|day|appminute|minute``. Refused requests do not count.
-  :attr:`XeroEmulator.rate_limited` counts the 429s by problem.
-* **Writes** (``PUT`` creates only, ``POST`` creates or updates by id) follow the rules in
-  :mod:`billbridge_xero.organisation`. ``summarizeErrors=false``: HTTP 200 with one element
-  per input carrying ``StatusAttributeString`` OK/WARNING/ERROR, ``HasErrors`` and
-  ``ValidationErrors``. Otherwise one bad element makes the answer a 400
-  ``ValidationException`` listing the refused elements, while the good ones **are** saved, as
-  Xero does. Bodies of 3.5 MB or more are refused with 413.
-* **Idempotency-Key** (at most 128 characters): the same key with the same request within the
-  replay window (``idempotency_window_minutes``) gets the original answer again and changes
-  nothing; the same key with a *different* request is refused (400): an emulator decision,
-  stricter than anything Xero documents, so that a client reusing keys is caught in tests.
-* **Faults** through a :class:`~billbridge.testing.emulation.faults.FaultPlan`, with Xero-shaped
-  500/503
-  bodies.
-
-Test hooks: :meth:`XeroEmulator.add_organisation`, :meth:`~XeroEmulator.mark_paid`,
-:meth:`~XeroEmulator.void`, :meth:`~XeroEmulator.lock_period`, :attr:`~XeroEmulator.captured`
-(every write request's body, for schema checks) and :attr:`~XeroEmulator.requests`.
-"""
+"""The emulated Xero: OAuth, ``/connections``, the gateway (token, tenant, scopes, limits) and the
+Accounting API, as one ASGI app (see :mod:`billbridge_xero.emulator`)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -68,28 +17,28 @@ import simplejson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from billbridge.domain.clock import Clock, SystemClock
 from billbridge.domain.models import dumps, loads
-from billbridge.testing.emulation.emulators import DemoDocument, ServedEmulator
 from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.emulation.limits import ConcurrencyLimit, SlidingWindow
 from billbridge.testing.emulation.oauth import Authorization, OAuthServer, TokenInfo
 from billbridge.testing.emulation.server import RunningServer, serve
 from billbridge_xero.dates import format_ms_date, parse_xero_datetime
-from billbridge_xero.organisation import Organisation, seed_organisation, stable_id
-from billbridge_xero.where import compile_where
+from billbridge_xero.emulator.organisation import Organisation, seed_organisation, stable_id
+from billbridge_xero.emulator.responses import (
+    http_error,
+    json_response,
+    not_found,
+    problem_body,
+    render_record,
+    xero_fault_response,
+)
+from billbridge_xero.emulator.where import compile_where
 
-__all__ = [
-    "API_PREFIX",
-    "SCOPES",
-    "CapturedRequest",
-    "XeroEmulator",
-    "main",
-    "xero_fault_response",
-]
+__all__ = ["API_PREFIX", "SCOPES", "CapturedRequest", "XeroEmulator"]
 
 API_PREFIX = "/api.xro/2.0"
 #: Scopes the emulated consent accepts: OpenID, refresh, and accounting (granular and legacy).
@@ -150,41 +99,6 @@ _SCOPE_RULES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "BrandingThemes": (_READ_SETTINGS, frozenset({"accounting.settings"})),
     "Organisation": (_READ_SETTINGS, frozenset({"accounting.settings"})),
 }
-
-_XERO_500_DETAIL = (
-    "An error occurred in Xero. Check the API Status page http://status.developer.xero.com for "
-    "current service status. Contact the API support team at api@xero.com for more assistance."
-)
-
-
-def _problem(status: int, title: str, detail: str) -> dict[str, Any]:
-    """Xero's problem body for refusals outside validation (401, 403, 404, 429, 5xx)."""
-    return {
-        "Type": None,
-        "Title": title,
-        "Status": status,
-        "Detail": detail,
-        "Instance": str(uuid.uuid4()),
-        "Extensions": {},
-    }
-
-
-def xero_fault_response(status: int) -> Response:
-    """An injected failure as Xero words it (for :attr:`FaultPlan.error_response`)."""
-    if status == 503:
-        body = _problem(503, "Service Unavailable", "The Xero API is temporarily unavailable.")
-    elif status == 504:
-        body = _problem(504, "Gateway Timeout", "The request to Xero timed out.")
-    else:
-        body = _problem(status, "An error occurred", _XERO_500_DETAIL)
-    return JSONResponse(body, status_code=status)
-
-
-def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """A JSON response with exact ``Decimal`` numbers (Xero's amounts are not floats)."""
-    return Response(
-        dumps(body), status_code=status, media_type="application/json", headers=dict(headers or {})
-    )
 
 
 @attrs.frozen
@@ -283,7 +197,7 @@ class XeroEmulator:
             Route(f"{API_PREFIX}/BrandingThemes", self._branding_themes, methods=["GET"]),
             Route(f"{API_PREFIX}/Organisation", self._organisation, methods=["GET"]),
         ]
-        inner = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+        inner = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
         #: The ASGI application: the API gateway (auth, tenant, limits) around the fault
         #: middleware around the routes.
         self.app: ASGIApp = _Gateway(FaultMiddleware(inner, self.faults), self)
@@ -396,7 +310,9 @@ class XeroEmulator:
     async def _connections(self, request: Request) -> Response:
         info = self.oauth.bearer(request)
         if info is None:
-            return _json(_problem(401, "Unauthorized", "AuthenticationUnsuccessful"), 401)
+            return json_response(
+                problem_body(401, "Unauthorized", "AuthenticationUnsuccessful"), 401
+            )
         wanted_event = request.query_params.get("authEventId")
         with self._lock:
             connections = [
@@ -406,12 +322,14 @@ class XeroEmulator:
             ]
         if wanted_event:
             connections = [c for c in connections if c["authEventId"] == wanted_event]
-        return _json(connections)
+        return json_response(connections)
 
     async def _disconnect(self, request: Request) -> Response:
         info = self.oauth.bearer(request)
         if info is None:
-            return _json(_problem(401, "Unauthorized", "AuthenticationUnsuccessful"), 401)
+            return json_response(
+                problem_body(401, "Unauthorized", "AuthenticationUnsuccessful"), 401
+            )
         wanted = request.path_params["connection_id"]
         authorization = info.authorization
         with self._lock:
@@ -419,7 +337,7 @@ class XeroEmulator:
                 if stable_id(authorization.id, tenant) == wanted:
                     authorization.tenants = tuple(t for t in authorization.tenants if t != tenant)
                     return Response(status_code=204)
-        return _json(_problem(404, "Not Found", "The connection was not found"), 404)
+        return json_response(problem_body(404, "Not Found", "The connection was not found"), 404)
 
     # -- the gateway: authentication, tenant and limits --------------------------------------
 
@@ -428,20 +346,20 @@ class XeroEmulator:
         request = Request(scope)
         info: TokenInfo | None = self.oauth.bearer(request)
         if info is None:
-            return _json(
-                _problem(401, "Unauthorized", "AuthenticationUnsuccessful"),
+            return json_response(
+                problem_body(401, "Unauthorized", "AuthenticationUnsuccessful"),
                 401,
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         tenant = request.headers.get("xero-tenant-id", "").strip()
         authorization = info.authorization
         if not tenant or tenant not in authorization.tenants or tenant not in self.organisations:
-            return _json(_problem(403, "Forbidden", "AuthorizationUnsuccessful"), 403)
+            return json_response(problem_body(403, "Forbidden", "AuthorizationUnsuccessful"), 403)
         collection = scope["path"][len(API_PREFIX) :].strip("/").split("/")[0]
         read_scopes, write_scopes = _SCOPE_RULES.get(collection, (frozenset(), frozenset()))
         needed = read_scopes if scope["method"] == "GET" else write_scopes
         if needed and not needed & set(authorization.scopes):
-            return _json(_problem(403, "Forbidden", "AuthorizationUnsuccessful"), 403)
+            return json_response(problem_body(403, "Forbidden", "AuthorizationUnsuccessful"), 403)
         return tenant, authorization
 
     def _admit(
@@ -489,8 +407,8 @@ class XeroEmulator:
         self, problem: str, retry_after: int, headers: list[tuple[bytes, bytes]]
     ) -> Response:
         self.rate_limited[problem] += 1
-        response = _json(
-            _problem(429, "Too Many Requests", f"Rate limit exceeded: {problem}"),
+        response = json_response(
+            problem_body(429, "Too Many Requests", f"Rate limit exceeded: {problem}"),
             429,
             {"Retry-After": str(max(int(retry_after), 1)), "X-Rate-Limit-Problem": problem},
         )
@@ -535,8 +453,8 @@ class XeroEmulator:
             org = self._org(request)
             doc = org.document(request.path_params["document_id"])
             if doc is None or doc["kind"] != kind:
-                return _not_found()
-            return _json(self._envelope(key, [org.render(doc, unitdp=unitdp)]))
+                return not_found()
+            return json_response(self._envelope(key, [org.render(doc, unitdp=unitdp)]))
 
     def _list_documents(self, request: Request, kind: Kind) -> Response:
         params = request.query_params
@@ -576,7 +494,7 @@ class XeroEmulator:
         try:
             filters.append(compile_where(where))
         except ValueError as exc:
-            return _json(
+            return json_response(
                 {"ErrorNumber": 16, "Type": "QueryParseException", "Message": str(exc)}, 400
             )
         return None
@@ -584,12 +502,12 @@ class XeroEmulator:
     def _paged(self, request: Request, key: str, records: list[dict[str, Any]]) -> Response:
         page_text = request.query_params.get("page")
         if page_text is None:
-            return _json(self._envelope(key, records))
+            return json_response(self._envelope(key, records))
         try:
             page = max(int(page_text), 1)
             size = int(request.query_params.get("pageSize", PAGE_SIZE))
         except ValueError:
-            return _json(
+            return json_response(
                 {
                     "ErrorNumber": 16,
                     "Type": "QueryParseException",
@@ -606,20 +524,22 @@ class XeroEmulator:
             "itemCount": count,
         }
         chunk = records[(page - 1) * size : page * size]
-        return _json(self._envelope(key, chunk, pagination=pagination))
+        return json_response(self._envelope(key, chunk, pagination=pagination))
 
     async def _write(self, request: Request, kind: Kind) -> Response:
         key = "Invoices" if kind == "Invoice" else "CreditNotes"
         body = await request.body()
         tenant = request.scope["xero.tenant"]
         if len(body) >= MAX_BODY_BYTES:
-            return _json(
-                _problem(413, "Request Entity Too Large", "The request must be under 3.5 MB"), 413
+            return json_response(
+                problem_body(413, "Request Entity Too Large", "The request must be under 3.5 MB"),
+                413,
             )
         idempotency = request.headers.get("idempotency-key")
         if idempotency is not None and len(idempotency) > MAX_IDEMPOTENCY_KEY:
-            return _json(
-                _problem(400, "Bad Request", "Idempotency-Key must be 128 characters or fewer"), 400
+            return json_response(
+                problem_body(400, "Bad Request", "Idempotency-Key must be 128 characters or fewer"),
+                400,
             )
         query = dict(request.query_params)
         fingerprint = hashlib.sha256(
@@ -647,8 +567,8 @@ class XeroEmulator:
                 stored = self._idempotency.get((tenant, idempotency))
                 if stored is not None and stored.expires_at > now:
                     if stored.fingerprint != fingerprint:
-                        return _json(
-                            _problem(
+                        return json_response(
+                            problem_body(
                                 400,
                                 "Bad Request",
                                 "The Idempotency-Key was already used for a different request",
@@ -722,7 +642,7 @@ class XeroEmulator:
         include_archived = params.get("includeArchived", "false").lower() == "true"
         with self._lock:
             contacts = [
-                _render_record(c)
+                render_record(c)
                 for c in self._org(request).contacts.values()
                 if include_archived or c.get("ContactStatus") != "ARCHIVED"
             ]
@@ -754,14 +674,14 @@ class XeroEmulator:
         with self._lock:
             contact = self._org(request).contacts.get(request.path_params["contact_id"].casefold())
             if contact is None:
-                return _not_found()
-            return _json(self._envelope("Contacts", [_render_record(contact)]))
+                return not_found()
+            return json_response(self._envelope("Contacts", [render_record(contact)]))
 
     def _list_records(
         self, request: Request, key: str, records: Callable[[Organisation], list[dict[str, Any]]]
     ) -> Response:
         with self._lock:
-            found = [_render_record(r) for r in records(self._org(request))]
+            found = [render_record(r) for r in records(self._org(request))]
         filters: list[Callable[[Mapping[str, Any]], bool]] = []
         problem = self._where_filter(request.query_params.get("where"), filters)
         if problem is not None:
@@ -773,7 +693,7 @@ class XeroEmulator:
                     "UpdatedDateUTC" not in r or parse_xero_datetime(r["UpdatedDateUTC"]) > since
                 )
             )
-        return _json(self._envelope(key, [r for r in found if all(f(r) for f in filters)]))
+        return json_response(self._envelope(key, [r for r in found if all(f(r) for f in filters)]))
 
     async def _items(self, request: Request) -> Response:
         return self._list_records(request, "Items", lambda org: list(org.items.values()))
@@ -814,7 +734,7 @@ class XeroEmulator:
             if org.lock_date is not None:
                 field = "EndOfYearLockDate" if org.lock_kind == "end of year" else "PeriodLockDate"
                 record[field] = org.lock_date
-        return _json(self._envelope("Organisations", [_render_record(record)]))
+        return json_response(self._envelope("Organisations", [render_record(record)]))
 
 
 class _Gateway:
@@ -855,21 +775,6 @@ class _Gateway:
             await self.inner(scope, receive, send_with_limits)
 
 
-def _render_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A list record with its dates as ``/Date()/``."""
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, datetime | date):
-            out[key] = format_ms_date(value)
-        elif isinstance(value, Mapping):
-            out[key] = _render_record(value)
-        elif isinstance(value, list):
-            out[key] = [_render_record(v) if isinstance(v, Mapping) else v for v in value]
-        else:
-            out[key] = value
-    return out
-
-
 def _elements(parsed: Any, key: str) -> list[Any] | None:
     if isinstance(parsed, Mapping):
         if key in parsed:
@@ -892,91 +797,3 @@ def _modified_since(header: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _not_found() -> Response:
-    return _json(_problem(404, "Not Found", "The resource you're looking for cannot be found"), 404)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status_code", 500)
-    if status == 404:
-        return _not_found()
-    return _json(_problem(status, "Error", str(getattr(exc, "detail", "error"))), status)
-
-
-class DemoHandle(ServedEmulator):
-    """A running emulator for ``billbridge demo`` (see
-    :mod:`billbridge.testing.emulation.emulators`)."""
-
-    destination = "xero"
-    title = "Xero"
-
-    def __init__(self, tenants: Sequence[tuple[str, str]]) -> None:
-        self.emulator = XeroEmulator()
-        for tenant_id, name in tenants:
-            currency = "USD" if " US" in f" {name}" else "GBP"
-            self.emulator.add_organisation(
-                name, tenant_id, base_currency=currency, filler_contacts=20
-            )
-        super().__init__(self.emulator.oauth, self.emulator.app)
-
-    def endpoints(self) -> dict[str, str]:
-        """Where the engine must send its requests."""
-        return self.emulator.endpoints(self.url)
-
-    def tenants(self) -> list[tuple[str, str]]:
-        """The seeded organisations as ``(tenant id, name)``."""
-        return [(t, org.name) for t, org in self.emulator.organisations.items()]
-
-    def grant(self, tenant_ids: Sequence[str]) -> None:
-        """The next consents connect these organisations (the user's choice on Xero's page)."""
-        self.emulator.consent_organisations = list(tenant_ids)
-
-    def documents(self, tenant_id: str) -> list[DemoDocument]:
-        """Every invoice and credit note of the organisation."""
-        found = []
-        for kind in ("Invoice", "CreditNote"):
-            for doc in self.emulator.documents(tenant_id, kind):
-                number = doc.get("InvoiceNumber") or doc.get("CreditNoteNumber")
-                found.append(
-                    DemoDocument(
-                        id=str(doc.get("InvoiceID") or doc.get("CreditNoteID")),
-                        kind=kind,
-                        number=number,
-                        total=Decimal(str(doc.get("Total", 0))),
-                        customer=str((doc.get("Contact") or {}).get("Name", "")),
-                    )
-                )
-        return found
-
-
-def start_demo(*, tenants: Sequence[tuple[str, str]]) -> DemoHandle:
-    """Start the emulator on a free loopback port with one organisation per ``(id, name)``."""
-    return DemoHandle(tenants)
-
-
-def main(host: str = "127.0.0.1", port: int = 8082) -> None:
-    """Serve the emulator in the foreground with one organisation and one OAuth app.
-
-    The app's client id and secret come from ``BILLBRIDGE_EMULATOR_CLIENT_ID`` /
-    ``BILLBRIDGE_EMULATOR_CLIENT_SECRET``, or are made up and printed (they only open this
-    emulator). ``billbridge emulator xero --port N`` calls this.
-    """
-    import uvicorn
-
-    emulator = XeroEmulator()
-    org = emulator.add_organisation("Demo Company (UK)", base_currency="GBP")
-    client_id = os.environ.get("BILLBRIDGE_EMULATOR_CLIENT_ID") or "xero-emulator"
-    secret_from_env = os.environ.get("BILLBRIDGE_EMULATOR_CLIENT_SECRET")
-    client_secret = secret_from_env or secrets.token_urlsafe(24)
-    emulator.oauth.add_client(client_id, client_secret)
-    base = f"http://{host}:{port}"
-    print(f"Xero emulator on {base}")
-    for name, url in emulator.endpoints(base).items():
-        print(f"  {name}: {url}")
-    print(f"  organisation: {org.name} (tenant {org.tenant_id})")
-    print(f"  client id: {client_id}")
-    shown = "(from BILLBRIDGE_EMULATOR_CLIENT_SECRET)" if secret_from_env else client_secret
-    print(f"  client secret: {shown}", flush=True)
-    uvicorn.run(emulator.app, host=host, port=port, log_level="info", lifespan="off")

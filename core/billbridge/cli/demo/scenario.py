@@ -1,4 +1,4 @@
-"""``billbridge demo``: the whole main job, end to end, on the embedded default.
+"""The demo's scenario: the whole main job, end to end, on the embedded default.
 
 It starts the QuickBooks and Xero emulators on loopback, connects credentials through the full
 OAuth flow (consent page, loopback redirect, code exchange, tenant choice), creates three
@@ -8,7 +8,9 @@ them, then submits a regenerated version of one bill to show that its invoices a
 duplicated, and that an unmapped account produced an event a person can act on.
 
 Everything goes through the public API; the emulators are found through the
-``billbridge.emulators`` entry points, so the core imports no plugin.
+``billbridge.emulators`` entry points, so the core imports no plugin, and they are imported only
+when the demo starts them (:func:`billbridge.cli.emulator.load_emulator`), so the runtime never
+imports the testing kit.
 """
 
 from __future__ import annotations
@@ -21,25 +23,34 @@ from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
-from billbridge.consent import connect_interactively
+from billbridge.cli.consent import connect_interactively
+from billbridge.cli.demo.story import Story, report
+from billbridge.cli.emulator import load_emulator
 from billbridge.domain.models import Integration, Secret, loads
 from billbridge.engine import Engine
 from billbridge.plugin.contract import ExternalEntityPage
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
-from billbridge.testing.emulation.emulators import EmulatorHandle, emulator_module
+
+if TYPE_CHECKING:
+    from billbridge.testing.emulation.emulators import EmulatorHandle
 
 __all__ = ["SAMPLE_ACCOUNTS", "SAMPLE_BILLS", "run_demo"]
 
 QUICKBOOKS_COMPANY = ("9341454000000001", "Demo Company (US)")
 XERO_UK = ("b1b2c3d4-0000-4000-8000-0000000000a1", "Demo UK Ltd")
 XERO_US = ("b1b2c3d4-0000-4000-8000-0000000000b2", "Demo US Inc")
+#: The credentials the demo connects: destination, credential name, tenant (id, name).
+CONNECTIONS = (
+    ("quickbooks", "QuickBooks US", QUICKBOOKS_COMPANY),
+    ("xero", "Xero UK", XERO_UK),
+    ("xero", "Xero US", XERO_US),
+)
 
 #: m3ter products in the sample bills and the QuickBooks item each one is sold as.
 PRODUCT_ITEMS = {
@@ -74,9 +85,9 @@ def _browser(url: str) -> None:
 @contextmanager
 def _emulators() -> Iterator[dict[str, EmulatorHandle]]:
     with ExitStack() as stack:
-        quickbooks = emulator_module("quickbooks").start_demo(tenants=[QUICKBOOKS_COMPANY])
+        quickbooks = load_emulator("quickbooks").start_demo(tenants=[QUICKBOOKS_COMPANY])
         stack.callback(quickbooks.stop)
-        xero = emulator_module("xero").start_demo(tenants=[XERO_UK, XERO_US])
+        xero = load_emulator("xero").start_demo(tenants=[XERO_UK, XERO_US])
         stack.callback(xero.stop)
         yield {"quickbooks": quickbooks, "xero": xero}
 
@@ -96,33 +107,13 @@ def _settings(home: Path, emulators: Mapping[str, EmulatorHandle]) -> Settings:
     return Settings(home=home, destinations=destinations)
 
 
-class _Story:
-    """What the demo prints: steps as they happen, then tables."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.started = time.monotonic()
-
-    def step(self, text: str) -> None:
-        elapsed = time.monotonic() - self.started
-        self.console.print(f"[dim]{elapsed:5.1f}s[/] {text}")
-
-    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        self.console.print(table)
-
-
 def run_demo(home: Path | None = None, *, console: Console | None = None) -> dict[str, Any]:
     """Run the demo; returns a summary (counts) that tests check.
 
     :param home: where the SQLite database lives (a temporary directory when ``None``).
     """
     out = console or Console()
-    story = _Story(out)
+    story = Story(out)
     with ExitStack() as stack:
         if home is None:
             home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="billbridge-demo-")))
@@ -142,32 +133,70 @@ def run_demo(home: Path | None = None, *, console: Console | None = None) -> dic
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _play(engine: Engine, emulators: Mapping[str, EmulatorHandle], story: _Story) -> dict[str, Any]:
+def _play(engine: Engine, emulators: Mapping[str, EmulatorHandle], story: Story) -> dict[str, Any]:
     samples = _samples()
     accounts = {samples[name]["id"]: samples[name] for name in SAMPLE_ACCOUNTS}
+    credentials = _connect(engine, emulators, story)
+    items = _items(engine, credentials["QuickBooks US"])
+    integrations = _integrations(engine, credentials, items, story)
+    _map(engine, integrations, accounts, items, story)
+    _submit_samples(engine, samples, accounts, story)
+    first = _deliver(engine, story)
+    before = _invoices(emulators)
 
-    # 1. Credentials, through the providers' consent pages and a loopback redirect.
-    def connect(destination: str, name: str, tenant: tuple[str, str]) -> str:
-        emulators[destination].grant([tenant[0]])
+    # m3ter regenerates Acme's bill: version 4, more API usage. Same invoices, updated.
+    acme = samples["bill-acme-uk-2025-09.json"]
+    regenerated = _regenerate(acme)
+    result = engine.submit_bill(regenerated, accounts[acme["accountId"]])
+    story.step(
+        f"Acme's bill regenerated (version {regenerated['version']}, total "
+        f"{regenerated['billTotal']}): {len(result.runs)} update run(s) queued"
+    )
+    second = _deliver(engine, story)
+    after = _invoices(emulators)
+
+    report(engine, story, integrations, before, after, acme["id"])
+    events = engine.events.list(limit=None)
+    return {
+        "credentials": len(credentials),
+        "integrations": len(integrations),
+        "runs_first": first,
+        "runs_second": second,
+        "invoices_before": sum(len(v) for v in before.values()),
+        "invoices_after": sum(len(v) for v in after.values()),
+        "events": [e.type.value for e in events],
+        "seconds": time.monotonic() - story.started,
+    }
+
+
+def _connect(
+    engine: Engine, emulators: Mapping[str, EmulatorHandle], story: Story
+) -> dict[str, str]:
+    """Credential ids by name, connected through the providers' consent pages and a loopback
+    redirect."""
+    connected = {}
+    for destination, name, (tenant_id, _tenant_name) in CONNECTIONS:
+        emulators[destination].grant([tenant_id])
         credential = engine.credentials.create(name, destination)
         done = connect_interactively(engine, credential, open_url=_browser)
         story.step(f"connected [bold]{done.name}[/] → {done.tenant_name} ({done.tenant_id})")
-        return done.id
+        connected[name] = done.id
+    return connected
 
-    quickbooks_credential = connect("quickbooks", "QuickBooks US", QUICKBOOKS_COMPANY)
-    xero_uk_credential = connect("xero", "Xero UK", XERO_UK)
-    xero_us_credential = connect("xero", "Xero US", XERO_US)
 
-    # 2. Integrations: one QuickBooks for everyone, two Xero split by the account filter.
+def _integrations(
+    engine: Engine, credentials: Mapping[str, str], items: Mapping[str, str], story: Story
+) -> list[Integration]:
+    """One QuickBooks integration for everyone, two Xero ones split by the account filter."""
+
     def integration(name: str, destination: str, credential: str, **config: Any) -> Integration:
         created = engine.integrations.create(name=name, destination=destination, **config)
-        return engine.integrations.connect(created.id, credential)
+        return engine.integrations.connect(created.id, credentials[credential])
 
-    items = _items(engine, quickbooks_credential)
     quickbooks = integration(
         "QuickBooks (all accounts)",
         "quickbooks",
-        quickbooks_credential,
+        "QuickBooks US",
         # The account-wide commitment line has no product to sell it as in QuickBooks.
         entity_config={"excludedLineItemTypes": ["COMMITMENT_CONSUMED"]},
         destination_config={
@@ -184,14 +213,14 @@ def _play(engine: Engine, emulators: Mapping[str, EmulatorHandle], story: _Story
     xero_uk = integration(
         "Xero UK",
         "xero",
-        xero_uk_credential,
+        "Xero UK",
         config={"accountFilter": 'customFields.country == "UK"'},
         destination_config=xero_config,
     )
     xero_us = integration(
         "Xero US",
         "xero",
-        xero_us_credential,
+        "Xero US",
         config={"accountFilter": "address.country == US"},
         destination_config=xero_config,
     )
@@ -203,8 +232,18 @@ def _play(engine: Engine, emulators: Mapping[str, EmulatorHandle], story: _Story
             for i in integrations
         )
     )
+    return integrations
 
-    # 3. Mappings, picked from what each destination lists. Initech stays unmapped on purpose.
+
+def _map(
+    engine: Engine,
+    integrations: Sequence[Integration],
+    accounts: Mapping[str, Any],
+    items: Mapping[str, str],
+    story: Story,
+) -> None:
+    """Mappings picked from what each destination lists. Initech stays unmapped on purpose."""
+    quickbooks, xero_uk, xero_us = integrations
     mapped = 0
     for integ, table in ((quickbooks, "Customer"), (xero_uk, "Contact"), (xero_us, "Contact")):
         credential = integ.credential_id or ""
@@ -237,7 +276,11 @@ def _play(engine: Engine, emulators: Mapping[str, EmulatorHandle], story: _Story
         f"mapped {mapped} accounts and {len(PRODUCT_ITEMS)} products from the destinations' lists"
     )
 
-    # 4. Bills: the samples, plus one for Initech (no mapping anywhere).
+
+def _submit_samples(
+    engine: Engine, samples: Mapping[str, Any], accounts: Mapping[str, Any], story: Story
+) -> None:
+    """The sample bills, plus one for Initech (no mapping anywhere)."""
     bills = [samples[name] for name in SAMPLE_BILLS]
     initech = accounts["2cd21f54-7d7f-54b2-ace7-a7bb359fe3fa"]
     bills.append(
@@ -255,33 +298,6 @@ def _play(engine: Engine, emulators: Mapping[str, EmulatorHandle], story: _Story
         queued += len(result.runs)
         skipped += len(result.skips)
     story.step(f"submitted {len(bills)} bills: {queued} runs queued, {skipped} skipped by routing")
-
-    first = _deliver(engine, story)
-    before = _invoices(emulators)
-
-    # 5. m3ter regenerates Acme's bill: version 4, more API usage. Same invoices, updated.
-    acme = samples["bill-acme-uk-2025-09.json"]
-    regenerated = _regenerate(acme)
-    result = engine.submit_bill(regenerated, accounts[acme["accountId"]])
-    story.step(
-        f"Acme's bill regenerated (version {regenerated['version']}, total "
-        f"{regenerated['billTotal']}): {len(result.runs)} update run(s) queued"
-    )
-    second = _deliver(engine, story)
-    after = _invoices(emulators)
-
-    _report(engine, emulators, story, integrations, before, after, acme["id"])
-    events = engine.events.list(limit=None)
-    return {
-        "credentials": 3,
-        "integrations": len(integrations),
-        "runs_first": first,
-        "runs_second": second,
-        "invoices_before": sum(len(v) for v in before.values()),
-        "invoices_after": sum(len(v) for v in after.values()),
-        "events": [e.type.value for e in events],
-        "seconds": time.monotonic() - story.started,
-    }
 
 
 def _items(engine: Engine, credential_id: str) -> dict[str, str]:
@@ -343,7 +359,7 @@ def _regenerate(bill: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _deliver(engine: Engine, story: _Story) -> int:
+def _deliver(engine: Engine, story: Story) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
     with Progress(
@@ -368,63 +384,3 @@ def _invoices(emulators: Mapping[str, EmulatorHandle]) -> dict[str, list[Any]]:
         for handle in emulators.values()
         for tenant, name in handle.tenants()
     }
-
-
-def _report(
-    engine: Engine,
-    emulators: Mapping[str, EmulatorHandle],
-    story: _Story,
-    integrations: Sequence[Integration],
-    before: Mapping[str, list[Any]],
-    after: Mapping[str, list[Any]],
-    acme_bill: str,
-) -> None:
-    names = {i.id: i.name for i in integrations}
-    runs = engine.runs.list(limit=None)
-    story.table(
-        "Runs",
-        ("integration", "bill", "v", "status", "invoice", "note"),
-        [
-            (
-                names.get(r.integration_id, r.integration_id),
-                r.bill_id[:8],
-                str(r.bill_version),
-                r.status.value,
-                r.external_id or "-",
-                (r.error or "")[:70],
-            )
-            for r in sorted(runs, key=lambda r: (names.get(r.integration_id, ""), r.created_at))
-        ],
-    )
-    rows = []
-    for where, documents in after.items():
-        earlier = {d.id: d for d in before.get(where, [])}
-        for doc in documents:
-            old = earlier.get(doc.id)
-            change = (
-                "new" if old is None else ("updated" if old.total != doc.total else "unchanged")
-            )
-            if old is not None and old.total != doc.total:
-                change = f"updated {old.total} → {doc.total}"
-            rows.append((where, doc.kind, doc.number or "-", doc.customer, str(doc.total), change))
-    story.table(
-        "Invoices at the destinations",
-        ("where", "kind", "number", "customer", "total", "after v4"),
-        rows,
-    )
-    acme_runs = [r for r in runs if r.bill_id == acme_bill]
-    same = all(
-        len({r.external_id for r in acme_runs if r.integration_id == i.id}) <= 1
-        for i in integrations
-    )
-    story.step(
-        f"Acme's invoices were updated in place, not duplicated: {'yes' if same else 'NO'} "
-        f"({sum(len(v) for v in before.values())} documents before, "
-        f"{sum(len(v) for v in after.values())} after)"
-    )
-    events = engine.events.list(limit=None)
-    story.table(
-        "Events to act on",
-        ("type", "message"),
-        [(e.type.value, e.message) for e in events],
-    )

@@ -1,0 +1,101 @@
+"""``billbridge plugins``, ``billbridge schema KEY`` and ``billbridge schemas export DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from billbridge.cli.guard import guard
+from billbridge.cli.output import err, out, print_json
+from billbridge.domain.models import dumps, thaw
+
+__all__ = ["plugins", "schema", "schemas"]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@guard
+def plugins(as_json: bool) -> None:
+    """List installed destination plugins, their destinations and hooks."""
+    from billbridge.plugin.manager import load_plugins
+
+    registry = load_plugins()
+    if as_json:
+        print_json(_plugins_dict(registry))
+        return
+    destinations = registry.destinations
+    table = Table(title="Installed destinations")
+    for column in ("destination", "title", "plugin", "version", "hooks"):
+        table.add_column(column)
+    for info in registry.plugins():
+        for key in info.destinations:
+            table.add_row(
+                key, destinations[key].title, info.name, info.version or "-", ", ".join(info.hooks)
+            )
+    out.print(table)
+    for failure in registry.failures:
+        err.print(f"[yellow]plugin {failure.name!r} not loaded:[/] {failure.error}", markup=True)
+
+
+def _plugins_dict(registry: Any) -> dict[str, Any]:
+    destinations = registry.destinations
+    return {
+        "plugins": [
+            {
+                "name": info.name,
+                "version": info.version,
+                "hooks": list(info.hooks),
+                "destinations": [
+                    {
+                        **destinations[key].describe(),
+                        "schema": thaw(destinations[key].schema),
+                    }
+                    for key in info.destinations
+                ],
+            }
+            for info in registry.plugins()
+        ],
+        "failures": [{"name": f.name, "error": f.error} for f in registry.failures],
+    }
+
+
+@click.command()
+@click.argument("key")
+@guard
+def schema(key: str) -> None:
+    """Print a destination's configuration panel schema (JSON Schema draft-07)."""
+    from billbridge.plugin.manager import load_plugins
+
+    print_json(thaw(load_plugins().destination(key).schema))
+
+
+@click.group()
+def schemas() -> None:
+    """The published JSON Schemas, for UI builders."""
+
+
+@schemas.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@guard
+def schemas_export(directory: Path) -> None:
+    """Write every core and destination schema into DIRECTORY."""
+    from billbridge.domain.schemas import CORE_SCHEMAS, core_schema
+    from billbridge.plugin.manager import load_plugins
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in CORE_SCHEMAS:
+        path = directory / f"{name}.schema.json"
+        path.write_text(dumps(core_schema(name), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    destinations_dir = directory / "destinations"
+    destinations_dir.mkdir(exist_ok=True)
+    for key, destination in sorted(load_plugins().destinations.items()):
+        path = destinations_dir / f"{key}.schema.json"
+        path.write_text(dumps(thaw(destination.schema), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    for path in written:
+        out.print(str(path), markup=False)

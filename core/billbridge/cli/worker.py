@@ -1,0 +1,70 @@
+"""``billbridge worker``: deliver waiting runs, once or continuously."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from billbridge.cli.guard import guard
+from billbridge.cli.output import err
+from billbridge.cli.state import State, pass_state
+
+__all__ = ["worker"]
+
+
+def _deliver_with_progress(engine: Any, quiet: bool) -> Any:
+    if quiet:
+        return engine.deliver_pending()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task("delivering", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, done))
+
+        return engine.deliver_pending(progress=update)
+
+
+def _report_line(report: Any) -> str:
+    parts = ", ".join(f"{count} {status}" for status, count in sorted(report.statuses.items()))
+    return (
+        f"delivered {report.attempted} run(s) in {report.seconds:.1f}s"
+        f"{': ' + parts if parts else ''} ({report.requests} request(s), "
+        f"{report.throttled} throttled)"
+    )
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
+@click.option("--poll", type=float, default=5.0, show_default=True, help="Seconds between checks.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_state
+@guard
+def worker(state: State, once: bool, poll: float, quiet: bool) -> None:
+    """Deliver waiting runs: once, or continuously (Ctrl-C stops after the current batch)."""
+    engine = state.engine
+    while True:
+        report = _deliver_with_progress(engine, quiet or not sys.stderr.isatty())
+        if report.attempted or once:
+            err.print(_report_line(report), markup=False)
+        if once:
+            return
+        next_due = engine.next_due_at()
+        wait = poll
+        if next_due is not None:
+            wait = max(0.0, min(poll, (next_due - engine.clock.now()).total_seconds()))
+        try:
+            time.sleep(wait)
+        except KeyboardInterrupt:
+            err.print("worker stopped", markup=False)
+            return
