@@ -17,10 +17,16 @@ from billbridge.domain.models import loads
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import RunningServer
 
+#: The repository's root directory.
+ROOT = Path(__file__).resolve().parents[1]
+#: The sample m3ter documents, shipped inside the package (``billbridge/demo_samples``): the
+#: tests need nothing outside the repository.
+SAMPLES = Path(str(resources.files("billbridge").joinpath("demo_samples")))
+
 
 def sample(name: str) -> Any:
-    """A sample m3ter document shipped with the package (``billbridge/demo_samples``)."""
-    return loads(resources.files("billbridge").joinpath("demo_samples", name).read_text())
+    """A sample m3ter document (parsed JSON, exact decimals)."""
+    return loads((SAMPLES / name).read_text(encoding="utf-8"))
 
 
 ACME_BILL = sample("bill-acme-uk-2025-09.json")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from support import ROOT
+
 PACKAGES = {
     "billbridge": ROOT / "core" / "billbridge",
     "billbridge_quickbooks": ROOT / "plugins" / "quickbooks" / "billbridge_quickbooks",

@@ -15,7 +15,7 @@ and the engine really did receive 429s and every kind of fault.
 
 Quick variant: 100 deliveries. Heavy variant (``slow``): 1,000 deliveries::
 
-    BILLBRIDGE_SLOW=1 .venv/bin/pytest -m slow tests/test_reliability_faults.py
+    .venv/bin/pytest -m slow tests/integration/test_reliability_faults.py
 """
 
 from __future__ import annotations
@@ -28,14 +28,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from sqlalchemy import func, select
-
-from billbridge.domain.models import RunStatus
-from billbridge.domain.runs import RetryPolicy
-from billbridge.secrets import generate_key
-from billbridge.store.tables import RunRow
-from billbridge.testing.emulation.clock import ManualClock
-from billbridge.testing.emulation.faults import FaultPlan
-from support import db_session
 from test_reliability_world import (
     START,
     Emulators,
@@ -44,9 +36,16 @@ from test_reliability_world import (
     prepare,
     run_statuses,
     running_emulators,
-    slow,
     submit,
 )
+
+from billbridge.domain.models import RunStatus
+from billbridge.domain.runs import RetryPolicy
+from billbridge.secrets import generate_key
+from billbridge.store.tables import RunRow
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.faults import FaultPlan
+from support import db_session
 
 RATE = 0.05
 BURNER_ID = "another-app"
@@ -192,7 +191,6 @@ def test_faults_and_429_bursts_deliver_every_bill_once(database_url: str, tmp_pa
     deliver_through_faults(database_url, tmp_path, per_destination=50, wave=10, seed=7)
 
 
-@slow
 @pytest.mark.slow
 def test_faults_and_429_bursts_1000_deliveries(database_url: str, tmp_path: Path) -> None:
     outcome = deliver_through_faults(

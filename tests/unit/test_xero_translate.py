@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -24,9 +23,9 @@ from billbridge.domain.models import Account, Bill, dumps, loads, parse_account,
 from billbridge.domain.money import round_money
 from billbridge.errors import DestinationValidationError, MissingMapping
 from billbridge.plugin.contract import ResolvedMappings
+from support import SAMPLES
 
 D = Decimal
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 CONTACT = "3f2d9b1e-4c55-4bb5-9a6a-1c1f2e3d4a5b"
 THEME = "5d4e3f2a-1b0c-4d9e-8f7a-6b5c4d3e2f1a"
 

@@ -29,8 +29,7 @@ from billbridge.domain.models import (
     parse_bill,
 )
 from billbridge.errors import ValidationFailed
-
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+from support import SAMPLES
 
 
 def sample_files(prefix: str) -> list[Path]:

@@ -31,8 +31,9 @@ from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import Settings
 from billbridge.testing.emulation.server import RunningServer, serve
 from billbridge.testing.samples import sample_account_document, sample_bill_document
+from support import ROOT
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "billbridge-webhook"
+EXAMPLE = ROOT / "examples" / "billbridge-webhook"
 if str(EXAMPLE) not in sys.path:
     sys.path.insert(0, str(EXAMPLE))
 

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
+
 SCHEMAS = ROOT / "schemas"
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+SAMPLES = ROOT / "core" / "billbridge" / "demo_samples"
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 ID_BASE = "https://billbridge.dev/schemas/"

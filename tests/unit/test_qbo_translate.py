@@ -10,7 +10,6 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -39,16 +38,10 @@ from billbridge.domain.models import (
 from billbridge.domain.money import round_half_up
 from billbridge.errors import DestinationValidationError, MissingMapping
 from billbridge.plugin.contract import ResolvedMappings
+from support import ROOT, SAMPLES
 
 D = Decimal
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
-PANEL = (
-    Path(__file__).resolve().parents[1]
-    / "plugins"
-    / "quickbooks"
-    / "billbridge_quickbooks"
-    / "schema.json"
-)
+PANEL = ROOT / "plugins" / "quickbooks" / "billbridge_quickbooks" / "schema.json"
 
 # Every panel option some test below sets (the meta-test compares with schema.json).
 OPTIONS_TESTED = {

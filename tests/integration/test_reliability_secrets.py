@@ -25,14 +25,6 @@ import pytest
 from benchmarks.bills import account_id
 from click.testing import CliRunner
 from sqlalchemy import inspect, text
-
-from billbridge.cli import _State, main
-from billbridge.domain.models import CredentialStatus, RunStatus
-from billbridge.engine import Engine
-from billbridge.errors import AuthenticationFailed, BillbridgeError
-from billbridge.secrets import generate_key
-from billbridge.store import atomically
-from billbridge.testing.emulation.clock import ManualClock
 from test_reliability_world import (
     CLIENT_SECRET,
     START,
@@ -42,6 +34,14 @@ from test_reliability_world import (
     running_emulators,
     submit,
 )
+
+from billbridge.cli import _State, main
+from billbridge.domain.models import CredentialStatus, RunStatus
+from billbridge.engine import Engine
+from billbridge.errors import AuthenticationFailed, BillbridgeError
+from billbridge.secrets import generate_key
+from billbridge.store import atomically
+from billbridge.testing.emulation.clock import ManualClock
 
 STORED_SECRET = "stored-app-secret-5d8e2b71c0"
 

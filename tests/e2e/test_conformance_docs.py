@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,8 +17,8 @@ import pytest
 from billbridge import errors
 from billbridge.plugin import hookspecs
 from billbridge.plugin.contract import Limits
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 GUIDE_PATH = ROOT / "docs" / "writing-a-destination.md"
 GUIDE = GUIDE_PATH.read_text(encoding="utf-8")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +10,6 @@ import pytest
 from billbridge import Engine
 from billbridge.errors import Conflict, NotFound, StaleVersion, ValidationFailed
 from billbridge.settings import Settings
-
-
-@pytest.fixture
-def engine(database_url: str, tmp_path: Path) -> Iterator[Engine]:
-    with Engine(database_url, settings=Settings(home=tmp_path)) as engine:
-        yield engine
 
 
 def paths(exc: pytest.ExceptionInfo[ValidationFailed]) -> dict[str, str]:

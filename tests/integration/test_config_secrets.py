@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -15,8 +14,6 @@ from billbridge.cli import _State, main
 from billbridge.errors import ValidationFailed
 from billbridge.plugin.contract import Destination
 from billbridge.plugin.manager import load_plugins
-from billbridge.secrets import SecretBox, generate_key
-from billbridge.settings import Settings
 
 SECRET = "s3cret-signing-key-0123456789"
 PANEL = {
@@ -50,14 +47,9 @@ def plugin() -> ModuleType:
 
 
 @pytest.fixture
-def engine(database_url: str, tmp_path: Path) -> Iterator[Engine]:
-    with Engine(
-        database_url,
-        settings=Settings(home=tmp_path),
-        plugins=load_plugins(entry_points=False, extra=[("signed", plugin())]),
-        secret_box=SecretBox([generate_key()]),
-    ) as engine:
-        yield engine
+def engine(engine_factory: Callable[..., Engine]) -> Engine:
+    """An engine whose only plugin is the ``signed`` destination with a secret option."""
+    return engine_factory(plugins=load_plugins(entry_points=False, extra=[("signed", plugin())]))
 
 
 def test_secrets_are_sealed_masked_and_kept(engine: Engine) -> None:

@@ -9,15 +9,15 @@ Xero. What reached each emulator is counted per bill, so "exactly once" can be a
 The reliability suites (``test_reliability_*.py``) import from here; the tests below check
 that the world itself works.
 
-Heavy variants are marked ``slow`` and skipped unless ``BILLBRIDGE_SLOW=1``::
-
-    BILLBRIDGE_SLOW=1 .venv/bin/pytest -m slow tests/test_reliability_*.py
+Heavy variants, and every test that starts processes, are marked ``slow``: the default
+``pytest`` leaves them out and ``.ci/run`` runs them (``pytest -m slow``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -43,21 +43,15 @@ from billbridge.settings import DestinationSettings, Settings
 from billbridge.store.tables import RunRow
 from billbridge.testing.emulation.faults import FaultPlan
 from billbridge.testing.emulation.server import RunningServer, serve
-from support import db_session
+from support import ROOT, db_session
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+TESTS = ROOT / "tests"
 CLIENT_ID = "reliability-app"
 CLIENT_SECRET = "reliability-client-secret-9f3a1c"
 #: The day after the bills' date (they are dated 2026-11-01).
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC).timestamp()
 ITEM_CODES = ("PLATFORM", "API-CALLS", "EVENTS", "SEATS", "STORAGE")
 XERO_CONFIG: dict[str, Any] = {"defaultAccountCode": "200", "invoiceStatus": "AUTHORISED"}
-
-slow = pytest.mark.skipif(
-    os.environ.get("BILLBRIDGE_SLOW") != "1",
-    reason="heavy reliability variant: set BILLBRIDGE_SLOW=1 (and select with -m slow)",
-)
 
 
 @attrs.define
@@ -340,6 +334,44 @@ def read_worker_params() -> dict[str, Any]:
 
 
 PYTHON = sys.executable
+
+
+class StartBarrier:
+    """A barrier across processes: workers say they are ready, and all start at once.
+
+    The test process listens on a loopback port; each worker connects, says ``ready`` and blocks
+    reading; once every worker has said so, each is sent ``go`` in the same instant. No sleeps,
+    so a loaded machine only makes the start later, never out of step.
+    """
+
+    def __init__(self, parties: int) -> None:
+        self.parties = parties
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+
+    def release_when_ready(self, timeout: float = 120.0) -> None:
+        """Wait for every worker's ``ready``, then send them all ``go``."""
+        self._server.settimeout(timeout)
+        waiting: list[socket.socket] = []
+        try:
+            while len(waiting) < self.parties:
+                connection, _ = self._server.accept()
+                connection.settimeout(timeout)
+                assert connection.recv(5) == b"ready"
+                waiting.append(connection)
+            for connection in waiting:
+                connection.sendall(b"go")
+        finally:
+            for connection in waiting:
+                connection.close()
+            self._server.close()
+
+
+def wait_for_start(port: int) -> None:
+    """In a worker process: tell the barrier it is ready, then block until every worker is."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.sendall(b"ready")
+        assert connection.recv(2) == b"go"
 
 
 # --- the world works ------------------------------------------------------------------------------

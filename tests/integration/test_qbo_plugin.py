@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,9 +59,9 @@ from billbridge.plugin.manager import PluginRegistry, load_plugins
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.faults import FaultPlan
 from billbridge.testing.emulation.server import RunningServer
+from support import SAMPLES
 
 D = Decimal
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 REDIRECT = "http://127.0.0.1:9/callback"
 
 

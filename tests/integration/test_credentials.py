@@ -11,7 +11,6 @@ import multiprocessing
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -41,31 +40,18 @@ from billbridge.secrets import SecretBox, SecretKeyError, generate_key
 from billbridge.settings import Settings
 from billbridge.store import atomically
 from billbridge.testing.emulation.clock import ManualClock
-from billbridge.testing.emulation.server import RunningServer, serve
+from billbridge.testing.emulation.server import serve
+from support import World
 
 REDIRECT = fake.REDIRECT
 make_engine = fake.make_engine
 visit_consent = fake.visit_consent
 
 
-@attrs.define
-class World:
-    engine: Engine
-    provider: fake.Provider
-    server: RunningServer
-    clock: ManualClock
-
-
 @pytest.fixture
-def world(database_url: str, tmp_path: Path) -> Iterator[World]:
-    clock = ManualClock()
-    provider = fake.Provider(clock)
-    with serve(provider.app) as server:
-        engine = make_engine(database_url, server.url, clock, tmp_path, generate_key())
-        try:
-            yield World(engine, provider, server, clock)
-        finally:
-            engine.close()
+def batch() -> bool:
+    """Credentials do not depend on how bills are sent: one variant of the shared world."""
+    return False
 
 
 def connect(world: World, name: str = "Fake UK") -> Credential:
@@ -284,6 +270,7 @@ def _worker_connection(args: tuple[str, str, str, str, str, Any]) -> str:
         engine.close()
 
 
+@pytest.mark.slow
 def test_concurrent_processes_cause_one_refresh(database_url: str, tmp_path: Path) -> None:
     clock = SystemClock()
     provider = fake.Provider(clock)
@@ -370,7 +357,11 @@ def test_key_rotation(database_url: str, tmp_path: Path) -> None:
     with serve(provider.app) as server:
         engine = make_engine(database_url, server.url, clock, tmp_path, old_key)
         try:
-            _rotate(World(engine, provider, server, clock), old_key, new_key)
+            _rotate(
+                World(engine, provider, server, clock, old_key, database_url, tmp_path),
+                old_key,
+                new_key,
+            )
         finally:
             engine.close()
 

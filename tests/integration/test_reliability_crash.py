@@ -17,7 +17,7 @@ kills wait until the victim holds claimed runs.
 Quick variant (normal suite): 100 deliveries, 2 workers, 6 kills. Heavy variant (``slow``):
 1,000 deliveries, 3 workers, 40 kills::
 
-    BILLBRIDGE_SLOW=1 .venv/bin/pytest -m slow tests/test_reliability_crash.py
+    .venv/bin/pytest -m slow tests/integration/test_reliability_crash.py
 """
 
 from __future__ import annotations
@@ -33,14 +33,6 @@ from typing import IO, Any
 import attrs
 import pytest
 from sqlalchemy import func, select
-
-from billbridge.domain.clock import SystemClock
-from billbridge.domain.models import RunStatus
-from billbridge.engine import Engine
-from billbridge.secrets import generate_key
-from billbridge.store.tables import RunRow
-from billbridge.testing.emulation.faults import FaultPlan
-from support import db_session
 from test_reliability_world import (
     PYTHON,
     assert_each_bill_once,
@@ -49,12 +41,19 @@ from test_reliability_world import (
     read_worker_params,
     run_statuses,
     running_emulators,
-    slow,
     submit,
     worker_engine,
     worker_env,
     worker_params,
 )
+
+from billbridge.domain.clock import SystemClock
+from billbridge.domain.models import RunStatus
+from billbridge.engine import Engine
+from billbridge.secrets import generate_key
+from billbridge.store.tables import RunRow
+from billbridge.testing.emulation.faults import FaultPlan
+from support import db_session
 
 LEASE_SECONDS = 1.5
 
@@ -219,6 +218,7 @@ def crash_and_recover(
             engine.close()
 
 
+@pytest.mark.slow
 def test_killed_workers_deliver_every_bill_exactly_once(database_url: str, tmp_path: Path) -> None:
     outcome = crash_and_recover(
         database_url, tmp_path, per_destination=50, workers=2, kills=6, seed=8
@@ -226,7 +226,6 @@ def test_killed_workers_deliver_every_bill_exactly_once(database_url: str, tmp_p
     assert outcome["killed"] == 6
 
 
-@slow
 @pytest.mark.slow
 def test_killed_workers_1000_deliveries(database_url: str, tmp_path: Path) -> None:
     outcome = crash_and_recover(

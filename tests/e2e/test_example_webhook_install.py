@@ -27,13 +27,16 @@ import pytest
 from billbridge.domain.models import dumps
 from billbridge.testing.emulation.server import serve
 from billbridge.testing.samples import sample_account_document, sample_bill_document
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "billbridge-webhook"
 if str(EXAMPLE) not in sys.path:
     sys.path.insert(0, str(EXAMPLE))
 
 from billbridge_webhook.receiver import FakeReceiver  # noqa: E402
+
+#: Installs packages into a fresh virtual environment: slow, run by ``.ci/run``.
+pytestmark = pytest.mark.slow
 
 SECRET = "install-test-signing-secret-0123"
 

@@ -1,7 +1,8 @@
 """Every body the Xero plugin sends validates against Xero's own OpenAPI spec.
 
-The spec (MIT, XeroAPI/Xero-OpenAPI) is read at test time from ``shared/reference`` beside the
-repository; it is never copied into the project. Bodies are checked against
+The spec (MIT, XeroAPI/Xero-OpenAPI, ``xero_accounting.yaml``) is read at test time from the
+file named by ``BILLBRIDGE_XERO_OPENAPI`` (``.ci/run`` sets it); it is never copied into the
+project. Without the variable these checks are skipped with a reason that says where to get it. Bodies are checked against
 ``components.schemas`` (``Invoices``, ``CreditNotes``) with a Draft 4 validator whose
 ``#/components/schemas/...`` references resolve through a ``referencing`` registry. The spec
 does not forbid unknown properties, so a second check insists that every key the plugin writes
@@ -14,6 +15,7 @@ The bodies captured by the emulator during the plugin's end-to-end tests are che
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
@@ -28,15 +30,17 @@ from referencing.jsonschema import DRAFT4
 
 from billbridge.domain.models import Account, Bill, dumps, parse_account, parse_bill
 from billbridge.plugin.contract import ResolvedMappings
+from support import SAMPLES
 
-SPEC_PATH = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "reference"
-    / "xero-openapi"
-    / "xero_accounting.yaml"
+SPEC_ENV = "BILLBRIDGE_XERO_OPENAPI"
+_configured = os.environ.get(SPEC_ENV, "").strip()
+#: Xero's accounting spec, when configured.
+SPEC_PATH = Path(_configured) if _configured else None
+WITHOUT_SPEC = (
+    f"{SPEC_ENV} is not set: point it at xero_accounting.yaml from "
+    "https://github.com/XeroAPI/Xero-OpenAPI (MIT) to check every body sent to Xero against it"
 )
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+pytestmark = pytest.mark.skipif(SPEC_PATH is None, reason=WITHOUT_SPEC)
 SPEC_URI = "urn:xero:accounting"
 
 
@@ -45,6 +49,7 @@ def spec() -> dict[str, Any]:
     """Xero's accounting spec, loaded once (dates in examples stay as YAML made them)."""
     # libyaml's safe loader when present: the spec is nearly a megabyte of YAML.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    assert SPEC_PATH is not None, WITHOUT_SPEC
     loaded: dict[str, Any] = yaml.load(SPEC_PATH.read_text(encoding="utf-8"), Loader=loader)
     return loaded
 
@@ -88,7 +93,12 @@ def unknown_properties(instance: Any, schema: Mapping[str, Any], path: str = "")
 
 
 def assert_valid_body(body: Any) -> None:
-    """Assert a write body (``{"Invoices": [...]}`` or ``{"CreditNotes": [...]}``) is valid."""
+    """Assert a write body (``{"Invoices": [...]}`` or ``{"CreditNotes": [...]}``) is valid.
+
+    Checks nothing when the spec is not configured (the plugin's own tests still run).
+    """
+    if SPEC_PATH is None:
+        return
     assert isinstance(body, Mapping) and len(body) == 1, body
     (key,) = body
     assert key in ("Invoices", "CreditNotes"), key
@@ -102,8 +112,8 @@ def assert_valid_body(body: Any) -> None:
 # --- the validator is real -----------------------------------------------------------------------
 
 
-def test_the_spec_is_read_from_shared_reference() -> None:
-    assert SPEC_PATH.is_file()
+def test_the_configured_spec_is_read() -> None:
+    assert SPEC_PATH is not None and SPEC_PATH.is_file(), f"{SPEC_ENV}={SPEC_PATH}: no such file"
     schemas = spec()["components"]["schemas"]
     assert {"Invoices", "Invoice", "CreditNotes", "CreditNote", "LineItem"} <= set(schemas)
 

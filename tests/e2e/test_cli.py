@@ -15,8 +15,6 @@ from click.testing import CliRunner, Result
 
 from billbridge.cli import main
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
-
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -26,9 +25,9 @@ from billbridge.domain.models import Bill, LineItem, parse_bill
 from billbridge.domain.money import MAX_AMOUNT, MoneyError, minor_units, round_half_up, round_money
 from billbridge.errors import DestinationValidationError
 from billbridge.plugin.contract import ResolvedMappings
+from support import SAMPLES
 
 D = Decimal
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 NO_MAPPINGS = ResolvedMappings()
 ACME_MAPPINGS = ResolvedMappings(
     {

@@ -32,6 +32,14 @@ from benchmarks.bills import account_document, account_id, bill_document
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from test_reliability_world import (
+    START,
+    XERO_CONFIG,
+    Emulators,
+    make_engine,
+    prepare,
+    running_emulators,
+)
 
 from billbridge.domain import models
 from billbridge.domain.models import RunStatus, dumps, parse_account, parse_bill
@@ -41,14 +49,6 @@ from billbridge.secrets import generate_key
 from billbridge.store.tables import BillRow, IntegrationRow, RunRow, SkipRow
 from billbridge.testing.emulation.clock import ManualClock
 from support import db_session
-from test_reliability_world import (
-    START,
-    XERO_CONFIG,
-    Emulators,
-    make_engine,
-    prepare,
-    running_emulators,
-)
 
 SETTINGS = settings(
     max_examples=120,
@@ -192,6 +192,7 @@ def world() -> Iterator[Emulators]:
 
 @pytest.fixture
 def engine(database_url: str, tmp_path: Path, world: Emulators) -> Iterator[Engine]:
+    """Here: an engine connected to both emulators, with integrations and mappings made."""
     made = make_engine(database_url, world, tmp_path, generate_key())
     try:
         prepare(made, world, quickbooks=3, xero=3)

@@ -16,8 +16,8 @@ from billbridge.cli import _State, main
 from billbridge.secrets import generate_key
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import serve
+from support import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 ACME_BILL = SAMPLES / "bill-acme-uk-2025-09.json"
 ACME = SAMPLES / "account-acme-uk.json"
 GLOBEX_BILL = SAMPLES / "bill-globex-us-2026-09.json"

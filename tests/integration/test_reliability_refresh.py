@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,13 +26,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import attrs
-
-from billbridge.domain.clock import SystemClock
-from billbridge.domain.models import RunStatus
-from billbridge.secrets import generate_key
-from billbridge.store import atomically
+import pytest
 from test_reliability_world import (
     PYTHON,
+    StartBarrier,
     assert_each_bill_once,
     make_engine,
     prepare,
@@ -41,10 +37,16 @@ from test_reliability_world import (
     run_statuses,
     running_emulators,
     submit,
+    wait_for_start,
     worker_engine,
     worker_env,
     worker_params,
 )
+
+from billbridge.domain.clock import SystemClock
+from billbridge.domain.models import RunStatus
+from billbridge.secrets import generate_key
+from billbridge.store import atomically
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -102,9 +104,7 @@ def refresh_worker_main() -> None:
     params = read_worker_params()
     engine = worker_engine(params, worker_threads=2)
     try:
-        start = Path(params["start_file"])
-        while not start.exists():
-            time.sleep(0.005)
+        wait_for_start(params["start_port"])
 
         def connect(credential_id: str) -> None:
             engine.credentials.connection(credential_id)
@@ -128,6 +128,7 @@ class Watched:
     xero: TokenWatch
 
 
+@pytest.mark.slow
 def test_one_refresh_for_fifty_deliveries_across_processes(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -167,7 +168,7 @@ def test_one_refresh_for_fifty_deliveries_across_processes(
 
             runs = [r.id for r in engine.runs.list(limit=None)]
             assert len(runs) == 50
-            start = tmp_path / "start"
+            barrier = StartBarrier(WORKERS)
             processes = [
                 subprocess.Popen(
                     [PYTHON, "-c", "import test_reliability_refresh as t; t.refresh_worker_main()"],
@@ -177,7 +178,7 @@ def test_one_refresh_for_fifty_deliveries_across_processes(
                             database_url,
                             tmp_path,
                             key,
-                            start_file=str(start),
+                            start_port=barrier.port,
                             runs=runs[n::WORKERS],
                             credentials=list(prepared.credentials.values()),
                         )
@@ -187,8 +188,7 @@ def test_one_refresh_for_fifty_deliveries_across_processes(
                 )
                 for n in range(WORKERS)
             ]
-            time.sleep(2.5)  # let every worker import and connect before the start
-            start.touch()
+            barrier.release_when_ready()
             outputs = [p.communicate(timeout=180) for p in processes]
             for process, (out, err) in zip(processes, outputs, strict=True):
                 assert process.returncode == 0, err.decode(errors="replace")[-3000:]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
+
 PANELS = [
     ROOT / "schemas" / "global-config.schema.json",
     ROOT / "schemas" / "bill-entity-config.schema.json",

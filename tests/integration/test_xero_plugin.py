@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,6 +33,7 @@ from billbridge_xero.client import (
 from billbridge_xero.emulator import XeroEmulator
 from billbridge_xero.emulator.organisation import Organisation
 from billbridge_xero.send import document_url
+from test_xero_openapi import assert_valid_body
 
 from billbridge.domain.models import (
     Account,
@@ -68,10 +68,9 @@ from billbridge.plugin.idempotency import batch_idempotency_key
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.faults import FaultPlan
 from billbridge.testing.emulation.server import RunningServer
-from test_xero_openapi import assert_valid_body
+from support import SAMPLES
 
 D = Decimal
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 REDIRECT = "http://127.0.0.1:9/callback"
 SCOPES = "offline_access accounting.invoices accounting.contacts accounting.settings.read"
 CONFIG: dict[str, Any] = {"defaultAccountCode": "200", "defaultTaxType": "OUTPUT2"}
