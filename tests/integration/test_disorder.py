@@ -6,12 +6,15 @@ batch and single-send mode, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from billbridge import Engine
 from billbridge.errors import Conflict
-from support import ACME, ACME_BILL, World, bill_version
+from support import ACME, ACME_BILL, World, bill_version, statuses
 
 
 def held(world: World) -> list[int]:
@@ -90,3 +93,65 @@ def test_replaying_an_older_version_is_refused(world: World) -> None:
         world.engine.runs.replay(first.id)
     world.engine.deliver_pending()
     assert held(world) == [2]
+
+
+# --- a bill version is immutable -----------------------------------------------------------------
+
+
+def test_a_bill_version_with_other_content_is_refused_and_never_delivered(world: World) -> None:
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    other_account = {**ACME, "id": "acct-other", "name": "Someone Else"}
+    world.map_account(other_account, "cust-other")
+    (run,) = world.engine.submit_bill(ACME_BILL, ACME).runs
+    changed = {**ACME_BILL, "accountId": other_account["id"]}
+    with pytest.raises(Conflict, match="accountId") as refused:
+        world.engine.submit_bill(changed, other_account)
+    assert "different content" in str(refused.value)
+    fewer = {**ACME_BILL, "lineItems": ACME_BILL["lineItems"][:1]}
+    with pytest.raises(Conflict, match="lineItems"):
+        world.engine.submit_bill(fewer, ACME)
+    # A fresh process (no bill cache) refuses it the same way.
+    other = world.other_engine()
+    try:
+        with pytest.raises(Conflict, match="accountId"):
+            other.submit_bill(changed, other_account)
+    finally:
+        other.close()
+    world.engine.deliver_pending()
+    (invoice,) = world.provider.invoices_for(ACME_BILL["id"])
+    assert invoice["customer"] == "cust-acme"
+    assert len(invoice["lines"]) == len(ACME_BILL["lineItems"])
+    assert world.engine.runs.get(run.id).status.value == "COMPLETE"
+
+
+# --- concurrent submissions -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [False], ids=["single"])
+def test_concurrent_identical_submissions_queue_one_run(world: World) -> None:
+    integration = world.integration()
+    world.map_account(ACME, "cust-acme")
+    engines = [world.other_engine() for _ in range(6)]
+    barrier = threading.Barrier(len(engines))
+
+    def submit(engine: Engine) -> int:
+        barrier.wait()
+        return len(engine.submit_bill(ACME_BILL, ACME).runs)
+
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            queued = list(pool.map(submit, engines))
+        assert sum(queued) == 1
+        assert len(world.engine.runs.list(integration_id=integration.id)) == 1
+        # After an ERROR, six resubmissions at once queue one run again, not six.
+        world.provider.refuse_customers.add("cust-acme")
+        world.engine.deliver_pending()
+        assert statuses(world) == ["ERROR"]
+        with ThreadPoolExecutor(len(engines)) as pool:
+            queued = list(pool.map(submit, engines))
+        assert sum(queued) == 1
+        assert statuses(world) == ["ERROR", "WAITING"]
+    finally:
+        for engine in engines:
+            engine.close()

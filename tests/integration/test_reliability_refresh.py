@@ -188,7 +188,7 @@ def test_one_refresh_for_fifty_deliveries_across_processes(
                 )
                 for n in range(WORKERS)
             ]
-            barrier.release_when_ready()
+            barrier.release_when_ready(processes)
             outputs = [p.communicate(timeout=180) for p in processes]
             for process, (out, err) in zip(processes, outputs, strict=True):
                 assert process.returncode == 0, err.decode(errors="replace")[-3000:]

@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from billbridge.testing.emulation.server import RunningServer, serve
 from support import ROOT, db_session
 
 TESTS = ROOT / "tests"
+INTEGRATION = TESTS / "integration"
 CLIENT_ID = "reliability-app"
 CLIENT_SECRET = "reliability-client-secret-9f3a1c"
 #: The day after the bills' date (they are dated 2026-11-01).
@@ -284,7 +287,9 @@ WORKER_ENV = "BILLBRIDGE_RELIABILITY_WORKER"
 def worker_env(params: Mapping[str, Any]) -> dict[str, str]:
     """The environment for a worker process: the project and the tests importable, and the
     worker's parameters (:func:`worker_params`) as JSON."""
-    path = os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join(
+        [str(ROOT), str(TESTS), str(INTEGRATION), os.environ.get("PYTHONPATH", "")]
+    )
     return {
         **os.environ,
         "PYTHONPATH": path,
@@ -349,13 +354,30 @@ class StartBarrier:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._server.getsockname()[1]
 
-    def release_when_ready(self, timeout: float = 120.0) -> None:
-        """Wait for every worker's ``ready``, then send them all ``go``."""
-        self._server.settimeout(timeout)
+    def release_when_ready(
+        self, processes: Sequence[subprocess.Popen[bytes]] = (), timeout: float = 120.0
+    ) -> None:
+        """Wait for every worker's ``ready``, then send them all ``go``.
+
+        A worker that exits before it is ready fails the wait at once, with what it printed.
+        """
+        deadline = time.monotonic() + timeout
+        self._server.settimeout(0.5)  # wake up to look at the workers, not to pace anything
         waiting: list[socket.socket] = []
         try:
             while len(waiting) < self.parties:
-                connection, _ = self._server.accept()
+                try:
+                    connection, _ = self._server.accept()
+                except TimeoutError:
+                    for process in processes:
+                        if process.poll() is not None:
+                            _, err = process.communicate()
+                            raise AssertionError(
+                                "a worker exited before the start: "
+                                + err.decode(errors="replace")[-3000:]
+                            ) from None
+                    assert time.monotonic() < deadline, "the workers did not get ready in time"
+                    continue
                 connection.settimeout(timeout)
                 assert connection.recv(5) == b"ready"
                 waiting.append(connection)

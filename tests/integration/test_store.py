@@ -110,7 +110,8 @@ def make_run(integration_id: str, **changes: Any) -> Run:
     base = Run(
         id=new_id(),
         integration_id=integration_id,
-        bill_id="bill-1",
+        # Distinct bills: the store keeps at most one open run per bill version and integration.
+        bill_id=f"bill-{new_id()[:8]}",
         bill_version=1,
         status=RunStatus.WAITING,
         created_at=T0,
@@ -646,7 +647,12 @@ def test_run_crud_and_listing(db: Database) -> None:
     integration = saved_integration(db)
     other = saved_integration(db)
     runs = [
-        make_run(integration.id, created_at=T0 + timedelta(minutes=n), bill_id=f"bill-{n % 2}")
+        make_run(
+            integration.id,
+            created_at=T0 + timedelta(minutes=n),
+            bill_id=f"bill-{n % 2}",
+            bill_version=n,
+        )
         for n in range(4)
     ]
     foreign = make_run(other.id, created_at=T0 + timedelta(minutes=10), status=RunStatus.COMPLETE)
@@ -692,8 +698,10 @@ def test_deleting_a_run_keeps_its_replays(db: Database) -> None:
     integration = saved_integration(db)
     with unit(db) as uow:
         repo = uow.runs
-        original = repo.add(make_run(integration.id))
-        replay = repo.add(make_run(integration.id, replayed_from=original.id))
+        original = repo.add(make_run(integration.id, status=RunStatus.ERROR))
+        replay = repo.add(
+            make_run(integration.id, bill_id=original.bill_id, replayed_from=original.id)
+        )
         uow.session.execute(text("DELETE FROM runs WHERE id = :id"), {"id": original.id})
         assert repo.get(replay.id).replayed_from is None
 
@@ -903,13 +911,18 @@ def test_claiming_reads_only_open_runs_through_the_partial_indexes(db: Database)
         )
     assert len(claimed) == 3
     plans = _plans(db, captured)
-    unsettled = [plan for statement, plan in plans if "batch_key IS NOT NULL" in statement]
+    unsettled = [plan for statement, plan in plans if statement.startswith("SELECT runs.batch_key")]
     candidates = [plan for statement, plan in plans if statement.startswith("SELECT runs.id ")]
-    # Neither look-up may read the finished runs. The unsettled-batch look-up may go through
-    # any index that holds only open runs or runs with a batch key (the planner's choice).
-    narrow = ("ix_runs_unsettled", "ix_runs_open", "ix_runs_batch_key")
+    # Neither look-up may read the finished runs. The unsettled-batch look-up (and the set of
+    # bills held behind unsettled batches) may go through any index that holds only open runs
+    # or runs with a batch key (the planner's choice).
+    narrow = ("ix_runs_unsettled", "ix_runs_open", "ix_runs_batch_key", "uq_runs_open_version")
     assert unsettled and all(any(i in plan for i in narrow) for plan in unsettled), plans
-    assert candidates and all("ix_runs_open" in plan for plan in candidates), plans
+    only_open = ("ix_runs_open", "uq_runs_open_version")  # both hold open runs only
+    assert candidates and all(any(i in plan for i in only_open) for plan in candidates), plans
+    for _, plan in plans:
+        assert "SCAN runs" not in plan.replace("SCAN runs USING", ""), plan
+        assert "Seq Scan on runs" not in plan, plan
 
 
 def test_mappings_of_a_batch_are_found_through_the_unique_key(db: Database) -> None:

@@ -109,12 +109,17 @@ def test_unknown_fields_and_line_item_types_are_kept() -> None:
 
 
 def test_floats_from_the_standard_library_parser_become_the_decimal_they_said() -> None:
-    bill = parse_bill(json.loads('{"id":"b","accountId":"a","currency":"USD","billTotal":0.1}'))
+    bill = parse_bill(
+        json.loads('{"id":"b","accountId":"a","currency":"USD","billTotal":0.1,"lineItems":[]}')
+    )
     assert bill.bill_total == Decimal("0.1")
 
 
 def test_exact_decimals_survive_dumps() -> None:
-    text = '{"id":"b","accountId":"a","currency":"USD","billTotal":0.1000000000000000055511151231}'
+    text = (
+        '{"id":"b","accountId":"a","currency":"USD","lineItems":[],'
+        '"billTotal":0.1000000000000000055511151231}'
+    )
     bill = parse_bill(text)
     assert bill.bill_total == Decimal("0.1000000000000000055511151231")
     assert '"billTotal": 0.1000000000000000055511151231' in dumps(bill)
@@ -178,7 +183,7 @@ def test_run_status_finality() -> None:
 
 
 def test_models_are_frozen() -> None:
-    bill = parse_bill({"id": "b", "accountId": "a", "currency": "USD"})
+    bill = parse_bill({"id": "b", "accountId": "a", "currency": "USD", "lineItems": []})
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         bill.id = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -190,7 +195,11 @@ def test_models_are_frozen() -> None:
 money = st.decimals(
     min_value=Decimal("-1e9"), max_value=Decimal("1e9"), places=6, allow_nan=False
 ).map(lambda d: d.normalize() if d == d.to_integral() else d)
-text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+# No NUL: documents with one are refused (see test_documents_the_store_cannot_hold_are_refused).
+text = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    max_size=20,
+)
 ids = st.uuids().map(str)
 timestamps = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
@@ -286,3 +295,53 @@ def test_generated_bills_read_the_same_through_the_fast_path_and_cattrs(
     finally:
         models._FAST_PATH = True
     assert fast == slow  # attrs equality: every field, bands and unknown fields included
+
+
+VALID = {"id": "b1", "version": 1, "accountId": "a1", "currency": "GBP", "lineItems": []}
+USAGE = {"lineItemType": "USAGE", "subtotal": "10"}
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "message"),
+    [
+        ({**VALID, "id": ""}, "/id", "must not be empty"),
+        ({**VALID, "accountId": ""}, "/accountId", "must not be empty"),
+        ({**VALID, "currency": ""}, "/currency", "must not be empty"),
+        ({**VALID, "version": -1}, "/version", "must be between 0 and 2147483647"),
+        ({**VALID, "version": 2**31}, "/version", "must be between 0 and 2147483647"),
+        ({**VALID, "lineItems": None}, "/lineItems", "must be an array of line items (null)"),
+        ({k: v for k, v in VALID.items() if k != "lineItems"}, "/lineItems", "(missing)"),
+        ({**VALID, "id": "x" * 201}, "/id", "is 201 characters long; at most 200"),
+        ({**VALID, "id": "b\x001"}, "/id", "contains a NUL character"),
+        ({**VALID, "zzNote": {"deep": ["ok", "n\x00l"]}}, "/zzNote/deep/1", "NUL"),
+        ({**VALID, "lineItems": [{**USAGE, "subtotal": "NaN"}]}, "/lineItems/0/subtotal",
+         "not a finite number"),
+        ({**VALID, "lineItems": [{**USAGE, "subtotal": "Infinity"}]}, "/lineItems/0/subtotal",
+         "not a finite number"),
+        ({**VALID, "lineItems": [{**USAGE, "subtotal": "1e400"}]}, "/lineItems/0/subtotal",
+         "too large"),
+        ({**VALID, "lineItems": [{**USAGE, "quantity": "-1e16"}]}, "/lineItems/0/quantity",
+         "too large"),
+        ({**VALID, "lineItems": [{**USAGE, "usagePerPricingBand": [{"unitPrice": "1e-50"}]}]},
+         "/lineItems/0/usagePerPricingBand/0/unitPrice", "decimal places"),
+        ({**VALID, "billTotal": "2e15"}, "/billTotal", "too large"),
+    ],
+)  # fmt: skip
+def test_documents_the_store_cannot_hold_are_refused(
+    document: dict[str, Any], path: str, message: str
+) -> None:
+    for form in (document, dumps(document), dumps(document).encode()):
+        with pytest.raises(ValidationFailed) as refused:
+            parse_bill(form)
+        errors = refused.value.to_list()
+        assert any(e["path"] == path and message in e["message"] for e in errors), errors
+
+
+def test_text_that_is_not_utf8_or_too_deep_is_refused_with_a_reason() -> None:
+    with pytest.raises(ValidationFailed, match="not valid UTF-8 text: byte 8"):
+        parse_bill(b'{"id":"b\xff1","version":1,"accountId":"a1","currency":"GBP","lineItems":[]}')
+    deep = '{"id":"b1","accountId":"a1","currency":"GBP","lineItems":[],"x":' + "[" * 50_000
+    with pytest.raises(ValidationFailed, match="nested too deeply"):
+        parse_bill(deep + "]" * 50_000 + "}")
+    with pytest.raises(ValidationFailed, match="/id: must not be empty"):
+        parse_account({"id": ""})

@@ -33,6 +33,9 @@ import cattrs
 import simplejson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from billbridge.domain.documents import account_problems, bill_problems, nul_paths
+from billbridge.errors import FieldError, ValidationFailed
+
 __all__ = [
     "Account",
     "Address",
@@ -907,29 +910,67 @@ def _json_default(value: Any) -> Any:
 
 
 def _parse(data: Any, cls: type[_T], what: str) -> _T:
-    from billbridge.errors import FieldError, ValidationFailed
+    def refuse(errors: list[FieldError], summary: str) -> ValidationFailed:
+        return ValidationFailed(errors, summary=summary)
 
-    if isinstance(data, str | bytes):
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            message = f"not valid UTF-8 text: byte {exc.start} cannot be read"
+            raise refuse([FieldError("", message)], f"{what} is not valid JSON") from None
+    # NUL characters cannot be stored (PostgreSQL): in JSON text they can only be escaped, so a
+    # text without that escape has none and needs no walk; parsed input is walked.
+    nul = "\\u0000" in data if isinstance(data, str) else True
+    if isinstance(data, str):
         try:
             data = loads(data)
         except simplejson.JSONDecodeError as exc:
-            raise ValidationFailed(
-                [
-                    FieldError(
-                        "", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                    )
-                ],
-                summary=f"{what} is not valid JSON",
-            ) from None
+            message = f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            raise refuse([FieldError("", message)], f"{what} is not valid JSON") from None
+        except RecursionError:
+            message = "nested too deeply to be read (arrays or objects within each other)"
+            raise refuse([FieldError("", message)], f"{what} is not valid JSON") from None
     try:
-        return converter.structure(data, cls)
+        parsed = converter.structure(data, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError, ArithmeticError) as exc:
-        raise ValidationFailed(_cattrs_errors(exc), summary=f"{what} is not valid") from None
+        raise refuse(_cattrs_errors(exc), f"{what} is not valid") from None
+    except RecursionError:
+        message = "nested too deeply to be read (arrays or objects within each other)"
+        raise refuse([FieldError("", message)], f"{what} is not valid") from None
+    problems = _problems(parsed, data, walk=nul)
+    if problems:
+        raise refuse(problems, f"{what} is not valid")
+    return parsed
+
+
+def _problems(parsed: Any, data: Any, *, walk: bool) -> list[FieldError]:
+    if isinstance(parsed, Bill):
+        problems = bill_problems(parsed)
+        # The published schema requires the array (a null one would read as "no lines").
+        if isinstance(data, Mapping) and not isinstance(data.get("lineItems"), list):
+            found = (
+                "missing"
+                if "lineItems" not in data
+                else "null"
+                if data["lineItems"] is None
+                else "not an array"
+            )
+            problems.insert(
+                0, FieldError("/lineItems", f"must be an array of line items ({found})")
+            )
+    else:
+        problems = account_problems(parsed)
+    # Looked for everywhere: unknown fields are stored too.
+    if walk:
+        problems += [
+            FieldError(path, "contains a NUL character (\\u0000), which cannot be stored")
+            for path in nul_paths(data)
+        ]
+    return problems
 
 
 def _cattrs_errors(exc: BaseException) -> list[Any]:
-    from billbridge.errors import FieldError
-
     if isinstance(exc, cattrs.BaseValidationError):
         messages = cattrs.transform_error(exc, path="", format_exception=_format_exc)
         errors = []
@@ -965,12 +1006,3 @@ def parse_bill(data: Mapping[str, Any] | str | bytes) -> Bill:
 def parse_account(data: Mapping[str, Any] | str | bytes) -> Account:
     """Read an account from m3ter's JSON (text or parsed). Raises ``ValidationFailed``."""
     return _parse(data, Account, "account")
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC (one place, so tests can reason about it)."""
-    return datetime.now(UTC)
-
-
-Clock = Callable[[], datetime]
-"""A function returning the current aware time; injected where time matters."""

@@ -67,7 +67,11 @@ class Submitter:
                 ),
                 now,
             )
-            uow.runs.add_many(runs)
+            queued = uow.runs.add_many(runs)
+            if len(queued) < len(runs):
+                # Queued by a concurrent submission meanwhile: recorded as such, not twice.
+                skips += [_raced(run, now) for run in runs if run.id not in queued]
+                runs = [run for run in runs if run.id in queued]
             uow.skips.add_many(skips)
             # Before the commit, not after: once committed, another thread may claim these runs
             # at once, miss the cache, load the bill with its own count, and this count would
@@ -145,3 +149,15 @@ def _record(routed: Iterable[Routed], now: datetime) -> tuple[list[Run], list[Sk
                 )
             )
     return runs, skips
+
+
+def _raced(run: Run, now: datetime) -> Skip:
+    return Skip(
+        id=new_id(),
+        integration_id=run.integration_id,
+        bill_id=run.bill_id,
+        bill_version=run.bill_version,
+        account_id=run.account_id,
+        reason=f"version {run.bill_version} is already queued",
+        created_at=now,
+    )

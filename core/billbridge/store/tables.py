@@ -43,8 +43,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TextClause,
     UniqueConstraint,
     bindparam,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -70,6 +72,7 @@ __all__ = [
     "metadata",
     "new_id",
     "open_runs",
+    "open_runs_literal",
 ]
 
 NAMING_CONVENTION = {
@@ -300,6 +303,14 @@ def open_runs() -> ColumnElement[bool]:
     )
 
 
+def open_runs_literal() -> TextClause:
+    """:func:`open_runs` as literal SQL text, where no bound parameter may appear (the
+    predicate of ``ON CONFLICT``, which the database matches against a partial index)."""
+    # The statuses are this module's constants, never input: quoting them here is safe.
+    listed = ", ".join(f"'{status}'" for status in OPEN_RUN_STATUSES)
+    return text(f"status IN ({listed})")
+
+
 # The queue's hot path. Claiming asks for one integration's oldest due runs; with only
 # ix_runs_due the database read every run the integration ever had and sorted them, so each
 # claim cost grew with the run history (quadratic over a backlog). This index holds open runs
@@ -309,6 +320,17 @@ Index(
     RunRow.integration_id,
     RunRow.created_at,
     RunRow.id,
+    sqlite_where=open_runs(),
+    postgresql_where=open_runs(),
+)
+# At most one open run per bill version and integration: two submissions racing (another
+# process, PostgreSQL's concurrency) cannot both queue one; the second insert does nothing.
+Index(
+    "uq_runs_open_version",
+    RunRow.integration_id,
+    RunRow.bill_id,
+    RunRow.bill_version,
+    unique=True,
     sqlite_where=open_runs(),
     postgresql_where=open_runs(),
 )

@@ -15,13 +15,14 @@ from datetime import datetime
 
 import attrs
 from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from billbridge.domain.diff import differences
 from billbridge.domain.intake import Received
 from billbridge.domain.models import Account, Bill, converter, parse_account, parse_bill
 from billbridge.errors import Conflict, NotFound
-from billbridge.store.common import chunks, insert_rows
+from billbridge.store.common import chunks, is_postgres
 from billbridge.store.tables import BillRow
 
 __all__ = ["BillRepository"]
@@ -80,21 +81,13 @@ class BillRepository:
             _check_same(key, None, existing.document, item)
             if existing.account_document != item.account_document:
                 changed_accounts.append((key, item.account_document))
-        insert_rows(
-            self.session,
-            BillRow,
-            [
-                {
-                    "bill_id": item.bill.id,
-                    "version": item.bill.version,
-                    "account_id": item.bill.account_id,
-                    "document": item.bill_document,
-                    "account_document": item.account_document,
-                    "received_at": received_at,
-                }
-                for item in fresh
-            ],
-        )
+        raced = self._insert(fresh, received_at)
+        if raced:
+            # Stored by a concurrent submission between the read above and the insert: the
+            # same rule applies to what it stored.
+            for key, existing in self._stored(sorted(raced)).items():
+                _check_same(key, None, existing.document, first[key])
+            fresh = [item for item in fresh if (item.bill.id, item.bill.version) not in raced]
         for (bill_id, version), account_document in changed_accounts:
             self.session.execute(
                 update(BillRow)
@@ -103,6 +96,30 @@ class BillRepository:
                 execution_options={"synchronize_session": False},
             )
         return fresh
+
+    def _insert(self, items: Sequence[Received], received_at: datetime) -> set[BillKey]:
+        """Insert new bill versions; returns the keys another transaction stored first."""
+        if not items:
+            return set()
+        dialect_insert = postgresql.insert if is_postgres(self.session) else sqlite.insert
+        statement = (
+            dialect_insert(BillRow)
+            .on_conflict_do_nothing(index_elements=[BillRow.bill_id, BillRow.version])
+            .returning(BillRow.bill_id, BillRow.version)
+        )
+        rows = [
+            {
+                "bill_id": item.bill.id,
+                "version": item.bill.version,
+                "account_id": item.bill.account_id,
+                "document": item.bill_document,
+                "account_document": item.account_document,
+                "received_at": received_at,
+            }
+            for item in items
+        ]
+        inserted = {(row.bill_id, row.version) for row in self.session.execute(statement, rows)}
+        return {(i.bill.id, i.bill.version) for i in items} - inserted
 
     def get_many(self, keys: Iterable[BillKey]) -> dict[BillKey, tuple[Bill, Account]]:
         """Stored bill versions (with their accounts) by ``(bill id, version)``."""

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from billbridge.domain.models import Run, RunAttempt, RunStatus
@@ -33,6 +34,7 @@ from billbridge.store.tables import (
     RunRow,
     new_id,
     open_runs,
+    open_runs_literal,
 )
 
 __all__ = ["DUE_STATUSES", "OPEN_STATUSES", "RunRepository"]
@@ -150,16 +152,34 @@ class RunRepository:
         """Save a new run. Raises ``NotFound`` if its integration does not exist."""
         require_row(self.session, IntegrationRow, run.integration_id, "integration")
         row = RunRow(id=run.id, created_at=run.created_at, **_values(run))
-        insert_or_conflict(self.session, row, f"run {run.id} already exists")
+        insert_or_conflict(
+            self.session,
+            row,
+            f"run {run.id} already exists, or bill {run.bill_id} v{run.bill_version} already "
+            "has an open run for this integration",
+        )
         return self.get(run.id)
 
-    def add_many(self, runs: Sequence[Run]) -> None:
-        """Insert new runs in one statement (their integrations must exist)."""
-        insert_rows(
-            self.session,
-            RunRow,
-            [{"id": r.id, "created_at": r.created_at, **_values(r)} for r in runs],
+    def add_many(self, runs: Sequence[Run]) -> set[str]:
+        """Insert new runs (their integrations must exist); returns the ids inserted.
+
+        An open run for a bill version that already has one for the integration is not
+        inserted (the database's unique partial index decides, so concurrent submissions of
+        one bill queue it once).
+        """
+        if not runs:
+            return set()
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        statement = (
+            dialect_insert(RunRow)
+            .on_conflict_do_nothing(
+                index_elements=[RunRow.integration_id, RunRow.bill_id, RunRow.bill_version],
+                index_where=open_runs_literal(),
+            )
+            .returning(RunRow.id)
         )
+        rows = [{"id": r.id, "created_at": r.created_at, **_values(r)} for r in runs]
+        return set(self.session.scalars(statement, rows))
 
     def get(self, run_id: str) -> Run:
         """The run with this id, or ``NotFound``."""
