@@ -190,7 +190,7 @@ def test_ensure_schema_migrates_once_and_is_idempotent(database_url: str) -> Non
     with Database(database_url) as database:
         assert database.current_revision() is None
         database.ensure_schema()
-        assert database.current_revision() == database.head_revision() == "0005_open_run_indexes"
+        assert database.current_revision() == database.head_revision() == "0006_http_api"
         database.ensure_schema()
         database.upgrade()  # already at head: nothing to do, no error
     with Database(database_url) as again:  # a new process sees a migrated database
