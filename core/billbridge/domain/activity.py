@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from billbridge.domain.models import EventType, RunStatus, frozen_map
+from billbridge.domain.models import Event, EventType, Run, RunAttempt, RunStatus, frozen_map, thaw
 
 __all__ = [
     "FEED_TYPES",
@@ -22,6 +22,8 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "WebhookStatus",
+    "attempt_item",
+    "event_item",
     "run_outcome_type",
 ]
 
@@ -93,3 +95,53 @@ class WebhookDelivery:
     response_status: int | None = None
     error: str | None = None
     delivered_at: datetime | None = None
+
+
+def _present(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def event_item(event: Event) -> FeedItem:
+    """The feed item of a raised event (its type is the event's type)."""
+    return FeedItem(
+        key=f"event:{event.id}",
+        type=event.type.value,
+        at=event.created_at,
+        data=_present(
+            {
+                "id": event.id,
+                "type": event.type.value,
+                "message": event.message,
+                "integrationId": event.integration_id,
+                "runId": event.run_id,
+                "details": thaw(event.details),
+                "createdAt": event.created_at,
+            }
+        ),
+    )
+
+
+def attempt_item(attempt: RunAttempt, run: Run) -> FeedItem:
+    """The feed item of a finished delivery attempt (``run.<status it ended with>``)."""
+    at = attempt.finished_at or attempt.started_at
+    return FeedItem(
+        key=f"attempt:{run.id}:{attempt.number}",
+        type=run_outcome_type(attempt.status),
+        at=at,
+        data=_present(
+            {
+                "runId": run.id,
+                "attempt": attempt.number,
+                "status": attempt.status.value,
+                "error": attempt.error,
+                "integrationId": run.integration_id,
+                "billId": run.bill_id,
+                "billVersion": run.bill_version,
+                "accountId": run.account_id,
+                "externalId": run.external_id if attempt.status is RunStatus.COMPLETE else None,
+                "externalUrl": run.external_url if attempt.status is RunStatus.COMPLETE else None,
+                "startedAt": attempt.started_at,
+                "finishedAt": at,
+            }
+        ),
+    )

@@ -18,7 +18,6 @@ from billbridge.secrets import SecretBox
 from billbridge.store.common import (
     before,
     count_of,
-    get_row,
     insert_or_conflict,
     is_postgres,
     page,
@@ -234,23 +233,32 @@ class WebhookRepository:
 
     # -- feed cursors ------------------------------------------------------------------------
 
-    def cursor(self, name: str, *, for_update: bool = False) -> datetime | None:
-        """How far the reader ``name`` has read the feed (locked when ``for_update``)."""
-        statement = select(FeedCursorRow.position).where(FeedCursorRow.name == name)
-        if for_update:
-            statement = statement.with_for_update()
-        position: datetime | None = self.session.scalar(statement)
+    def cursor(self, name: str, *, start: datetime, at: datetime) -> datetime:
+        """How far the reader ``name`` has read the feed (``start`` for a new reader).
+
+        The row is locked until the unit of work ends (``FOR UPDATE`` on PostgreSQL; SQLite's
+        write lock), so two processes never read the same stretch of the feed at once.
+        """
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        self.session.execute(
+            dialect_insert(FeedCursorRow)
+            .values(name=name, position=start, updated_at=at)
+            .on_conflict_do_nothing(index_elements=[FeedCursorRow.name])
+        )
+        position = self.session.scalar(
+            select(FeedCursorRow.position).where(FeedCursorRow.name == name).with_for_update()
+        )
+        assert position is not None  # inserted just above, or by a racing process
         return position
 
     def set_cursor(self, name: str, position: datetime, at: datetime) -> None:
-        """Record how far the reader ``name`` has read."""
-        row = get_row(self.session, FeedCursorRow, name)
-        if row is None:
-            self.session.add(FeedCursorRow(name=name, position=position, updated_at=at))
-        else:
-            row.position = position
-            row.updated_at = at
-        self.session.flush()
+        """Record how far the reader ``name`` has read (its row exists: see :meth:`cursor`)."""
+        self.session.execute(
+            update(FeedCursorRow)
+            .where(FeedCursorRow.name == name)
+            .values(position=position, updated_at=at),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def _values(delivery: WebhookDelivery) -> dict[str, Any]:
