@@ -225,6 +225,7 @@ class Mappings:
         linked: bool | None = None,
         limit: int | None = None,
         offset: int = 0,
+        external_id: str | None = None,
     ) -> builtins.list[ExternalMapping]:
         """Mappings matching every given filter, oldest first."""
         return atomically(
@@ -238,6 +239,32 @@ class Mappings:
                 linked=linked,
                 limit=limit,
                 offset=offset,
+                external_id=external_id,
+            ),
+        )
+
+    def count(
+        self,
+        *,
+        entity: str | None = None,
+        entity_id: str | None = None,
+        external_system: str | None = None,
+        external_table: str | None = None,
+        integration_id: str | None = None,
+        linked: bool | None = None,
+        external_id: str | None = None,
+    ) -> int:
+        """How many mappings :meth:`list` would return without paging."""
+        return atomically(
+            self._uow,
+            lambda uow: uow.mappings.count(
+                m3ter_entity=entity,
+                m3ter_id=entity_id,
+                external_system=external_system,
+                external_table=external_table,
+                integration_id=integration_id,
+                linked=linked,
+                external_id=external_id,
             ),
         )
 
