@@ -166,7 +166,7 @@ class Engine:
         #: Events and delivery outcomes in time order (webhooks, event streams).
         self.activity = Activity(uow=uow)
         #: Signed notifications of the activity feed.
-        self.webhooks = Webhooks(uow=uow, clock=clock, http=self.http, activity=self.activity)
+        self.webhooks = Webhooks(uow=uow, clock=clock, http=self.http)
         #: Gauges and outcomes for metrics.
         self.monitoring = Monitoring(uow=uow, plugins=plugins, clock=clock)
         self._explainer = Explainer(uow=uow)

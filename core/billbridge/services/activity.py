@@ -14,11 +14,28 @@ from datetime import datetime, timedelta
 from billbridge.domain.activity import FeedItem, attempt_item, event_item
 from billbridge.store import UnitOfWork, UnitOfWorkFactory
 
-__all__ = ["OVERLAP", "Activity"]
+__all__ = ["OVERLAP", "Activity", "feed_since"]
 
 OVERLAP = timedelta(seconds=30)
 """How far back readers re-read: longer than any transaction between its timestamp and its
 commit (a delivery's outcome is written in one short transaction)."""
+
+
+def feed_since(
+    uow: UnitOfWork, after: datetime, *, limit: int = 500, worker: str | None = None
+) -> builtins.list[FeedItem]:
+    """Items at or after ``after``, oldest first, at most ``limit``, read in ``uow``.
+
+    :param worker: attempts of this worker only, and no events (delivery metrics).
+    """
+    items = [
+        attempt_item(attempt, run)
+        for attempt, run in uow.runs.attempts_finished(after=after, limit=limit, worker=worker)
+    ]
+    if worker is None:
+        items += [event_item(e) for e in uow.events.created_after(after, limit)]
+    items.sort(key=lambda item: (item.at, item.key))
+    return items[:limit]
 
 
 class Activity:
@@ -30,23 +47,6 @@ class Activity:
     def since(
         self, after: datetime, *, limit: int = 500, worker: str | None = None
     ) -> builtins.list[FeedItem]:
-        """Items at or after ``after``, oldest first, at most ``limit``.
-
-        :param worker: attempts of this worker only, and no events (delivery metrics).
-        """
-
-        def read(uow: UnitOfWork) -> list[FeedItem]:
-            items = [
-                attempt_item(attempt, run)
-                for attempt, run in uow.runs.attempts_finished(
-                    after=after, limit=limit, worker=worker
-                )
-            ]
-            if worker is None:
-                items += [event_item(e) for e in uow.events.created_after(after, limit)]
-            return items
-
-        with self._uow() as uow:  # read only
-            items = read(uow)
-        items.sort(key=lambda item: (item.at, item.key))
-        return items[:limit]
+        """Items at or after ``after``, oldest first, at most ``limit`` (see :func:`feed_since`)."""
+        with self._uow() as uow:  # read only: nothing to commit
+            return feed_since(uow, after, limit=limit, worker=worker)

@@ -35,7 +35,7 @@ from billbridge.domain.activity import (
 from billbridge.domain.clock import Clock
 from billbridge.domain.models import Secret, dumps
 from billbridge.errors import CredentialError, FieldError, ValidationFailed
-from billbridge.services.activity import OVERLAP, Activity
+from billbridge.services.activity import OVERLAP, feed_since
 from billbridge.services.oauth import require_safe_url
 from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
@@ -70,13 +70,10 @@ def _backoff(attempts: int) -> timedelta:
 class Webhooks:
     """``engine.webhooks``: endpoints, the delivery queue and its log."""
 
-    def __init__(
-        self, *, uow: UnitOfWorkFactory, clock: Clock, http: httpx.Client, activity: Activity
-    ) -> None:
+    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, http: httpx.Client) -> None:
         self._uow = uow
         self._clock = clock
         self._http = http
-        self._activity = activity
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -195,7 +192,8 @@ class Webhooks:
             repo = uow.webhooks
             position = repo.cursor(_CURSOR, start=now, at=now)
             endpoints = repo.endpoints(enabled=True)
-            items = self._activity.since(position - OVERLAP, limit=1000)
+            # In this unit of work: on SQLite a second one would wait for the lock it holds.
+            items = feed_since(uow, position - OVERLAP, limit=1000)
             queued = repo.enqueue(
                 [
                     _delivery(endpoint, item, now)

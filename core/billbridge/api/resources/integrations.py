@@ -294,7 +294,7 @@ def name_integration_entities(call: Call) -> Reply:
         "account": {"id": "acc-1", "name": "Acme Ltd"},
     },
     responses=[ok("Preview", "The destination's request; nothing is sent or stored")],
-    errors=[400, 404, 422, 502],
+    errors=[400, 404, 409, 422, 502],
 )
 def preview_bill(call: Call) -> Reply:
     """Builds the delivery exactly as the worker would and asks the plugin for its request."""

@@ -490,5 +490,5 @@ class RunRepository:
                 ),
                 _to_domain(run),
             )
-            for attempt, run in self.session.execute(statement).tuples()
+            for attempt, run in self.session.execute(statement)
         ]

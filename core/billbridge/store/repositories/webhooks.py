@@ -140,14 +140,18 @@ class WebhookRepository:
     # -- the queue ---------------------------------------------------------------------------
 
     def enqueue(self, deliveries: Sequence[WebhookDelivery]) -> int:
-        """Queue deliveries; one already queued (same endpoint and key) is left alone."""
+        """Queue deliveries; one already queued (same endpoint and key) is left alone.
+
+        Returns how many the database reports inserted (0 when the driver does not say).
+        """
         if not deliveries:
             return 0
         dialect_insert = postgresql.insert if self._postgres else sqlite.insert
         statement = dialect_insert(WebhookDeliveryRow).on_conflict_do_nothing(
             index_elements=[WebhookDeliveryRow.endpoint_id, WebhookDeliveryRow.dedupe_key]
         )
-        result = self.session.execute(statement, [_values(d) for d in deliveries])
+        result = self.session.connection().execute(statement, [_values(d) for d in deliveries])
+        # Drivers report an executemany's count differently (-1 when unknown): a hint only.
         return max(rowcount(result), 0)
 
     def claim_due(
