@@ -30,6 +30,30 @@ _ERRORS = {
     503: "The destination asked to slow down (Retry-After)",
 }
 
+_ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
+    400: {"code": "malformed_json", "message": "the request body is not valid JSON at line 1 "
+          "column 14: Expecting property name enclosed in double quotes", "errors": []},
+    401: {"code": "unauthorized", "message": "the API key is not valid (unknown or revoked)",
+          "errors": []},
+    403: {"code": "forbidden", "message": "the API key 'console' may only read; this request "
+          "needs an admin key", "errors": []},
+    404: {"code": "not_found", "message": "integration 4f0c… not found", "errors": []},
+    409: {"code": "stale_version", "message": "integration 4f0c… was changed by someone else "
+          "(version 3, you had 2): reload and retry", "errors": []},
+    413: {"code": "payload_too_large", "message": "the request body is larger than 5242880 "
+          "bytes, the most this service accepts (BILLBRIDGE_API_MAX_BODY_BYTES)", "errors": []},
+    415: {"code": "unsupported_media_type", "message": "the request body must be JSON "
+          "(Content-Type: application/json), not 'text/plain'", "errors": []},
+    422: {"code": "validation_failed", "message": "integration configuration refused",
+          "errors": [{"path": "/destinationConfig/invoiceStatus", "message": "must be one of: "
+                      'Draft ("DRAFT"), Awaiting approval ("SUBMITTED"), Awaiting payment '
+                      '(authorised) ("AUTHORISED")'}]},
+    500: {"code": "internal_error", "message": "internal error; the server log has it under "
+          "reference 3f9a0c1d2e4b", "errors": []},
+    502: {"code": "destination_error", "message": "quickbooks answered HTTP 500", "errors": []},
+    503: {"code": "destination_rate_limited", "message": "throttled", "errors": []},
+}  # fmt: skip
+
 _PATH_WORDS = {
     "key": "A destination key (quickbooks, quickbooks_sandbox, xero...).",
     "name": "A core schema name (bill, account, global-config...).",
@@ -139,7 +163,9 @@ def _responses(endpoint: Endpoint) -> dict[str, Any]:
             str(status),
             {
                 "description": _ERRORS[status],
-                "content": {"application/json": {"schema": ref("Error")}},
+                "content": {
+                    "application/json": {"schema": ref("Error"), "example": _ERROR_EXAMPLES[status]}
+                },
             },
         )
     return responses
