@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -146,8 +148,28 @@ def serve(
             # Open event streams must not hold a shutdown forever; they end with a retry hint.
             timeout_graceful_shutdown=10,
         )
-        uvicorn.Server(config).run()
+        with _signals_end_the_server():
+            uvicorn.Server(config).run()
     click.echo("billbridge serve stopped", err=True)
+
+
+@contextmanager
+def _signals_end_the_server() -> Iterator[None]:
+    """Let SIGINT/SIGTERM stop the server without killing the process.
+
+    uvicorn shuts down gracefully on them (the worker stops in the app's lifespan), then raises
+    the signal again for the handler that was there before it: this no-op one, so that the
+    engine is closed and the command exits 0 instead of dying by the signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # --- api-keys -----------------------------------------------------------------------------------

@@ -167,11 +167,14 @@ class Webhooks:
         )
 
     def redeliver(self, delivery_id: str) -> WebhookDelivery:
-        """Send a delivery again (a failed one, or one delivered that the receiver lost)."""
+        """Send a delivery again (a failed one, or one delivered that the receiver lost), with
+        its retries starting over."""
 
         def work(uow: UnitOfWork) -> WebhookDelivery:
             current = uow.webhooks.delivery(delivery_id)
-            again = attrs.evolve(current, status=WebhookStatus.PENDING, next_attempt_at=None)
+            again = attrs.evolve(
+                current, status=WebhookStatus.PENDING, attempts=0, next_attempt_at=None
+            )
             uow.webhooks.finish(again)
             return uow.webhooks.delivery(delivery_id)
 
