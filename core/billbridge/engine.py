@@ -14,7 +14,10 @@
 
 The engine is a thin facade: it builds the store, the plugin registry and the services
 (:mod:`billbridge.services`) once and hands each what it needs. It is safe to use from several
-threads at once.
+threads at once: every call opens its own unit of work (one database transaction), shared state
+(the bill cache, the external entities cache, the key ring) is locked, and the HTTP client is
+thread-safe. The HTTP service (:mod:`billbridge.api`) relies on it: one engine per process
+serves every request from a thread pool, beside the background worker.
 """
 
 from __future__ import annotations

@@ -56,9 +56,13 @@ class Documented:
             for path in document["paths"]
         ]
 
-    def schema(self, method: str, path: str, status: int) -> dict[str, Any] | None:
+    def template(self, path: str) -> str:
         template = next((t for pattern, t in self.routes if pattern.match(path)), None)
         assert template is not None, f"{path} is not in the OpenAPI document"
+        return template
+
+    def schema(self, method: str, path: str, status: int) -> dict[str, Any] | None:
+        template = self.template(path)
         operation = self.document["paths"][template].get(method.lower())
         assert operation is not None, f"{method} {template} is not in the OpenAPI document"
         response = operation["responses"].get(str(status))
@@ -91,6 +95,8 @@ class Api:
     documented: Documented
     http: httpx.Client = attrs.field(factory=lambda: httpx.Client(timeout=60))
     answers: list[str] = attrs.field(factory=list)
+    #: Every route called, as (method, path template).
+    called: set[tuple[str, str]] = attrs.field(factory=set)
 
     def request(
         self,
@@ -113,6 +119,7 @@ class Api:
                 headers.setdefault("Content-Type", "application/json")
         response = self.http.request(method, self.url + path, headers=headers, **kwargs)
         self.answers.append(response.text)
+        self.called.add((method, self.documented.template(path.split("?", 1)[0])))
         if expect is not None:
             assert response.status_code == expect, (
                 f"{method} {path}: {response.status_code} {response.text[:500]}"
