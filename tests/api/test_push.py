@@ -121,12 +121,20 @@ def test_a_webhook_url_must_be_https(world: World) -> None:
     ]
 
 
-def read_events(url: str, key: str, wanted: int, seen: list[dict[str, Any]]) -> None:
+def read_events(
+    url: str,
+    key: str,
+    wanted: int,
+    seen: list[dict[str, Any]],
+    connected: threading.Event | None = None,
+) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.stream("GET", url, headers=headers, timeout=10) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
+            if line.startswith("retry:") and connected is not None:
+                connected.set()
             if line.startswith("data: "):
                 seen.append(json.loads(line[len("data: ") :]))
                 if len(seen) >= wanted:
@@ -135,12 +143,14 @@ def read_events(url: str, key: str, wanted: int, seen: list[dict[str, Any]]) -> 
 
 def test_the_event_stream_pushes_outcomes_and_events(world: World) -> None:
     seen: list[dict[str, Any]] = []
+    connected = threading.Event()
     reader = threading.Thread(
         target=read_events,
-        args=(f"{world.api.url}/api/stream", world.api.read_key, 2, seen),
+        args=(f"{world.api.url}/api/stream", world.api.read_key, 2, seen, connected),
         daemon=True,
     )
     reader.start()
+    assert connected.wait(10)
     world.clock.advance(1)  # items after the stream opened
     deliver_one_bill(world, mapped=False)  # an ERROR outcome and its event
     reader.join(10)
