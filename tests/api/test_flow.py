@@ -355,6 +355,12 @@ def call_every_other_route(api: Api, found: dict[str, Any]) -> None:
     api.get(f"/api/events/{events[0]['id']}")
     mappings = api.get("/api/mappings", params={"integrationId": qbo, "limit": 1})["items"]
     api.get(f"/api/mappings/{mappings[0]['id']}")
+    moved = api.put(f"/api/mappings/{mappings[0]['id']}", {"externalId": "999"})
+    assert (moved["id"], moved["externalId"]) == (mappings[0]["id"], "999")
+    refused = api.put(
+        f"/api/mappings/{mappings[0]['id']}", {"externalTable": "Invoice"}, expect=422
+    )
+    assert [e["path"] for e in refused["errors"]] == ["/externalTable"]
     api.delete(f"/api/mappings/{mappings[0]['id']}")
     api.post("/api/filters:check", {"expression": "address.country == US", "account": GLOBEX})
     created = api.post("/api/keys", {"name": "console"}, expect=201)

@@ -155,6 +155,14 @@ REQUESTS: dict[str, Schema] = {
     ),
     "Connect": obj({"credentialId": ID}, ("credentialId",)),
     "MappingCreate": _MAPPING_CREATE,
+    "MappingUpdate": obj(
+        {
+            "externalSystem": ID,
+            "externalTable": ID,
+            "externalId": _ID_OR_NUMBER,
+        },
+        description="The external side to point at; parts left out stay.",
+    ),
     "MappingImport": {**items(_MAPPING_CREATE), "minItems": 1, "maxItems": 10000},
     "BillSubmission": _BILL_PAIR,
     "BillBatch": obj({"items": {**items(_BILL_PAIR), "minItems": 1, "maxItems": 500}}, ("items",)),

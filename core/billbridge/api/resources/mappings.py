@@ -114,6 +114,28 @@ def get_mapping(call: Call) -> Reply:
 
 
 @ROUTES.route(
+    "PUT",
+    "/api/mappings/{mappingId}",
+    scope=ADMIN,
+    summary="Point a mapping at another external record",
+    body=REQUESTS["MappingUpdate"],
+    body_example={"externalId": "5f1c0a2e-7b3d-4c8e-9f10-2a3b4c5d6e70"},
+    responses=[ok("Mapping", "The mapping, changed")],
+    errors=[404, 409, 422],
+)
+def update_mapping(call: Call) -> Reply:
+    """Changes the external side (id, table, system); the m3ter side and the link stay."""
+    b = call.body
+    changed = call.engine.mappings.update(
+        call.path["mappingId"],
+        external_id=str(b["externalId"]) if b.get("externalId") is not None else None,
+        external_table=b.get("externalTable"),
+        external_system=b.get("externalSystem"),
+    )
+    return Reply(serializers.mapping(changed))
+
+
+@ROUTES.route(
     "DELETE",
     "/api/mappings/{mappingId}",
     scope=ADMIN,
