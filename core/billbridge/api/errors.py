@@ -117,7 +117,9 @@ def _billbridge(exc: BillbridgeError) -> ApiError:
         retry = str(max(1, round(exc.retry_after)))
         return ApiError(503, "destination_rate_limited", message, headers={"Retry-After": retry})
     if isinstance(exc, AuthenticationFailed):
-        return ApiError(502, "destination_authentication_failed", message)
+        # The credential's state (incomplete, or refused: reconnect needed), not a failure of
+        # the destination right now.
+        return ApiError(409, "authentication_failed", message)
     if isinstance(exc, DestinationError):
         detail = f" ({exc.detail})" if exc.detail else ""
         return ApiError(502, "destination_error", message + detail)

@@ -189,7 +189,7 @@ def test_credential(call: Call) -> Reply:
     summary="List a destination table through a credential",
     params=[SEARCH, CURSOR],
     responses=[ok("ExternalEntityPage", "One page of records (id, name)")],
-    errors=[404, 502],
+    errors=[404, 409, 502],
 )
 def list_credential_entities(call: Call) -> Reply:
     """For pickers while an integration is being set up: one page of customers, items,

@@ -245,7 +245,7 @@ def get_integration_panel(call: Call) -> Reply:
     summary="List a destination table through the integration's credential",
     params=[SEARCH, CURSOR],
     responses=[ok("ExternalEntityPage", "One page of records (id, name)")],
-    errors=[404, 422, 502],
+    errors=[404, 409, 422, 502],
 )
 def list_integration_entities(call: Call) -> Reply:
     """One page of customers, items, accounts... (kept for a minute), for pickers."""
@@ -273,7 +273,7 @@ def list_integration_entities(call: Call) -> Reply:
         ),
     ],
     responses=[ok("ExternalNames", "Each id's name, or null when the destination has none")],
-    errors=[404, 422, 502],
+    errors=[404, 409, 422, 502],
 )
 def name_integration_entities(call: Call) -> Reply:
     """Names of records already mapped, to show "Acme Ltd" rather than "58" in lists."""
