@@ -14,13 +14,16 @@
 
 The engine is a thin facade: it builds the store, the plugin registry and the services
 (:mod:`billbridge.services`) once and hands each what it needs. It is safe to use from several
-threads at once.
+threads at once: every call opens its own unit of work (one database transaction), shared state
+(the bill cache, the external entities cache, the key ring) is locked, and the HTTP client is
+thread-safe. The HTTP service (:mod:`billbridge.api`) relies on it: one engine per process
+serves every request from a thread pool, beside the background worker.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,12 +32,17 @@ import httpx
 
 from billbridge import __version__
 from billbridge.domain.clock import Clock, SystemClock
-from billbridge.domain.intake import AccountInput, BillInput, receive
+from billbridge.domain.intake import AccountInput, BillInput, Received, receive, receive_at
 from billbridge.domain.models import Run, thaw
 from billbridge.domain.runs import RetryPolicy
+from billbridge.domain.schemas import CORE_SCHEMAS, core_schema, published_panel
+from billbridge.domain.uischema import ui_schema
+from billbridge.errors import FieldError, ValidationFailed
 from billbridge.plugin.contract import Destination
 from billbridge.plugin.manager import PluginRegistry, load_plugins
 from billbridge.secrets import SecretBox
+from billbridge.services.activity import Activity
+from billbridge.services.api_keys import ApiKeys
 from billbridge.services.bill_cache import BillCache
 from billbridge.services.config_secrets import ConfigSecrets
 from billbridge.services.credentials import Credentials
@@ -43,11 +51,16 @@ from billbridge.services.delivery.prepare import Preparer
 from billbridge.services.delivery.record import Recorder
 from billbridge.services.delivery.send import Sender
 from billbridge.services.events import Events
+from billbridge.services.explain import Explainer, Explanation
+from billbridge.services.external import ExternalEntities
+from billbridge.services.filters import FilterCheck, check_filter
 from billbridge.services.integrations import Integrations
 from billbridge.services.mappings import Mappings
+from billbridge.services.monitoring import Monitoring
 from billbridge.services.preview import Previewer
 from billbridge.services.runs import Runs, Skips
 from billbridge.services.submission import SubmitCounts, SubmitResult, Submitter
+from billbridge.services.webhooks import Webhooks
 from billbridge.settings import Settings
 from billbridge.store import Database, UnitOfWork, atomically, unit_of_work_factory
 
@@ -138,6 +151,28 @@ class Engine:
             ),
             retry=retry,
         )
+        self._compose_service_face()
+
+    def _compose_service_face(self) -> None:
+        """What the HTTP service (``billbridge serve``) needs beyond the embedding API."""
+        uow, plugins, clock = self.uow, self.plugins, self.clock
+        #: API keys of the HTTP service.
+        self.api_keys = ApiKeys(uow=uow, clock=clock)
+        #: Destination tables for pickers, names of mapped ids, connection tests.
+        self.external = ExternalEntities(
+            uow=uow,
+            plugins=plugins,
+            credentials=self.credentials,
+            clock=clock,
+            ttl=self.settings.external_entities_ttl,
+        )
+        #: Events and delivery outcomes in time order (webhooks, event streams).
+        self.activity = Activity(uow=uow)
+        #: Signed notifications of the activity feed.
+        self.webhooks = Webhooks(uow=uow, clock=clock, http=self.http)
+        #: Gauges and outcomes for metrics.
+        self.monitoring = Monitoring(uow=uow, plugins=plugins, clock=clock)
+        self._explainer = Explainer(uow=uow)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -193,24 +228,60 @@ class Engine:
                         at=self.clock.now(),
                     )
                     count += 1
-            return count
+            return count + uow.webhooks.rotate_secrets()
 
         return atomically(self.uow, work)
 
     # -- bills ------------------------------------------------------------------------------
 
-    def submit_bill(self, bill: BillInput, account: AccountInput) -> SubmitResult:
+    def submit_bill(
+        self, bill: BillInput, account: AccountInput, *, base_path: str | None = None
+    ) -> SubmitResult:
         """Route one bill version to every enabled Bill integration and record each decision.
 
         :param bill: m3ter's bill (JSON text, parsed JSON, or a
             :class:`~billbridge.domain.models.Bill`).
         :param account: the bill's account, likewise.
+        :param base_path: report refused input under ``{base_path}/bill`` and
+            ``{base_path}/account`` (default: at the refused document's own paths).
         :returns: the runs queued (WAITING) and the skips with their reasons.
         :raises ValidationFailed: not valid m3ter JSON, or the account does not match the bill;
             nothing is stored then.
         :raises Conflict: this bill version was received before with other content.
         """
-        return self._submitter.submit([receive(bill, account)])
+        received = (
+            receive(bill, account) if base_path is None else receive_at(bill, account, base_path)
+        )
+        return self._submitter.submit([received])
+
+    def submit_all(
+        self, items: Sequence[tuple[BillInput, AccountInput]], *, base_path: str = ""
+    ) -> SubmitResult:
+        """Submit several bills all or nothing: one refused document stores none of them.
+
+        Every refused document is reported, under ``{base_path}/{index}/bill`` or
+        ``.../account``. Meant for requests of up to a few hundred bills; a backfill streams
+        through :meth:`submit_bills` instead.
+        """
+        received: list[Received] = []
+        errors: list[FieldError] = []
+        for index, (bill, account) in enumerate(items):
+            try:
+                received.append(receive_at(bill, account, f"{base_path}/{index}"))
+            except ValidationFailed as exc:
+                errors += exc.errors
+        if errors:
+            raise ValidationFailed(errors, summary="bills refused; none was submitted")
+        return self._submitter.submit(received)
+
+    def explain(
+        self, bill: BillInput, account: AccountInput, *, base_path: str = ""
+    ) -> Explanation:
+        """Which integrations would take this bill version now, and why the others would not.
+
+        The same decisions :meth:`submit_bill` would make and record; nothing is recorded.
+        """
+        return self._explainer.explain(bill, account, base_path=base_path)
 
     def submit_bills(
         self, pairs: Iterable[tuple[BillInput, AccountInput]], *, chunk: int = 500
@@ -219,14 +290,24 @@ class Engine:
         return self._submitter.submit_many(pairs, chunk=chunk)
 
     def preview(
-        self, bill: BillInput, account: AccountInput, integration_id: str
+        self,
+        bill: BillInput,
+        account: AccountInput,
+        integration_id: str,
+        *,
+        base_path: str | None = None,
     ) -> dict[str, Any]:
         """The exact request the integration would send for this bill; nothing sent or stored.
 
+        :param base_path: as for :meth:`submit_bill`.
         :raises MissingMapping: the account (or an item) has no mapping;
             :class:`~billbridge.errors.BillbridgeError` when the destination cannot preview.
         """
-        return self._previewer.preview(bill, account, integration_id)
+        return self._previewer.preview(bill, account, integration_id, base_path=base_path)
+
+    def check_filter(self, expression: str, account: AccountInput | None = None) -> FilterCheck:
+        """Check an account filter expression (and whether ``account`` matches it)."""
+        return check_filter(expression, account)
 
     def deliver_pending(
         self,
@@ -264,3 +345,68 @@ class Engine:
         """The destination's configuration panel (JSON Schema draft-07), a fresh copy."""
         schema: dict[str, Any] = thaw(self.destination(key).schema)
         return schema
+
+    def panel_schema(self, key: str) -> dict[str, Any]:
+        """The destination's panel as published for UIs: an ``$id`` of its own and secrets
+        that accept the sentinel (see :func:`~billbridge.domain.schemas.published_panel`)."""
+        return published_panel(key, self.destination(key).schema)
+
+    def published_schemas(self) -> dict[str, dict[str, Any]]:
+        """Every schema a UI builder needs, by name: the core's, then
+        ``destinations/<key>`` per installed destination; every ``$id`` is unique."""
+        schemas = {name: core_schema(name) for name in CORE_SCHEMAS}
+        for destination in self.destinations():
+            schemas[f"destinations/{destination.key}"] = self.panel_schema(destination.key)
+        return schemas
+
+    def forms(
+        self,
+        key: str,
+        *,
+        entity_endpoint: str | None = None,
+        filter_endpoint: str | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """The three panels of an integration to ``key``, each ``{"schema", "uiSchema"}``.
+
+        ``config`` (global), ``entityConfig`` (Bill) and ``destinationConfig`` (the
+        destination's own panel). The uiSchemas are for react-jsonschema-form (see
+        :mod:`billbridge.domain.uischema`); ``entity_endpoint`` (with ``{table}``) and
+        ``filter_endpoint`` are where its picker and filter widgets call.
+        """
+        schemas = {
+            "config": core_schema("global-config"),
+            "entityConfig": core_schema("bill-entity-config"),
+            "destinationConfig": self.panel_schema(key),
+        }
+        return {
+            part: {
+                "schema": schema,
+                "uiSchema": ui_schema(
+                    schema, entity_endpoint=entity_endpoint, filter_endpoint=filter_endpoint
+                ),
+            }
+            for part, schema in schemas.items()
+        }
+
+    def readiness(self) -> dict[str, Any]:
+        """Whether this engine can serve: the database answers and its schema is current.
+
+        ``{"ready": bool, "database": "ok" | <why not>, "migration": <revision or None>,
+        "expectedMigration": <head>}``; never raises.
+        """
+        head = self.db.head_revision()
+        try:
+            current = self.db.current_revision()
+        except Exception as exc:  # an unreachable database is an answer here, not an error
+            return {
+                "ready": False,
+                "database": f"unreachable ({type(exc).__name__})",
+                "migration": None,
+                "expectedMigration": head,
+            }
+        return {
+            "ready": current == head,
+            "database": "ok",
+            "migration": current,
+            "expectedMigration": head,
+        }

@@ -111,6 +111,8 @@ class Settings:
     #: full cache holds about 90 MB; bills delivered after they left it are read back from the
     #: database and parsed again.
     bill_cache_size: int = 2_000
+    #: Seconds a page listed from a destination (customers, items... for pickers) is reused.
+    external_entities_ttl: float = 60.0
     #: Per-destination OAuth apps and host overrides, by destination key.
     destinations: Mapping[str, DestinationSettings] = attrs.field(
         factory=dict, converter=frozen_map

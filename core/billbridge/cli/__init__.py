@@ -15,6 +15,8 @@ command line stays quick:
 * :mod:`~billbridge.cli.bills`: ``bills submit``, ``preview``
 * :mod:`~billbridge.cli.runs`: ``runs …``, ``skips list``, ``events …``
 * :mod:`~billbridge.cli.worker`: ``worker``
+* :mod:`~billbridge.cli.serve`: ``serve`` (the HTTP API, :mod:`billbridge.api`)
+* :mod:`~billbridge.cli.api_keys`: ``api-keys …``
 * :mod:`~billbridge.cli.secrets`: ``secrets …``
 * :mod:`~billbridge.cli.db`: ``db upgrade``
 * :mod:`~billbridge.cli.emulator`: ``emulator NAME``
@@ -31,6 +33,7 @@ from __future__ import annotations
 import click
 
 from billbridge import __version__
+from billbridge.cli.api_keys import api_keys
 from billbridge.cli.bills import bills, preview
 from billbridge.cli.credentials import credentials
 from billbridge.cli.db import db
@@ -41,6 +44,7 @@ from billbridge.cli.mappings import mappings
 from billbridge.cli.plugins import plugins, schema, schemas
 from billbridge.cli.runs import events, runs, skips
 from billbridge.cli.secrets import secrets
+from billbridge.cli.serve import serve
 from billbridge.cli.state import State
 from billbridge.cli.worker import worker
 
@@ -79,6 +83,8 @@ for _command in (
     bills,
     preview,
     worker,
+    serve,
+    api_keys,
     runs,
     events,
     skips,

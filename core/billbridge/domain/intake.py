@@ -15,7 +15,15 @@ import simplejson
 from billbridge.domain.models import Account, Bill, dumps, parse_account, parse_bill
 from billbridge.errors import FieldError, ValidationFailed
 
-__all__ = ["AccountInput", "BillInput", "Received", "read_pair", "receive"]
+__all__ = [
+    "AccountInput",
+    "BillInput",
+    "Received",
+    "read_pair",
+    "read_pair_at",
+    "receive",
+    "receive_at",
+]
 
 BillInput = Bill | Mapping[str, Any] | str | bytes
 AccountInput = Account | Mapping[str, Any] | str | bytes
@@ -70,3 +78,38 @@ def read_pair(bill: BillInput, account: AccountInput) -> tuple[Bill, Account]:
             summary="the account does not match the bill",
         )
     return parsed_bill, parsed_account
+
+
+def receive_at(bill: BillInput, account: AccountInput, base_path: str) -> Received:
+    """:func:`receive`, with refused input reported under ``{base_path}/bill`` and
+    ``{base_path}/account`` (for callers that hand in both documents in one request)."""
+    try:
+        return receive(bill, account)
+    except ValidationFailed as exc:
+        raise _placed(exc, bill, base_path) from None
+
+
+def read_pair_at(bill: BillInput, account: AccountInput, base_path: str) -> tuple[Bill, Account]:
+    """:func:`read_pair`, with refused input placed as :func:`receive_at` places it."""
+    try:
+        return read_pair(bill, account)
+    except ValidationFailed as exc:
+        raise _placed(exc, bill, base_path) from None
+
+
+def _placed(exc: ValidationFailed, bill: BillInput, base_path: str) -> ValidationFailed:
+    # Parsing is cheap to repeat on this (rare) path: which document was refused decides where
+    # its errors go. The mismatch of the two is already reported at /account/id.
+    if any(e.path == "/account/id" for e in exc.errors) and len(exc.errors) == 1:
+        where = ""
+    else:
+        try:
+            bill if isinstance(bill, Bill) else parse_bill(bill)
+        except ValidationFailed:
+            where = "/bill"
+        else:
+            where = "/account"
+    summary = str(exc).split(":", 1)[0]
+    return ValidationFailed(
+        [FieldError(f"{base_path}{where}{e.path}", e.message) for e in exc.errors], summary
+    )

@@ -28,8 +28,12 @@ class Events:
         since: datetime | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        before: tuple[datetime, str] | None = None,
     ) -> builtins.list[Event]:
-        """Events, newest first, filtered by integration, type, actioned and time."""
+        """Events, newest first, filtered by integration, type, actioned and time.
+
+        :param before: keyset paging: events older than this ``(created_at, id)`` only.
+        """
         kind = EventType(type) if type is not None else None
         return atomically(
             self._uow,
@@ -40,6 +44,24 @@ class Events:
                 since=since,
                 limit=limit,
                 offset=offset,
+                before=before,
+            ),
+        )
+
+    def count(
+        self,
+        *,
+        integration_id: str | None = None,
+        type: EventType | str | None = None,
+        actioned: bool | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many events :meth:`list` would return without paging."""
+        kind = EventType(type) if type is not None else None
+        return atomically(
+            self._uow,
+            lambda uow: uow.events.count(
+                integration_id=integration_id, type=kind, actioned=actioned, since=since
             ),
         )
 

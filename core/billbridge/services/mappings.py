@@ -14,7 +14,7 @@ from billbridge.domain.models import ExternalMapping, Integration
 from billbridge.domain.schemas import core_schema, validate
 from billbridge.errors import FieldError, UnknownDestination, ValidationFailed
 from billbridge.plugin.manager import PluginRegistry
-from billbridge.store import UnitOfWorkFactory, atomically, new_id
+from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
 __all__ = ["Mappings"]
 
@@ -225,6 +225,7 @@ class Mappings:
         linked: bool | None = None,
         limit: int | None = None,
         offset: int = 0,
+        external_id: str | None = None,
     ) -> builtins.list[ExternalMapping]:
         """Mappings matching every given filter, oldest first."""
         return atomically(
@@ -238,6 +239,32 @@ class Mappings:
                 linked=linked,
                 limit=limit,
                 offset=offset,
+                external_id=external_id,
+            ),
+        )
+
+    def count(
+        self,
+        *,
+        entity: str | None = None,
+        entity_id: str | None = None,
+        external_system: str | None = None,
+        external_table: str | None = None,
+        integration_id: str | None = None,
+        linked: bool | None = None,
+        external_id: str | None = None,
+    ) -> int:
+        """How many mappings :meth:`list` would return without paging."""
+        return atomically(
+            self._uow,
+            lambda uow: uow.mappings.count(
+                m3ter_entity=entity,
+                m3ter_id=entity_id,
+                external_system=external_system,
+                external_table=external_table,
+                integration_id=integration_id,
+                linked=linked,
+                external_id=external_id,
             ),
         )
 
@@ -257,6 +284,45 @@ class Mappings:
             self._uow,
             lambda uow: uow.mappings.find_by_external(external_system, external_table, external_id),
         )
+
+    def update(
+        self,
+        mapping_id: str,
+        *,
+        external_id: str | None = None,
+        external_table: str | None = None,
+        external_system: str | None = None,
+    ) -> ExternalMapping:
+        """Point a mapping at another external record (the m3ter side and link stay).
+
+        Validated as :meth:`create` validates; replaced in one transaction, so a conflict with
+        another mapping leaves this one as it was.
+        :raises NotFound: no such mapping; :class:`ValidationFailed`; ``Conflict``.
+        """
+        current = self.get(mapping_id)
+        item = _MappingInput(
+            entity=current.m3ter_entity,
+            entity_id=current.m3ter_id,
+            external_table=external_table or current.external_table,
+            external_id=external_id or current.external_id,
+            external_system=external_system or current.external_system,
+            integration_id=current.integration_id,
+        )
+        integrations = {
+            i.id: i
+            for i in atomically(self._uow, lambda uow: uow.integrations.list())
+            if i.id == current.integration_id
+        }
+        prepared, errors = self._prepare(item, integrations, current.created_at, "")
+        if errors or prepared is None:
+            raise ValidationFailed(errors, summary="external mapping refused")
+        replacement = attrs.evolve(prepared, id=current.id)
+
+        def replace(uow: UnitOfWork) -> ExternalMapping:
+            uow.mappings.delete(current.id)
+            return uow.mappings.add(replacement)
+
+        return atomically(self._uow, replace)
 
     def delete(self, mapping_id: str) -> None:
         """Delete one mapping; raises :class:`~billbridge.errors.NotFound`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from billbridge.domain.intake import AccountInput, BillInput, read_pair
+from billbridge.domain.intake import AccountInput, BillInput, read_pair, read_pair_at
 from billbridge.domain.mappings import mapping_keys
 from billbridge.domain.models import ExternalMapping, Integration, LedgerEntry, thaw
 from billbridge.domain.preparation import build_delivery
@@ -31,10 +31,22 @@ class Previewer:
         self._unseal = unseal
 
     def preview(
-        self, bill: BillInput, account: AccountInput, integration_id: str
+        self,
+        bill: BillInput,
+        account: AccountInput,
+        integration_id: str,
+        *,
+        base_path: str | None = None,
     ) -> dict[str, Any]:
-        """The request the integration would send for this bill (see :meth:`Engine.preview`)."""
-        parsed_bill, parsed_account = read_pair(bill, account)
+        """The request the integration would send for this bill (see :meth:`Engine.preview`).
+
+        :param base_path: report refused input under ``{base_path}/bill`` and
+            ``{base_path}/account`` rather than at the document's own paths.
+        """
+        if base_path is None:
+            parsed_bill, parsed_account = read_pair(bill, account)
+        else:
+            parsed_bill, parsed_account = read_pair_at(bill, account, base_path)
         keys = sorted(mapping_keys(parsed_bill, parsed_account))
 
         def load(uow: UnitOfWork) -> tuple[Integration, list[ExternalMapping], LedgerEntry | None]:

@@ -31,13 +31,13 @@ class Runs:
         until: datetime | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        before: tuple[datetime, str] | None = None,
     ) -> builtins.list[Run]:
-        """Runs matching every filter, newest first (``since`` inclusive, ``until`` not)."""
-        statuses: list[RunStatus] | None = None
-        if status is not None:
-            statuses = (
-                [RunStatus(status)] if isinstance(status, str) else [RunStatus(s) for s in status]
-            )
+        """Runs matching every filter, newest first (``since`` inclusive, ``until`` not).
+
+        :param before: keyset paging: runs older than this ``(created_at, id)`` only.
+        """
+        statuses = _statuses(status)
         return atomically(
             self._uow,
             lambda uow: uow.runs.list(
@@ -48,6 +48,29 @@ class Runs:
                 until=until,
                 limit=limit,
                 offset=offset,
+                before=before,
+            ),
+        )
+
+    def count(
+        self,
+        *,
+        integration_id: str | None = None,
+        bill_id: str | None = None,
+        status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many runs :meth:`list` would return without paging."""
+        statuses = _statuses(status)
+        return atomically(
+            self._uow,
+            lambda uow: uow.runs.count(
+                integration_id=integration_id,
+                bill_id=bill_id,
+                status=statuses,
+                since=since,
+                until=until,
             ),
         )
 
@@ -110,6 +133,14 @@ class Runs:
         return atomically(self._uow, work)
 
 
+def _statuses(
+    status: RunStatus | str | Iterable[RunStatus | str] | None,
+) -> list[RunStatus] | None:
+    if status is None:
+        return None
+    return [RunStatus(status)] if isinstance(status, str) else [RunStatus(s) for s in status]
+
+
 class Skips:
     """``engine.skips``: routing decisions not to send, with their reasons."""
 
@@ -123,11 +154,22 @@ class Skips:
         bill_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        before: tuple[datetime, str] | None = None,
     ) -> builtins.list[Skip]:
-        """Skips, newest first."""
+        """Skips, newest first (``before``: keyset paging, as for runs)."""
         return atomically(
             self._uow,
             lambda uow: uow.skips.list(
-                integration_id=integration_id, bill_id=bill_id, limit=limit, offset=offset
+                integration_id=integration_id,
+                bill_id=bill_id,
+                limit=limit,
+                offset=offset,
+                before=before,
             ),
+        )
+
+    def count(self, *, integration_id: str | None = None, bill_id: str | None = None) -> int:
+        """How many skips :meth:`list` would return without paging."""
+        return atomically(
+            self._uow, lambda uow: uow.skips.count(integration_id=integration_id, bill_id=bill_id)
         )

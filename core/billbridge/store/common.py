@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, insert
+from sqlalchemy import ColumnElement, CursorResult, Select, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import GenerativeSelect
@@ -29,7 +29,9 @@ from billbridge.store.tables import Base
 
 __all__ = [
     "CHUNK",
+    "before",
     "chunks",
+    "count_of",
     "get_row",
     "insert_or_conflict",
     "insert_rows",
@@ -111,3 +113,21 @@ def page(statement: _Paged, limit: int | None, offset: int) -> _Paged:
 def plain(value: Mapping[str, Any]) -> dict[str, Any]:
     """A mapping as a dict: domain objects hold read-only proxies, JSON columns want dicts."""
     return dict(value)
+
+
+def before(created_at: Any, row_id: Any, key: tuple[Any, str] | None) -> ColumnElement[bool] | None:
+    """Rows older than ``key`` (``(created_at, id)``) in newest-first order, for keyset paging.
+
+    Written with ``OR`` rather than a row value: both databases then use the ``created_at``
+    index, and ties on ``created_at`` are broken by the id as in the listings' ``ORDER BY``.
+    """
+    if key is None:
+        return None
+    at, last_id = key
+    return or_(created_at < at, and_(created_at == at, row_id < last_id))
+
+
+def count_of(session: Session, statement: Select[Any]) -> int:
+    """How many rows ``statement`` (a listing without paging) returns, counted in SQL."""
+    counted = select(func.count()).select_from(statement.order_by(None).subquery())
+    return int(session.scalar(counted) or 0)

@@ -57,10 +57,12 @@ __all__ = [
     "GLOBAL_SCOPE",
     "NAMING_CONVENTION",
     "OPEN_RUN_STATUSES",
+    "ApiKeyRow",
     "BillRow",
     "CredentialRow",
     "EventRow",
     "ExternalMappingRow",
+    "FeedCursorRow",
     "IntegrationRow",
     "LedgerRow",
     "OAuthAppRow",
@@ -69,6 +71,8 @@ __all__ = [
     "SkipRow",
     "TenantStateRow",
     "UTCDateTime",
+    "WebhookDeliveryRow",
+    "WebhookEndpointRow",
     "metadata",
     "new_id",
     "open_runs",
@@ -444,3 +448,83 @@ class BillRow(Base):
     document: Mapped[str] = mapped_column(Text)
     account_document: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime]
+
+
+# --- the HTTP service (billbridge serve): API keys, webhooks, the activity feed's cursors --------
+
+# The activity feed (events and delivery outcomes, for webhooks and the console's stream) reads
+# attempts by the time they finished. Attempts are only ever inserted, so this index costs one
+# insert per attempt and never slows the updates of the runs table.
+Index("ix_run_attempts_finished_at", RunAttemptRow.finished_at)
+
+
+class ApiKeyRow(Base):
+    """A key for the HTTP API. Only its hash is stored: the key is shown once, when made."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(200))
+    # The key's first characters, shown in lists so a person can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    # sha256 hex of the whole key. Keys are 256 random bits, so there is no dictionary to guess
+    # from and a fast hash is enough; it lets every request be checked with one indexed lookup.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class WebhookEndpointRow(Base):
+    """A URL told about events and delivery outcomes, with the secret its requests are signed
+    with (encrypted: billbridge needs it back to sign)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = _id_column()
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500))
+    # Event types it wants (``integration.*.error``, ``run.<status>``); empty: every type.
+    event_types: Mapped[list[str]]
+    secret_enc: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """One notification to one endpoint: what was sent, how often, and how it ended."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = _id_column()
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    # What the notification is about (``event:<id>``, ``attempt:<run id>:<number>``): the feed is
+    # read with an overlap, and this key makes a second reading queue nothing twice.
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "dedupe_key"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+    )
+
+
+class FeedCursorRow(Base):
+    """How far a reader of the activity feed (the webhook queue) has read."""
+
+    __tablename__ = "feed_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[datetime]
+    updated_at: Mapped[datetime]

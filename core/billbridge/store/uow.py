@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from billbridge.secrets import SecretBox
 from billbridge.store.database import Database
 from billbridge.store.repositories import (
+    ApiKeyRepository,
     BillRepository,
     CredentialRepository,
     EventRepository,
@@ -34,6 +35,7 @@ from billbridge.store.repositories import (
     RunRepository,
     SkipRepository,
     TenantRepository,
+    WebhookRepository,
 )
 
 __all__ = ["UnitOfWork", "UnitOfWorkFactory", "atomically", "unit_of_work_factory"]
@@ -141,6 +143,16 @@ class UnitOfWork:
     def tenants(self) -> TenantRepository:
         """Tenant leases and limit state."""
         return TenantRepository(self.session)
+
+    @functools.cached_property
+    def api_keys(self) -> ApiKeyRepository:
+        """API keys of the HTTP service (hashes only)."""
+        return ApiKeyRepository(self.session)
+
+    @functools.cached_property
+    def webhooks(self) -> WebhookRepository:
+        """Webhook endpoints (secrets encrypted at rest), their deliveries, feed cursors."""
+        return WebhookRepository(self.session, self._secret_box())
 
 
 _REPOSITORIES = tuple(

@@ -5,6 +5,7 @@ everything they return is an attrs object from :mod:`billbridge.domain.models`, 
 and plugins never depend on the schema.
 """
 
+from billbridge.store.repositories.api_keys import ApiKeyRepository
 from billbridge.store.repositories.bills import BillRepository
 from billbridge.store.repositories.credentials import CredentialRepository, OAuthAppRepository
 from billbridge.store.repositories.events import EventRepository
@@ -14,10 +15,12 @@ from billbridge.store.repositories.mappings import MappingRepository
 from billbridge.store.repositories.runs import DUE_STATUSES, OPEN_STATUSES, RunRepository
 from billbridge.store.repositories.skips import SkipRepository
 from billbridge.store.repositories.tenants import TenantRepository, TenantState
+from billbridge.store.repositories.webhooks import WebhookRepository
 
 __all__ = [
     "DUE_STATUSES",
     "OPEN_STATUSES",
+    "ApiKeyRepository",
     "BillRepository",
     "CredentialRepository",
     "EventRepository",
@@ -29,4 +32,5 @@ __all__ = [
     "SkipRepository",
     "TenantRepository",
     "TenantState",
+    "WebhookRepository",
 ]

@@ -6,11 +6,12 @@ import builtins
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from billbridge.domain.models import Event, EventType
-from billbridge.store.common import insert_or_conflict, page, plain, require_row
+from billbridge.store.common import before as before_key
+from billbridge.store.common import count_of, insert_or_conflict, page, plain, require_row
 from billbridge.store.tables import EventRow, IntegrationRow
 
 __all__ = ["EventRepository"]
@@ -60,8 +61,50 @@ class EventRepository:
         since: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
+        before: tuple[datetime, str] | None = None,
     ) -> builtins.list[Event]:
-        """Events matching every filter, newest first. ``since`` is inclusive."""
+        """Events matching every filter, newest first. ``since`` is inclusive.
+
+        :param before: keyset paging: only events older than this ``(created_at, id)``.
+        """
+        statement = self._listing(integration_id, type, actioned, since)
+        older = before_key(EventRow.created_at, EventRow.id, before)
+        if older is not None:
+            statement = statement.where(older)
+        statement = statement.order_by(EventRow.created_at.desc(), EventRow.id.desc())
+        statement = page(statement, limit, offset).execution_options(populate_existing=True)
+        return [self._to_domain(row) for row in self.session.scalars(statement)]
+
+    def count(
+        self,
+        *,
+        integration_id: str | None = None,
+        type: EventType | Iterable[EventType] | None = None,
+        actioned: bool | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many events :meth:`list` would return without paging."""
+        statement = self._listing(integration_id, type, actioned, since)
+        return count_of(self.session, statement.with_only_columns(EventRow.id))
+
+    def created_after(self, after: datetime, limit: int) -> builtins.list[Event]:
+        """Events created at or after ``after``, oldest first (the activity feed)."""
+        statement = (
+            select(EventRow)
+            .where(EventRow.created_at >= after)
+            .order_by(EventRow.created_at, EventRow.id)
+            .limit(limit)
+            .execution_options(populate_existing=True)
+        )
+        return [self._to_domain(row) for row in self.session.scalars(statement)]
+
+    @staticmethod
+    def _listing(
+        integration_id: str | None,
+        type: EventType | Iterable[EventType] | None,
+        actioned: bool | None,
+        since: datetime | None,
+    ) -> Select[EventRow]:
         statement = select(EventRow)
         if integration_id is not None:
             statement = statement.where(EventRow.integration_id == integration_id)
@@ -73,9 +116,7 @@ class EventRepository:
             )
         if since is not None:
             statement = statement.where(EventRow.created_at >= since)
-        statement = statement.order_by(EventRow.created_at.desc(), EventRow.id.desc())
-        statement = page(statement, limit, offset).execution_options(populate_existing=True)
-        return [self._to_domain(row) for row in self.session.scalars(statement)]
+        return statement
 
     def mark_actioned(self, event_id: str, by: str, at: datetime) -> Event:
         """Record that ``by`` dealt with the event at ``at``; returns the event.

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from billbridge.domain.models import ExternalMapping
 from billbridge.errors import Conflict, NotFound
-from billbridge.store.common import page, require_row, rowcount
+from billbridge.store.common import count_of, page, require_row, rowcount
 from billbridge.store.tables import GLOBAL_SCOPE, ExternalMappingRow, IntegrationRow
 
 __all__ = ["MappingRepository"]
@@ -113,11 +113,46 @@ class MappingRepository:
         linked: bool | None = None,
         limit: int | None = None,
         offset: int = 0,
+        external_id: str | None = None,
     ) -> builtins.list[ExternalMapping]:
         """Mappings matching every given filter, oldest first.
 
         ``linked=True`` keeps mappings that belong to an integration, ``False`` global ones.
         """
+        conditions = self._conditions(
+            m3ter_entity, m3ter_id, external_system, external_table, integration_id, linked,
+            external_id,
+        )  # fmt: skip
+        return self._select(select(ExternalMappingRow).where(*conditions), limit, offset)
+
+    def count(
+        self,
+        *,
+        m3ter_entity: str | None = None,
+        m3ter_id: str | None = None,
+        external_system: str | None = None,
+        external_table: str | None = None,
+        integration_id: str | None = None,
+        linked: bool | None = None,
+        external_id: str | None = None,
+    ) -> int:
+        """How many mappings :meth:`list` would return without paging."""
+        conditions = self._conditions(
+            m3ter_entity, m3ter_id, external_system, external_table, integration_id, linked,
+            external_id,
+        )  # fmt: skip
+        return count_of(self.session, select(ExternalMappingRow.id).where(*conditions))
+
+    @staticmethod
+    def _conditions(
+        m3ter_entity: str | None,
+        m3ter_id: str | None,
+        external_system: str | None,
+        external_table: str | None,
+        integration_id: str | None,
+        linked: bool | None,
+        external_id: str | None,
+    ) -> builtins.list[ColumnElement[bool]]:
         m = ExternalMappingRow
         conditions: builtins.list[ColumnElement[bool]] = []
         for column, value in (
@@ -126,12 +161,13 @@ class MappingRepository:
             (m.external_system, external_system),
             (m.external_table, external_table),
             (m.integration_id, integration_id),
+            (m.external_id, external_id),
         ):
             if value is not None:
                 conditions.append(column == value)
         if linked is not None:
             conditions.append(m.scope != GLOBAL_SCOPE if linked else m.scope == GLOBAL_SCOPE)
-        return self._select(select(m).where(*conditions), limit, offset)
+        return conditions
 
     def find_by_entity(
         self, m3ter_entity: str, m3ter_id: str, external_system: str | None = None

@@ -13,13 +13,15 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import Select, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from billbridge.domain.models import Run, RunAttempt, RunStatus
+from billbridge.store.common import before as before_key
 from billbridge.store.common import (
     chunks,
+    count_of,
     insert_or_conflict,
     insert_rows,
     is_postgres,
@@ -195,8 +197,45 @@ class RunRepository:
         until: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
+        before: tuple[datetime, str] | None = None,
     ) -> builtins.list[Run]:
-        """Runs matching every filter, newest first. ``since`` is inclusive, ``until`` not."""
+        """Runs matching every filter, newest first. ``since`` is inclusive, ``until`` not.
+
+        :param before: keyset paging: only runs older than this ``(created_at, id)``.
+        """
+        statement = self._listing(integration_id, bill_id, status, since, until)
+        older = before_key(RunRow.created_at, RunRow.id, before)
+        if older is not None:
+            statement = statement.where(older)
+        statement = statement.order_by(RunRow.created_at.desc(), RunRow.id.desc())
+        statement = page(statement, limit, offset).execution_options(populate_existing=True)
+        return [_to_domain(row) for row in self.session.scalars(statement)]
+
+    def count(
+        self,
+        *,
+        integration_id: str | None = None,
+        bill_id: str | None = None,
+        status: RunStatus | Iterable[RunStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many runs :meth:`list` would return without paging."""
+        return count_of(
+            self.session,
+            self._listing(integration_id, bill_id, status, since, until).with_only_columns(
+                RunRow.id
+            ),
+        )
+
+    @staticmethod
+    def _listing(
+        integration_id: str | None,
+        bill_id: str | None,
+        status: RunStatus | Iterable[RunStatus] | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> Select[RunRow]:
         statement = select(RunRow)
         if integration_id is not None:
             statement = statement.where(RunRow.integration_id == integration_id)
@@ -204,15 +243,13 @@ class RunRepository:
             statement = statement.where(RunRow.bill_id == bill_id)
         if status is not None:
             # A RunStatus is a str: one status must not be iterated character by character.
-            wanted = [status] if isinstance(status, str) else list(status)
+            wanted = [status] if isinstance(status, str) else builtins.list(status)
             statement = statement.where(RunRow.status.in_([s.value for s in wanted]))
         if since is not None:
             statement = statement.where(RunRow.created_at >= since)
         if until is not None:
             statement = statement.where(RunRow.created_at < until)
-        statement = statement.order_by(RunRow.created_at.desc(), RunRow.id.desc())
-        statement = page(statement, limit, offset).execution_options(populate_existing=True)
-        return [_to_domain(row) for row in self.session.scalars(statement)]
+        return statement
 
     def status_counts(self, *, integration_id: str | None = None) -> dict[RunStatus, int]:
         """How many runs have each status (counted in SQL), optionally for one integration."""
@@ -457,4 +494,41 @@ class RunRepository:
                 .where(RunAttemptRow.run_id == run_id)
                 .order_by(RunAttemptRow.number, RunAttemptRow.started_at)
             )
+        ]
+
+    def attempts_finished(
+        self,
+        *,
+        after: datetime,
+        limit: int,
+        worker: str | None = None,
+    ) -> builtins.list[tuple[RunAttempt, Run]]:
+        """Attempts that finished at or after ``after``, oldest first, each with its run.
+
+        The activity feed (webhooks, the console's stream) and delivery metrics read delivery
+        outcomes this way; ``worker`` keeps one worker's attempts only.
+        """
+        statement = (
+            select(RunAttemptRow, RunRow)
+            .join(RunRow, RunRow.id == RunAttemptRow.run_id)
+            .where(RunAttemptRow.finished_at >= after)
+            .order_by(RunAttemptRow.finished_at, RunAttemptRow.id)
+            .limit(limit)
+        )
+        if worker is not None:
+            statement = statement.where(RunAttemptRow.worker == worker)
+        return [
+            (
+                RunAttempt(
+                    run_id=attempt.run_id,
+                    number=attempt.number,
+                    worker=attempt.worker,
+                    started_at=attempt.started_at,
+                    finished_at=attempt.finished_at,
+                    status=RunStatus(attempt.status),
+                    error=attempt.error,
+                ),
+                _to_domain(run),
+            )
+            for attempt, run in self.session.execute(statement)
         ]

@@ -6,11 +6,12 @@ import builtins
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from billbridge.domain.models import Skip
-from billbridge.store.common import insert_rows, page, rowcount
+from billbridge.store.common import before as before_key
+from billbridge.store.common import count_of, insert_rows, page, rowcount
 from billbridge.store.tables import SkipRow
 
 __all__ = ["SkipRepository"]
@@ -48,13 +49,13 @@ class SkipRepository:
         bill_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        before: tuple[datetime, str] | None = None,
     ) -> builtins.list[Skip]:
-        """Routing skips, newest first."""
-        statement = select(SkipRow)
-        if integration_id is not None:
-            statement = statement.where(SkipRow.integration_id == integration_id)
-        if bill_id is not None:
-            statement = statement.where(SkipRow.bill_id == bill_id)
+        """Routing skips, newest first (``before``: keyset paging, as for runs)."""
+        statement = self._listing(integration_id, bill_id)
+        older = before_key(SkipRow.created_at, SkipRow.id, before)
+        if older is not None:
+            statement = statement.where(older)
         statement = statement.order_by(SkipRow.created_at.desc(), SkipRow.id.desc())
         return [
             Skip(
@@ -68,6 +69,20 @@ class SkipRepository:
             )
             for row in self.session.scalars(page(statement, limit, offset))
         ]
+
+    def count(self, *, integration_id: str | None = None, bill_id: str | None = None) -> int:
+        """How many skips :meth:`list` would return without paging."""
+        statement = self._listing(integration_id, bill_id).with_only_columns(SkipRow.id)
+        return count_of(self.session, statement)
+
+    @staticmethod
+    def _listing(integration_id: str | None, bill_id: str | None) -> Select[SkipRow]:
+        statement = select(SkipRow)
+        if integration_id is not None:
+            statement = statement.where(SkipRow.integration_id == integration_id)
+        if bill_id is not None:
+            statement = statement.where(SkipRow.bill_id == bill_id)
+        return statement
 
     def forget_before(self, when: datetime) -> int:
         """Delete skips older than ``when`` (housekeeping); returns how many."""

@@ -1,7 +1,7 @@
 """At most one open run per bill version and integration, enforced by the database.
 
-Revision ID: 0006_one_open_run_per_version
-Revises: 0005_open_run_indexes
+Revision ID: 0007_one_open_run_per_version
+Revises: 0006_http_api
 Create Date: 2026-12-03
 
 Routing checks the open runs before queueing one, but two submissions of the same bill
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_one_open_run_per_version"
-down_revision: str | Sequence[str] | None = "0005_open_run_indexes"
+revision: str = "0007_one_open_run_per_version"
+down_revision: str | Sequence[str] | None = "0006_http_api"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,110 @@
+"""``billbridge serve``: the HTTP API (and the console), with delivery in the background."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import click
+
+from billbridge.cli.guard import guard
+from billbridge.cli.state import State, pass_state
+
+__all__ = ["serve"]
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Do not deliver bills in this process (API-only replicas beside `billbridge worker`).",
+)
+@click.option("--no-webhooks", is_flag=True, help="Do not send webhooks from this process.")
+@click.option("--poll", type=float, default=5.0, show_default=True, help="Worker poll seconds.")
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="A browser origin allowed to call the API (repeatable; default: CORS off).",
+)
+@click.option("--max-body-bytes", type=int, help="Largest request body accepted (default 5 MiB).")
+@click.option("--public-url", help="The URL the service is reached at (OAuth callbacks).")
+@click.option("--log-level", default="info", show_default=True, help="uvicorn's log level.")
+@pass_state
+@guard
+def serve(
+    state: State,
+    host: str,
+    port: int,
+    no_worker: bool,
+    no_webhooks: bool,
+    poll: float,
+    cors_origins: tuple[str, ...],
+    max_body_bytes: int | None,
+    public_url: str | None,
+    log_level: str,
+) -> None:
+    """Serve the HTTP API (and, unless --no-worker, deliver bills in the background)."""
+    import uvicorn
+
+    from billbridge.api.app import create_app
+    from billbridge.api.settings import ApiSettings
+    from billbridge.api.worker import BackgroundWorker
+
+    settings = ApiSettings.from_env()
+    changes: dict[str, Any] = {}
+    if cors_origins:
+        changes["cors_origins"] = tuple(o.rstrip("/") for o in cors_origins)
+    if max_body_bytes is not None:
+        changes["max_body_bytes"] = max_body_bytes
+    if public_url:
+        changes["public_url"] = public_url.rstrip("/")
+    settings = attrs.evolve(settings, **changes)
+    engine = state.engine
+    worker = BackgroundWorker(engine, deliver=not no_worker, webhooks=not no_webhooks, poll=poll)
+    app = create_app(engine, settings, worker=worker)
+    jobs = ", ".join(
+        job for job, on in (("delivery", not no_worker), ("webhooks", not no_webhooks)) if on
+    )
+    click.echo(
+        f"billbridge serve on http://{host}:{port} ({engine.db.display_url}; "
+        f"background: {jobs or 'none'})",
+        err=True,
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level=log_level,
+        # Open event streams must not hold a shutdown forever; they end with a retry hint.
+        timeout_graceful_shutdown=10,
+    )
+    with _signals_end_the_server():
+        uvicorn.Server(config).run()
+    click.echo("billbridge serve stopped", err=True)
+
+
+@contextmanager
+def _signals_end_the_server() -> Iterator[None]:
+    """Let SIGINT/SIGTERM stop the server without killing the process.
+
+    uvicorn shuts down gracefully on them (the worker stops in the app's lifespan), then raises
+    the signal again for the handler that was there before it: this no-op one, so that the
+    engine is closed and the command exits 0 instead of dying by the signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
