@@ -59,6 +59,7 @@ from billbridge.services.mappings import Mappings
 from billbridge.services.monitoring import Monitoring
 from billbridge.services.preview import Previewer
 from billbridge.services.runs import Runs, Skips
+from billbridge.services.status import StatusPoller, StatusReport
 from billbridge.services.submission import SubmitCounts, SubmitResult, Submitter
 from billbridge.services.webhooks import Webhooks
 from billbridge.settings import Settings
@@ -126,6 +127,13 @@ class Engine:
         self.bill_cache = BillCache(self.settings.bill_cache_size)
         self._submitter = Submitter(uow=uow, clock=clock, bill_cache=self.bill_cache)
         self._previewer = Previewer(uow=uow, plugins=plugins, unseal=self.config_secrets.unseal)
+        sender = Sender(
+            plugins=plugins,
+            credentials=self.credentials,
+            clock=clock,
+            http=self.http,
+            api_base_url=self.api_base_url,
+        )
         self.deliverer = Deliverer(
             uow=uow,
             plugins=plugins,
@@ -134,13 +142,7 @@ class Engine:
             preparer=Preparer(
                 uow=uow, bill_cache=self.bill_cache, unseal=self.config_secrets.unseal
             ),
-            sender=Sender(
-                plugins=plugins,
-                credentials=self.credentials,
-                clock=clock,
-                http=self.http,
-                api_base_url=self.api_base_url,
-            ),
+            sender=sender,
             recorder_factory=lambda worker_id, policy: Recorder(
                 uow=uow,
                 plugins=plugins,
@@ -150,6 +152,17 @@ class Engine:
                 worker_id=worker_id,
             ),
             retry=retry,
+        )
+        #: Reads delivered documents' statuses back (paid, voided...) on each integration's
+        #: schedule, within the tenants' limits.
+        self.status = StatusPoller(
+            uow=uow,
+            plugins=plugins,
+            clock=clock,
+            settings=self.settings,
+            sender=sender,
+            unseal=self.config_secrets.unseal,
+            worker_id=f"{self.deliverer.worker_id}/status",
         )
         self._compose_service_face()
 
@@ -325,6 +338,21 @@ class Engine:
     def next_due_at(self) -> datetime | None:
         """When the next waiting run becomes due (``None``: nothing is waiting)."""
         return self.deliverer.next_due_at()
+
+    def poll_invoice_statuses(self, *, limit: int | None = None) -> StatusReport:
+        """Read back the status of every delivered document due for it (paid, voided...).
+
+        Documents are read on each integration's ``statusCheckMinutes`` schedule until they are
+        settled; ``billbridge worker`` and the API's background worker call this after each
+        delivery pass. See :mod:`billbridge.services.status`.
+        """
+        if limit is None:
+            return self.status.poll()
+        return self.status.poll(limit=limit)
+
+    def next_status_check_at(self) -> datetime | None:
+        """When the next status read-back is due (``None``: none is scheduled)."""
+        return self.status.next_check_at()
 
     # -- destinations -----------------------------------------------------------------------------
 

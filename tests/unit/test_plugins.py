@@ -203,7 +203,7 @@ SPECS = [
 ]
 
 
-def test_there_are_the_eight_hooks() -> None:
+def test_there_are_the_nine_hooks() -> None:
     assert {name for name, _ in SPECS} == {
         "register_destinations",
         "authenticate",
@@ -212,6 +212,7 @@ def test_there_are_the_eight_hooks() -> None:
         "send_bill",
         "send_bills",
         "preview_bill",
+        "fetch_invoice_status",
         "integration_disabled",
     }
 

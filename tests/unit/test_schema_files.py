@@ -496,6 +496,7 @@ QBO_KEYS = [
     "defaultTaxCode",
     "salesTerm",
     "customerMemo",
+    "paymentMethodMapping",
 ]
 
 
@@ -507,6 +508,8 @@ def test_quickbooks_panel_keys_in_order() -> None:
     assert tables["creditMemoItem"] == tables["debitMemoItem"] == "Item"
     assert tables["defaultTaxCode"] == "TaxCode"
     assert tables["salesTerm"] == "Term"
+    mapping = panel["properties"]["paymentMethodMapping"]["items"]["properties"]
+    assert mapping["paymentMethod"]["x-external-table"] == "PaymentMethod"
 
 
 def test_quickbooks_panel_valid_config() -> None:
@@ -568,6 +571,7 @@ def test_xero_panel_keys_and_defaults() -> None:
         "brandingThemeId",
         "invoiceNumberSource",
         "referenceSource",
+        "paymentMethodMapping",
     }
     assert props["invoiceStatus"]["default"] == "DRAFT"
     assert props["lineAmountTypes"]["default"] == "Exclusive"
@@ -578,6 +582,11 @@ def test_xero_panel_keys_and_defaults() -> None:
     for key in ("splitUsageLineItems", "sortLineItemsBy", "accountManagerEmailCustomField"):
         shared = {k: v for k, v in props[key].items() if k != "description"}
         assert shared == {k: v for k, v in qbo[key].items() if k != "description"}
+    # Both map payment methods to the same reporting labels; Xero's are bank accounts.
+    xero_map = props["paymentMethodMapping"]["items"]["properties"]
+    qbo_map = qbo["paymentMethodMapping"]["items"]["properties"]
+    assert xero_map["reportAs"] == qbo_map["reportAs"]
+    assert xero_map["paymentAccount"]["x-external-table"] == "BankAccount"
 
 
 def test_xero_panel_valid_config() -> None:
@@ -637,6 +646,7 @@ def _global_config() -> dict[str, Any]:
         "usersToNotify": ["u-123", "ops@example.com"],
         "accountFilter": 'customFields != null AND customFields.country == "UK"',
         "autoDisableThreshold": 20,
+        "statusCheckMinutes": 60,
     }
 
 
@@ -666,6 +676,8 @@ def test_global_config_filter_is_marked_and_examples_fit() -> None:
         {"accountIds": ["a-1", "a-1"]},
         {"accountIds": "a-1"},
         {"accountFilter": "x" * 4001},
+        {"statusCheckMinutes": 30},
+        {"statusCheckMinutes": "60"},
     ],
     ids=repr,
 )

@@ -1,7 +1,9 @@
-"""The background loop of ``billbridge serve``: deliver due runs, send webhooks, count outcomes.
+"""The background loop of ``billbridge serve``: deliver due runs, read invoice statuses back,
+send webhooks, count outcomes.
 
 It runs in one daemon thread beside the web server and reuses what ``billbridge worker`` does
-(``engine.deliver_pending()``, then a wait until ``engine.next_due_at()`` or the poll interval).
+(``engine.deliver_pending()`` and ``engine.poll_invoice_statuses()``, then a wait until the next
+run or read-back is due, or the poll interval).
 Stopping lets the pass under way finish (runs claimed by a pass cut short would otherwise wait
 for their claim to lapse before another worker resumes them) and waits at most ``timeout``.
 """
@@ -63,7 +65,8 @@ class BackgroundWorker:
         return not self._thread.is_alive()
 
     def run_once(self) -> None:
-        """One pass: deliver what is due, count its outcomes, send due webhooks."""
+        """One pass: deliver what is due, count its outcomes, read statuses back, send due
+        webhooks."""
         engine = self.engine
         if self.deliver:
             started = engine.clock.now()
@@ -71,6 +74,7 @@ class BackgroundWorker:
             if self.metrics is not None:
                 mine = engine.deliverer.worker_id
                 self.metrics.observe_outcomes(engine.monitoring.outcomes(started, worker=mine))
+            engine.poll_invoice_statuses()
         if self.webhooks:
             engine.webhooks.dispatch()
 
@@ -88,9 +92,10 @@ class BackgroundWorker:
         if not self.deliver:
             return self.poll
         try:
-            due = self.engine.next_due_at()
+            times = (self.engine.next_due_at(), self.engine.next_status_check_at())
         except Exception:
             return self.poll
-        if due is None:
+        due = [t for t in times if t is not None]
+        if not due:
             return self.poll
-        return max(0.0, min(self.poll, (due - self.engine.clock.now()).total_seconds()))
+        return max(0.0, min(self.poll, (min(due) - self.engine.clock.now()).total_seconds()))

@@ -44,6 +44,22 @@ def _report_line(report: Any) -> str:
     )
 
 
+def _status_line(report: Any) -> str:
+    return (
+        f"read back {report.read} invoice status(es): {report.changed} changed, "
+        f"{report.events} event(s), {report.failed} failed, {report.deferred} deferred"
+    )
+
+
+def _next_wait(engine: Any, poll: float) -> float:
+    """Seconds until the next run or status read-back is due, at most ``poll``."""
+    due = [t for t in (engine.next_due_at(), engine.next_status_check_at()) if t is not None]
+    if not due:
+        return poll
+    seconds: float = (min(due) - engine.clock.now()).total_seconds()
+    return max(0.0, min(poll, seconds))
+
+
 @click.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
 @click.option("--poll", type=float, default=5.0, show_default=True, help="Seconds between checks.")
@@ -51,20 +67,20 @@ def _report_line(report: Any) -> str:
 @pass_state
 @guard
 def worker(state: State, once: bool, poll: float, quiet: bool) -> None:
-    """Deliver waiting runs: once, or continuously (Ctrl-C stops after the current batch)."""
+    """Deliver waiting runs, and read delivered invoices' statuses back when due: once, or
+    continuously (Ctrl-C stops after the current batch)."""
     engine = state.engine
     while True:
         report = _deliver_with_progress(engine, quiet or not sys.stderr.isatty())
         if report.attempted or once:
             err.print(_report_line(report), markup=False)
+        statuses = engine.poll_invoice_statuses()
+        if statuses.read or statuses.failed:
+            err.print(_status_line(statuses), markup=False)
         if once:
             return
-        next_due = engine.next_due_at()
-        wait = poll
-        if next_due is not None:
-            wait = max(0.0, min(poll, (next_due - engine.clock.now()).total_seconds()))
         try:
-            time.sleep(wait)
+            time.sleep(_next_wait(engine, poll))
         except KeyboardInterrupt:
             err.print("worker stopped", markup=False)
             return

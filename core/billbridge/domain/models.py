@@ -45,11 +45,13 @@ __all__ = [
     "Credential",
     "CredentialStatus",
     "CurrencyConversion",
+    "DocumentStatus",
     "Event",
     "EventType",
     "ExternalMapping",
     "GlobalConfig",
     "Integration",
+    "InvoiceState",
     "LedgerEntry",
     "LineItem",
     "LineItemType",
@@ -148,13 +150,40 @@ _OPEN_RUN_STATUSES = frozenset(
 
 
 class EventType(enum.StrEnum):
-    """What a person must act on."""
+    """What a person must act on, or (``integration.invoice.*``) would want to know."""
 
     VALIDATION_ERROR = "integration.validation.error"
     MISSING_ACCOUNT_MAPPING = "integration.missingaccountmapping.error"
     AUTHENTICATION_ERROR = "integration.authentication.error"
     PERFORM_ERROR = "integration.perform.error"
     DISABLED = "integration.disabled.error"
+    #: Read back from the destination: a delivered invoice is now paid in full.
+    INVOICE_PAID = "integration.invoice.paid"
+    #: Read back from the destination: a delivered invoice was voided or deleted there.
+    INVOICE_VOIDED = "integration.invoice.voided"
+
+    @property
+    def is_error(self) -> bool:
+        """True for the ``integration.*.error`` events, which count towards auto-disable;
+        False for the informational ones (an invoice paid or voided at the destination)."""
+        return self.value.endswith(".error")
+
+
+class InvoiceState(enum.StrEnum):
+    """What a delivered document has become at the destination, as read back from it."""
+
+    UNPAID = "unpaid"
+    PARTLY_PAID = "partly_paid"
+    PAID = "paid"
+    VOIDED = "voided"
+    DELETED = "deleted"
+
+    @property
+    def settled(self) -> bool:
+        """True when nothing more will happen to the document: paid in full, voided or
+        deleted. Settled documents are not read back again, and a new version of their bill is
+        not sent over them (INVOICE_ALREADY_PAID)."""
+        return self in (InvoiceState.PAID, InvoiceState.VOIDED, InvoiceState.DELETED)
 
 
 class CredentialStatus(enum.StrEnum):
@@ -399,6 +428,8 @@ class GlobalConfig:
     users_to_notify: tuple[str, ...] = ()
     account_filter: str | None = None
     auto_disable_threshold: int = 20
+    #: Minutes between read-backs of a delivered, unsettled document's status (0: never).
+    status_check_minutes: int = 60
 
 
 @attrs.frozen
@@ -526,6 +557,35 @@ class Event:
         return self.actioned_at is not None
 
 
+def _frozen_maps(items: typing.Iterable[Mapping[str, Any]]) -> tuple[FrozenMap, ...]:
+    return tuple(frozen_map(item) for item in items)
+
+
+@attrs.frozen
+class DocumentStatus:
+    """What the ledger knows of a delivered document's settlement, from its last read-back.
+
+    ``state`` is ``None`` until the destination was first asked. Amounts are in the
+    document's currency; ``payments`` are JSON-able mappings (``amount``, ``date``, ``kind``,
+    ``externalId``, ``method``, ``methodName``, ``reportedAs``, ``reference``).
+    """
+
+    state: InvoiceState | None = None
+    total: Decimal | None = None
+    amount_due: Decimal | None = None
+    amount_paid: Decimal | None = None
+    amount_credited: Decimal | None = None
+    currency: str | None = None
+    #: When the document was paid in full (the last payment's date).
+    paid_on: date | None = None
+    payments: tuple[FrozenMap, ...] = attrs.field(default=(), converter=_frozen_maps)
+    checked_at: datetime | None = None
+    #: When it is read back next (``None``: not any more, or never).
+    next_check_at: datetime | None = None
+    #: Why the last read-back failed (``None`` when it worked).
+    error: str | None = None
+
+
 @attrs.frozen
 class LedgerEntry:
     """The delivery ledger: which external invoice a bill became through one integration."""
@@ -538,6 +598,8 @@ class LedgerEntry:
     external_number: str | None = None
     external_url: str | None = None
     state: FrozenMap = attrs.field(factory=dict, converter=frozen_map)
+    #: The document's settlement as last read back (status read-back, ``fetch_invoice_status``).
+    status: DocumentStatus = DocumentStatus()
 
 
 # --- the converter -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from billbridge.domain.models import (
     BillEntityConfig,
     ExternalMapping,
     Integration,
+    InvoiceState,
     LedgerEntry,
     LineItem,
     thaw,
@@ -26,7 +27,13 @@ from billbridge.errors import DestinationValidationError
 from billbridge.plugin.contract import Delivery, Destination
 from billbridge.plugin.idempotency import idempotency_key
 
-__all__ = ["apply_defaults", "build_delivery", "exclude_lines", "superseded_by"]
+__all__ = [
+    "apply_defaults",
+    "build_delivery",
+    "exclude_lines",
+    "settled_document",
+    "superseded_by",
+]
 
 
 def exclude_lines(bill: Bill, config: BillEntityConfig) -> Bill:
@@ -127,3 +134,31 @@ def superseded_by(version: int, delivered: LedgerEntry | None, newest_sent: int)
     if newest_sent > version:
         return f"superseded: version {newest_sent} of this bill is sent in its place"
     return None
+
+
+def settled_document(delivered: LedgerEntry | None, system: str = "the destination") -> str | None:
+    """Why a new version must not be sent over the document delivered before (``None``: send).
+
+    A document the status read-back found paid in full, voided or deleted is settled: an update
+    would be refused by the destination (or would reopen a closed matter), so the run ends
+    INVOICE_ALREADY_PAID before anything is sent. Adjust it there, e.g. with a credit note.
+
+    :param delivered: the ledger's entry for the bill through the integration.
+    :param system: the destination's name as people know it, for the message.
+    """
+    if delivered is None or delivered.status.state is None or not delivered.status.state.settled:
+        return None
+    status = delivered.status
+    document = delivered.external_number or delivered.external_id
+    if status.state is InvoiceState.PAID:
+        when = f" on {status.paid_on.isoformat()}" if status.paid_on is not None else ""
+        what = f"was paid in full{when}"
+    elif status.state is InvoiceState.VOIDED:
+        what = "was voided"
+    else:
+        what = "was deleted"
+    checked = f" (read back {status.checked_at:%Y-%m-%d %H:%M} UTC)" if status.checked_at else ""
+    return (
+        f"invoice {document} (version {delivered.bill_version}) {what} in {system}{checked}; "
+        "this version was not sent"
+    )

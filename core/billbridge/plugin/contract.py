@@ -1,16 +1,18 @@
 """The values that cross the hook boundary between the core and destination plugins.
 
 Plugins build :class:`Destination` (with :class:`Limits` and :class:`OAuthSpec`) in
-``register_destinations`` and return :class:`TenantChoice`, :class:`ExternalEntityPage` and
-:class:`SendResult` from the other hooks. The core hands them :class:`Connection`,
-:class:`ResolvedMappings`, :class:`Delivery` and :class:`OAuthCallback`. All are frozen attrs
-classes: plugins never see database rows or sessions.
+``register_destinations`` and return :class:`TenantChoice`, :class:`ExternalEntityPage`,
+:class:`SendResult` and :class:`InvoiceStatus` from the other hooks. The core hands them
+:class:`Connection`, :class:`ResolvedMappings`, :class:`Delivery` and :class:`OAuthCallback`.
+All are frozen attrs classes: plugins never see database rows or sessions.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date
+from decimal import Decimal
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +23,7 @@ import httpx
 from billbridge.domain.models import (
     Account,
     Bill,
+    InvoiceState,
     LedgerEntry,
     Secret,
     frozen_map,
@@ -32,6 +35,9 @@ __all__ = [
     "Destination",
     "ExternalEntity",
     "ExternalEntityPage",
+    "InvoicePayment",
+    "InvoiceState",
+    "InvoiceStatus",
     "Limits",
     "OAuthCallback",
     "OAuthSpec",
@@ -57,6 +63,11 @@ class Limits:
     batch_requests_per_minute: int | None = None
     daily_cap: int | None = None
     app_requests_per_minute: int | None = None
+    #: Documents per ``fetch_invoice_status`` call (the size of one filtered or batch query).
+    status_batch_size: int = 50
+    #: Requests one ``fetch_invoice_status`` call may make at most: the core waits for that
+    #: many rate-limit slots before each call.
+    status_requests: int = 1
 
     def to_dict(self) -> dict[str, int | None]:
         """Plain dict, e.g. for ``billbridge plugins --json``."""
@@ -277,3 +288,74 @@ class Delivery:
 
 DeliveryOutcome = SendResult | Exception
 """Per-delivery result of ``send_bills``: a result, or the exception that delivery raised."""
+
+
+@attrs.frozen
+class InvoicePayment:
+    """One payment (or credit) applied to a delivered document, as the destination records it.
+
+    :param amount: the amount applied to this document, in its currency.
+    :param date: when it was paid (or the credit applied).
+    :param kind: ``"payment"``, or ``"credit"`` for a credit note / credit memo applied to it.
+    :param external_id: the payment's (or credit's) id at the destination.
+    :param method: the destination's id of how it was paid (QuickBooks ``PaymentMethod``, Xero
+        bank ``Account``), when known.
+    :param method_name: that method's name, when known.
+    :param reported_as: the label the integration's panel maps ``method`` to, for reporting.
+    :param reference: the payment's reference, when it has one.
+    """
+
+    amount: Decimal
+    date: date | None = None
+    kind: str = "payment"
+    external_id: str | None = None
+    method: str | None = None
+    method_name: str | None = None
+    reported_as: str | None = None
+    reference: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """camelCase, unset fields left out (what the ledger stores and the API shows)."""
+        values = {
+            "amount": self.amount,
+            "date": self.date.isoformat() if self.date is not None else None,
+            "kind": self.kind,
+            "externalId": self.external_id,
+            "method": self.method,
+            "methodName": self.method_name,
+            "reportedAs": self.reported_as,
+            "reference": self.reference,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def _payments(items: Iterable[InvoicePayment]) -> tuple[InvoicePayment, ...]:
+    return tuple(items)
+
+
+@attrs.frozen
+class InvoiceStatus:
+    """What a delivered document has become at the destination (``fetch_invoice_status``).
+
+    :param external_id: the document's id, as ``send_bill`` returned it.
+    :param state: unpaid, partly paid, paid, voided or deleted
+        (:class:`~billbridge.domain.models.InvoiceState`).
+    :param total: the document's total as the destination has it now (0 once voided).
+    :param amount_due: what is left to pay.
+    :param amount_paid: the sum of payments applied.
+    :param amount_credited: the sum of credit notes / credit memos applied.
+    :param currency: the document's currency code.
+    :param paid_on: when it was paid in full (``None`` unless ``state`` is paid).
+    :param payments: the payments and credits applied, oldest first, where the destination
+        tells them.
+    """
+
+    external_id: str
+    state: InvoiceState
+    total: Decimal | None = None
+    amount_due: Decimal | None = None
+    amount_paid: Decimal = Decimal("0")
+    amount_credited: Decimal = Decimal("0")
+    currency: str | None = None
+    paid_on: date | None = None
+    payments: tuple[InvoicePayment, ...] = attrs.field(default=(), converter=_payments)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         DeliveryOutcome,
         Destination,
         ExternalEntityPage,
+        InvoiceStatus,
         OAuthCallback,
         ResolvedMappings,
         SendResult,
@@ -233,6 +234,43 @@ def send_bills(
         :class:`~billbridge.errors.DestinationError` that delivery ended with. Raise (instead of
         returning) only when the whole request failed (e.g. ``RateLimited``, ``TokenExpired``).
         :func:`billbridge.plugin.batches.send_in_batches` keeps these books.
+    """
+    raise AssertionError("hook specification: never called")
+
+
+@_hookspec(firstresult=True)
+def fetch_invoice_status(
+    destination: str,
+    connection: Connection,
+    documents: Sequence[LedgerEntry],
+    config: Mapping[str, Any],
+) -> Sequence[InvoiceStatus]:
+    """Optional: read back what delivered documents have become (paid, partly paid, voided...).
+
+    The core calls this on the schedule each integration sets (``statusCheckMinutes``, hourly
+    by default) for documents that are not settled yet, stops once one is paid, voided or
+    deleted, stores the answer in the delivery ledger and raises ``integration.invoice.paid``
+    or ``integration.invoice.voided`` when a document becomes so. A regenerated bill whose
+    document is settled is then not sent over it (INVOICE_ALREADY_PAID).
+
+    Read many documents per request (a filtered or batch query); the core passes at most
+    ``Limits.status_batch_size`` documents of one integration per call and waits for
+    ``Limits.status_requests`` rate-limit slots first, so make no more requests than that.
+
+    :param destination: the destination key.
+    :param connection: a connection to the tenant with a fresh access token.
+    :param documents: the ledger entries of the documents to read: ``external_id`` and the
+        ``state`` the last :class:`~billbridge.plugin.contract.SendResult` returned (what kind
+        of document it is), and ``status``, what was read last time.
+    :param config: the destination configuration of the integration the documents were
+        delivered through (panel defaults applied), e.g. its payment method mapping.
+    :returns: one :class:`~billbridge.plugin.contract.InvoiceStatus` per document the
+        destination answered for (in any order, matched by ``external_id``). A document the
+        destination no longer has is ``InvoiceState.DELETED``; one left out is read again at
+        its next check.
+    :raises billbridge.errors.DestinationError: the whole query failed (``RateLimited``,
+        ``TokenExpired``, ``TransientError``, a refusal); nothing is lost, the documents are
+        read again later.
     """
     raise AssertionError("hook specification: never called")
 

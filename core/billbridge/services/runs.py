@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from billbridge.domain.clock import Clock
-from billbridge.domain.models import Run, RunAttempt, RunStatus, Skip
+from billbridge.domain.models import DocumentStatus, InvoiceState, Run, RunAttempt, RunStatus, Skip
 from billbridge.errors import Conflict
 from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
@@ -32,12 +32,16 @@ class Runs:
         limit: int | None = 100,
         offset: int = 0,
         before: tuple[datetime, str] | None = None,
+        invoice_state: InvoiceState | str | Iterable[InvoiceState | str] | None = None,
     ) -> builtins.list[Run]:
         """Runs matching every filter, newest first (``since`` inclusive, ``until`` not).
 
         :param before: keyset paging: runs older than this ``(created_at, id)`` only.
+        :param invoice_state: only runs whose invoice was read back in this state (or one of
+            these): ``paid``, ``partly_paid``, ``unpaid``, ``voided``, ``deleted``.
         """
         statuses = _statuses(status)
+        states = _invoice_states(invoice_state)
         return atomically(
             self._uow,
             lambda uow: uow.runs.list(
@@ -49,6 +53,7 @@ class Runs:
                 limit=limit,
                 offset=offset,
                 before=before,
+                invoice_state=states,
             ),
         )
 
@@ -60,9 +65,11 @@ class Runs:
         status: RunStatus | str | Iterable[RunStatus | str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        invoice_state: InvoiceState | str | Iterable[InvoiceState | str] | None = None,
     ) -> int:
         """How many runs :meth:`list` would return without paging."""
         statuses = _statuses(status)
+        states = _invoice_states(invoice_state)
         return atomically(
             self._uow,
             lambda uow: uow.runs.count(
@@ -71,8 +78,26 @@ class Runs:
                 status=statuses,
                 since=since,
                 until=until,
+                invoice_state=states,
             ),
         )
+
+    def invoices(self, runs: Iterable[Run]) -> dict[str, DocumentStatus]:
+        """What each run's invoice was last read back as, by run id (runs that delivered no
+        invoice, or whose invoice was replaced by another since, are left out)."""
+        delivered = [r for r in runs if r.external_id is not None]
+        if not delivered:
+            return {}
+        entries = atomically(
+            self._uow,
+            lambda uow: uow.ledger.get_pairs((r.integration_id, r.bill_id) for r in delivered),
+        )
+        found: dict[str, DocumentStatus] = {}
+        for run in delivered:
+            entry = entries.get((run.integration_id, run.bill_id))
+            if entry is not None and entry.external_id == run.external_id:
+                found[run.id] = entry.status
+        return found
 
     def get(self, run_id: str) -> Run:
         """One run; raises :class:`~billbridge.errors.NotFound`."""
@@ -139,6 +164,14 @@ def _statuses(
     if status is None:
         return None
     return [RunStatus(status)] if isinstance(status, str) else [RunStatus(s) for s in status]
+
+
+def _invoice_states(
+    state: InvoiceState | str | Iterable[InvoiceState | str] | None,
+) -> list[InvoiceState] | None:
+    if state is None:
+        return None
+    return [InvoiceState(state)] if isinstance(state, str) else [InvoiceState(s) for s in state]
 
 
 class Skips:

@@ -28,13 +28,15 @@ schema with this metadata on both databases.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     ColumnElement,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -60,6 +62,7 @@ __all__ = [
     "ApiKeyRow",
     "BillRow",
     "CredentialRow",
+    "DecimalText",
     "EventRow",
     "ExternalMappingRow",
     "FeedCursorRow",
@@ -135,6 +138,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class DecimalText(TypeDecorator[Decimal]):
+    """An exact decimal stored as its text (``"1234.50"``), read back as a ``Decimal``.
+
+    SQLite has no exact numeric type (SQLAlchemy's ``Numeric`` goes through float there and
+    warns), and these amounts are shown, never summed in SQL: text keeps them exact on both
+    databases.
+    """
+
+    impl = String(50)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"{value!r} given to a decimal column: use Decimal")
+        return str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
 
 
 def _id_column(**kwargs: Any) -> Any:
@@ -434,6 +459,20 @@ class LedgerRow(Base):
     # JSON text via models.dumps: plugin state may hold Decimals that must stay exact.
     state: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+    # Status read-back (fetch_invoice_status): the document's settlement as last read, and
+    # when to read it next (NULL: never again, or never delivered through a plugin that reads).
+    invoice_state: Mapped[str | None] = mapped_column(String(16))
+    invoice_total: Mapped[Decimal | None] = mapped_column(DecimalText())
+    amount_due: Mapped[Decimal | None] = mapped_column(DecimalText())
+    amount_paid: Mapped[Decimal | None] = mapped_column(DecimalText())
+    amount_credited: Mapped[Decimal | None] = mapped_column(DecimalText())
+    invoice_currency: Mapped[str | None] = mapped_column(String(3))
+    paid_on: Mapped[date | None] = mapped_column(Date())
+    # JSON text via models.dumps (a list of payments with exact amounts).
+    payments: Mapped[str | None] = mapped_column(Text)
+    status_checked_at: Mapped[datetime | None]
+    status_next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    status_error: Mapped[str | None] = mapped_column(Text)
 
 
 class BillRow(Base):

@@ -113,6 +113,31 @@ class Grouper:
             integrations=(integration,),
         )
 
+    def tenant_of(self, integration: Integration) -> TenantGroup | str:
+        """The integration's tenant group, or why it cannot be reached; parks nothing (for
+        work beside delivery, such as reading statuses back)."""
+        if not integration.enabled:
+            return "the integration is disabled"
+        if integration.destination not in self._plugins.destinations:
+            return f"the plugin for {integration.destination} is not installed"
+        destination = self._plugins.destination(integration.destination)
+        if destination.oauth is None:
+            return TenantGroup(
+                key=f"{integration.destination}:{integration.id}",
+                destination=integration.destination,
+                credential_id=None,
+                integrations=(integration,),
+            )
+        credential = self._usable_credential(integration)
+        if isinstance(credential, str):
+            return credential
+        return TenantGroup(
+            key=f"{integration.destination}:{credential.tenant_id}",
+            destination=integration.destination,
+            credential_id=credential.id,
+            integrations=(integration,),
+        )
+
     def _usable_credential(self, integration: Integration) -> Credential | str:
         """The integration's credential when it can be used, else what is wrong with it."""
         if integration.credential_id is None:

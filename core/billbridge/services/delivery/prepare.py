@@ -14,8 +14,8 @@ import attrs
 
 from billbridge.domain.mappings import mapping_keys
 from billbridge.domain.models import Account, Bill, ExternalMapping, LedgerEntry, Run
-from billbridge.domain.preparation import build_delivery, superseded_by
-from billbridge.errors import DestinationValidationError, Superseded
+from billbridge.domain.preparation import build_delivery, settled_document, superseded_by
+from billbridge.errors import DestinationValidationError, InvoiceAlreadyPaid, Superseded
 from billbridge.plugin.contract import Destination
 from billbridge.services.bill_cache import BillCache
 from billbridge.services.delivery.groups import TenantGroup
@@ -70,6 +70,11 @@ class Preparer:
             )
             if why is not None:
                 item.failure = Superseded(why)
+                continue
+            settled = settled_document(previous, destination.system_name or destination.title)
+            if settled is not None:
+                # Read back as paid, voided or deleted: nothing is sent over it.
+                item.failure = InvoiceAlreadyPaid(settled)
                 continue
             key = (run.bill_id, run.bill_version)
             found = loaded.bills.get(key)

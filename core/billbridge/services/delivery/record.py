@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from billbridge.domain.clock import Clock
 from billbridge.domain.models import (
+    DocumentStatus,
     Event,
     EventType,
     Integration,
@@ -95,11 +96,13 @@ class Recorder:
         writes = _Writes()
         # Members of a batch whose outcome is unknown retry together, at one time.
         shared_retry: list[datetime | None] = []
+        reads_status = self._plugins.has_hook(destination.key, "fetch_invoice_status")
         for item in prepared:
             run = item.run
             outcome = outcomes.get(run.id) or BillbridgeError("no outcome was reported")
             if isinstance(outcome, SendResult):
-                done = self._completed(run, outcome, now, writes)
+                check = _first_check(reads_status, item.integration, now)
+                done = self._completed(run, outcome, now, writes, check)
             else:
                 done = self._failed(item, destination, outcome, now, writes)
                 if run.id in unsettled and not done.status.is_final:
@@ -127,7 +130,9 @@ class Recorder:
         return writes.finished
 
     @staticmethod
-    def _completed(run: Run, result: SendResult, now: datetime, writes: _Writes) -> Run:
+    def _completed(
+        run: Run, result: SendResult, now: datetime, writes: _Writes, check: datetime | None
+    ) -> Run:
         writes.ledger.append(
             LedgerEntry(
                 integration_id=run.integration_id,
@@ -138,6 +143,7 @@ class Recorder:
                 external_url=result.url,
                 state=result.state,
                 updated_at=now,
+                status=DocumentStatus(next_check_at=check),
             )
         )
         writes.errors.setdefault(run.integration_id, []).append(False)
@@ -188,7 +194,8 @@ class Recorder:
                     },
                 )
             )
-            writes.errors.setdefault(run.integration_id, []).append(True)
+            if found.event.is_error:
+                writes.errors.setdefault(run.integration_id, []).append(True)
         return attrs.evolve(
             run,
             status=found.status,
@@ -209,6 +216,15 @@ class Recorder:
             for integration_id, flags in writes.errors.items()
         ]
         return [integration for integration in changed if integration is not None]
+
+
+def _first_check(reads_status: bool, integration: Integration, now: datetime) -> datetime | None:
+    """When a document just delivered is first read back (``None``: never): one interval of
+    the integration's ``statusCheckMinutes`` later, when its plugin reads statuses at all."""
+    minutes = integration.config.status_check_minutes
+    if not reads_status or minutes <= 0:
+        return None
+    return now + timedelta(minutes=minutes)
 
 
 def count_errors(

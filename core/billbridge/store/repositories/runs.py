@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import Select, and_, bindparam, case, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from billbridge.domain.models import Run, RunAttempt, RunStatus
+from billbridge.domain.models import InvoiceState, Run, RunAttempt, RunStatus
 from billbridge.store.common import before as before_key
 from billbridge.store.common import (
     chunks,
@@ -32,6 +32,7 @@ from billbridge.store.common import (
 from billbridge.store.tables import (
     OPEN_RUN_STATUSES,
     IntegrationRow,
+    LedgerRow,
     RunAttemptRow,
     RunRow,
     new_id,
@@ -198,12 +199,14 @@ class RunRepository:
         limit: int | None = None,
         offset: int = 0,
         before: tuple[datetime, str] | None = None,
+        invoice_state: Iterable[InvoiceState] | None = None,
     ) -> builtins.list[Run]:
         """Runs matching every filter, newest first. ``since`` is inclusive, ``until`` not.
 
         :param before: keyset paging: only runs older than this ``(created_at, id)``.
+        :param invoice_state: only runs whose invoice was read back in one of these states.
         """
-        statement = self._listing(integration_id, bill_id, status, since, until)
+        statement = self._listing(integration_id, bill_id, status, since, until, invoice_state)
         older = before_key(RunRow.created_at, RunRow.id, before)
         if older is not None:
             statement = statement.where(older)
@@ -219,14 +222,11 @@ class RunRepository:
         status: RunStatus | Iterable[RunStatus] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        invoice_state: Iterable[InvoiceState] | None = None,
     ) -> int:
         """How many runs :meth:`list` would return without paging."""
-        return count_of(
-            self.session,
-            self._listing(integration_id, bill_id, status, since, until).with_only_columns(
-                RunRow.id
-            ),
-        )
+        listing = self._listing(integration_id, bill_id, status, since, until, invoice_state)
+        return count_of(self.session, listing.with_only_columns(RunRow.id))
 
     @staticmethod
     def _listing(
@@ -235,6 +235,7 @@ class RunRepository:
         status: RunStatus | Iterable[RunStatus] | None,
         since: datetime | None,
         until: datetime | None,
+        invoice_state: Iterable[InvoiceState] | None = None,
     ) -> Select[RunRow]:
         statement = select(RunRow)
         if integration_id is not None:
@@ -249,6 +250,17 @@ class RunRepository:
             statement = statement.where(RunRow.created_at >= since)
         if until is not None:
             statement = statement.where(RunRow.created_at < until)
+        if invoice_state is not None:
+            # The ledger's document is the one the run delivered (a later version updates the
+            # same document, so every run that delivered it shows its state).
+            statement = statement.where(
+                exists().where(
+                    LedgerRow.integration_id == RunRow.integration_id,
+                    LedgerRow.bill_id == RunRow.bill_id,
+                    LedgerRow.external_id == RunRow.external_id,
+                    LedgerRow.invoice_state.in_([s.value for s in invoice_state]),
+                )
+            )
         return statement
 
     def status_counts(self, *, integration_id: str | None = None) -> dict[RunStatus, int]:
