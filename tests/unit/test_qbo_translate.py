@@ -58,6 +58,8 @@ OPTIONS_TESTED = {
     "defaultTaxCode",
     "salesTerm",
     "customerMemo",
+    # Status read-back, not translation: tests/unit/test_status_mapping.py.
+    "paymentMethodMapping",
 }
 
 

@@ -34,6 +34,7 @@ from billbridge.plugin.contract import (
     Destination,
     ExternalEntity,
     ExternalEntityPage,
+    InvoiceStatus,
     Limits,
     OAuthCallback,
     OAuthSpec,
@@ -49,6 +50,9 @@ from billbridge_quickbooks.delivery import (
     send_document,
     send_documents,
 )
+from billbridge_quickbooks.status import BATCH_SIZE as STATUS_BATCH_SIZE
+from billbridge_quickbooks.status import REQUESTS as STATUS_REQUESTS
+from billbridge_quickbooks.status import fetch_statuses
 from billbridge_quickbooks.translate import translate_bill
 
 PRODUCTION = "quickbooks"
@@ -60,7 +64,7 @@ API_HOSTS = {
     SANDBOX: "https://sandbox-quickbooks.api.intuit.com",
 }
 
-EXTERNAL_TABLES = ("Customer", "Item", "Account", "TaxCode", "Term")
+EXTERNAL_TABLES = ("Customer", "Item", "Account", "TaxCode", "Term", "PaymentMethod")
 
 # Per realm, from Intuit's documentation: 500 requests/minute, 10/second, 40 batch requests a
 # minute with at most 30 operations each. Intuit documents no concurrency cap beyond 10/second.
@@ -70,6 +74,9 @@ LIMITS = Limits(
     concurrency=10,
     batch_size=30,
     batch_requests_per_minute=40,
+    # Status read-back: 100 documents per call, in at most 3 queries (status.py).
+    status_batch_size=STATUS_BATCH_SIZE,
+    status_requests=STATUS_REQUESTS,
 )
 
 OAUTH = OAuthSpec(
@@ -195,6 +202,7 @@ _LISTINGS = {
     "Account": _Listing("Account", "Name", ("AccountType", "AcctNum")),
     "TaxCode": _Listing("TaxCode", "Name", ("Description",)),
     "Term": _Listing("Term", "Name", ("DueDays",)),
+    "PaymentMethod": _Listing("PaymentMethod", "Name", ("Type",)),
 }
 
 
@@ -213,7 +221,8 @@ def list_external_entities(
     search: str | None,
     cursor: str | None,
 ) -> ExternalEntityPage:
-    """One page of active customers, items, accounts, tax codes or terms, by name.
+    """One page of active customers, items, accounts, tax codes, terms or payment methods, by
+    name.
 
     ``search`` becomes ``LIKE '%text%'`` on the name (QuickBooks compares without regard to
     case); ``cursor`` is the next 1-based ``STARTPOSITION`` as text. Only active rows are
@@ -324,3 +333,18 @@ def send_bills(
         ),
     )
     return send_documents(client, prepared, idempotency_key)
+
+
+# --- reading statuses back ---------------------------------------------------------------------
+
+
+@hookimpl
+def fetch_invoice_status(
+    destination: str,
+    connection: Connection,
+    documents: Sequence[LedgerEntry],
+    config: Mapping[str, Any],
+) -> Sequence[InvoiceStatus]:
+    """Invoices' and credit memos' balances, payments and credits, voids and deletes, read
+    with ``Id in (…)`` queries (:mod:`~billbridge_quickbooks.status`)."""
+    return fetch_statuses(QuickBooksClient(connection), documents, config)

@@ -33,6 +33,7 @@ from billbridge.plugin.contract import (
     Destination,
     ExternalEntity,
     ExternalEntityPage,
+    InvoiceStatus,
     Limits,
     OAuthCallback,
     OAuthSpec,
@@ -43,11 +44,22 @@ from billbridge.plugin.contract import (
 )
 from billbridge_xero.client import XeroClient, api_host
 from billbridge_xero.send import planned_request, prepare, send_document, send_documents
+from billbridge_xero.status import BATCH_SIZE as STATUS_BATCH_SIZE
+from billbridge_xero.status import REQUESTS as STATUS_REQUESTS
+from billbridge_xero.status import fetch_statuses, list_bank_accounts
 from billbridge_xero.translate import translate_bill
 
 KEY = "xero"
 API_BASE = "https://api.xero.com/api.xro/2.0"
-EXTERNAL_TABLES = ("Contact", "Item", "Account", "TaxRate", "TrackingCategory", "BrandingTheme")
+EXTERNAL_TABLES = (
+    "Contact",
+    "Item",
+    "Account",
+    "TaxRate",
+    "TrackingCategory",
+    "BrandingTheme",
+    "BankAccount",
+)
 
 #: Scopes for apps created since March 2026 (granular); older apps use accounting.transactions.
 #: Set BILLBRIDGE_XERO_SCOPES (space-separated) to override; offline_access is always added.
@@ -63,6 +75,9 @@ LIMITS = Limits(
     batch_size=50,
     daily_cap=5000,
     app_requests_per_minute=10_000,
+    # Status read-back: 50 documents per call, in at most 3 requests (status.py).
+    status_batch_size=STATUS_BATCH_SIZE,
+    status_requests=STATUS_REQUESTS,
 )
 DAILY_CAP_ENV = "BILLBRIDGE_XERO_DAILY_CAP"
 
@@ -385,6 +400,7 @@ _LISTERS: dict[str, Callable[[XeroClient, str | None, str | None], ExternalEntit
     "TaxRate": _tax_rates,
     "TrackingCategory": _tracking_categories,
     "BrandingTheme": _branding_themes,
+    "BankAccount": lambda client, search, _cursor: list_bank_accounts(client, search),
 }
 
 
@@ -403,7 +419,7 @@ def list_external_entities(
     page, filtered here (case-insensitive contains) by ``search``: Items by code (the id the
     Item mappings hold), Accounts by code (revenue accounts only), TaxRates by ``TaxType``
     (those usable on revenue), TrackingCategories by name (with their options), BrandingThemes
-    by id.
+    by id, BankAccounts (for the payment method mapping) by name or code.
     """
     lister = _LISTERS.get(table)
     if lister is None:
@@ -479,3 +495,18 @@ def send_bills(
         ),
     )
     return send_documents(XeroClient(connection), prepared, idempotency_key)
+
+
+# --- reading statuses back ---------------------------------------------------------------------
+
+
+@hookimpl
+def fetch_invoice_status(
+    destination: str,
+    connection: Connection,
+    documents: Sequence[LedgerEntry],
+    config: Mapping[str, Any],
+) -> Sequence[InvoiceStatus]:
+    """Invoices' and credit notes' Status, amounts, payments and credits, read with
+    ``?IDs=`` requests (:mod:`~billbridge_xero.status`)."""
+    return fetch_statuses(XeroClient(connection), documents, config)

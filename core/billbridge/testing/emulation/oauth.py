@@ -273,6 +273,14 @@ class OAuthServer:
 
     # -- API side -----------------------------------------------------------------------------
 
+    def authorizations(self) -> list[Authorization]:
+        """Every consent that tokens were issued for (a test changes them to, e.g.,
+        disconnect a tenant)."""
+        with self._lock:
+            found = {id(r.authorization): r.authorization for r in self._refresh.values()}
+            found.update({id(t.authorization): t.authorization for t in self._access.values()})
+            return list(found.values())
+
     def bearer(self, request: Request) -> TokenInfo | None:
         """The valid access token of an API request, or ``None`` (missing, expired, revoked)."""
         header = request.headers.get("authorization", "")

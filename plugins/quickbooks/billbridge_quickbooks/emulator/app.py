@@ -34,6 +34,13 @@ from billbridge_quickbooks.emulator.errors import (
     unsupported,
     validation,
 )
+from billbridge_quickbooks.emulator.payments import (
+    apply_credit_memo,
+    delete_document,
+    record_payment,
+    seed_payment_methods,
+    void_document,
+)
 from billbridge_quickbooks.emulator.query import QueryError, evaluate, parse_query
 
 __all__ = ["ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME", "SCOPES", "QuickBooksEmulator"]
@@ -132,6 +139,7 @@ class QuickBooksEmulator:
             company = Company(realm, name, country=country, home_currency=home_currency)
             if seed:
                 company.seed()
+                seed_payment_methods(company)
             company.add(
                 "CompanyInfo",
                 {
@@ -162,13 +170,61 @@ class QuickBooksEmulator:
 
     def mark_paid(self, realm_id: str, invoice_id: str) -> None:
         """Record a payment for the whole invoice: its balance is 0 and updates are refused."""
+        self.record_payment(realm_id, invoice_id)
+
+    # Payments, credits, voids and deletes: see billbridge_quickbooks.emulator.payments.
+
+    def record_payment(
+        self,
+        realm_id: str,
+        invoice_id: str,
+        amount: Decimal | str | None = None,
+        *,
+        method: str | None = None,
+        deposit_account: str | None = None,
+        reference: str | None = None,
+        when: date | str | None = None,
+    ) -> dict[str, Any]:
+        """Receive a payment for an invoice (its whole balance by default), dated ``when``
+        (today on the emulator's clock); ``method`` is a PaymentMethod id. Returns the Payment."""
         with self._lock:
-            company = self.company(realm_id)
-            invoice = company.invoices[invoice_id]
-            payment_id = company.next_id("Payment")
-            invoice["Balance"] = Decimal("0")
-            invoice["LinkedTxn"] = [{"TxnId": payment_id, "TxnType": "Payment"}]
-            company.paid.add(invoice_id)
+            return record_payment(
+                self.company(realm_id),
+                invoice_id,
+                None if amount is None else Decimal(str(amount)),
+                when=_day(when) or self._today(),
+                now=self._time(),
+                method_id=method,
+                deposit_account_id=deposit_account,
+                reference=reference,
+            )
+
+    def apply_credit_memo(
+        self,
+        realm_id: str,
+        invoice_id: str,
+        credit_memo_id: str,
+        amount: Decimal | str | None = None,
+    ) -> Decimal:
+        """Apply a credit memo to an invoice (as much as both allow by default)."""
+        with self._lock:
+            return apply_credit_memo(
+                self.company(realm_id),
+                invoice_id,
+                credit_memo_id,
+                None if amount is None else Decimal(str(amount)),
+                now=self._time(),
+            )
+
+    def void(self, realm_id: str, document_id: str, entity: str = "Invoice") -> None:
+        """Void an invoice (or credit memo) as a person would in QuickBooks."""
+        with self._lock:
+            void_document(self.company(realm_id), entity, document_id, now=self._time())
+
+    def delete(self, realm_id: str, document_id: str, entity: str = "Invoice") -> None:
+        """Delete an invoice (or credit memo) as a person would in QuickBooks."""
+        with self._lock:
+            delete_document(self.company(realm_id), entity, document_id)
 
     def close_books(self, realm_id: str, closing_date: date | str) -> None:
         """Close the books up to ``closing_date``: writes dated on or before it are refused."""
@@ -553,6 +609,10 @@ class QuickBooksEmulator:
         if entity not in WRITABLE:
             raise unsupported(entity)
         return {entity: self._write(company, entity, item[entity], str(operation))}
+
+
+def _day(value: date | str | None) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _json_body(body: bytes) -> Any:

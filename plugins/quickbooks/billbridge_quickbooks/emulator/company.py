@@ -23,10 +23,12 @@ ENTITIES = {
     "taxcode": "TaxCode",
     "term": "Term",
     "companyinfo": "CompanyInfo",
+    "payment": "Payment",
+    "paymentmethod": "PaymentMethod",
 }
 WRITABLE = ("Invoice", "CreditMemo")
 #: Name lists: queries return only active rows unless they mention Active.
-NAME_LISTS = frozenset({"Customer", "Item", "Account", "TaxCode", "Term"})
+NAME_LISTS = frozenset({"Customer", "Item", "Account", "TaxCode", "Term", "PaymentMethod"})
 
 
 @attrs.define

@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -28,6 +29,13 @@ from billbridge.testing.emulation.oauth import Authorization, OAuthServer, Token
 from billbridge.testing.emulation.server import RunningServer, serve
 from billbridge_xero.dates import format_ms_date, parse_xero_datetime
 from billbridge_xero.emulator.organisation import Organisation, seed_organisation, stable_id
+from billbridge_xero.emulator.payments import (
+    add_bank_account,
+    allocate_credit_note,
+    delete_document,
+    record_payment,
+    render_payment,
+)
 from billbridge_xero.emulator.responses import (
     http_error,
     json_response,
@@ -57,6 +65,8 @@ SCOPES = (
     "accounting.settings.read",
     "accounting.attachments",
     "accounting.attachments.read",
+    "accounting.payments",
+    "accounting.payments.read",
     "accounting.reports.read",
 )
 MAX_BODY_BYTES = 3_500_000
@@ -98,6 +108,17 @@ _SCOPE_RULES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "TrackingCategories": (_READ_SETTINGS, frozenset({"accounting.settings"})),
     "BrandingThemes": (_READ_SETTINGS, frozenset({"accounting.settings"})),
     "Organisation": (_READ_SETTINGS, frozenset({"accounting.settings"})),
+    "Payments": (
+        frozenset(
+            {
+                "accounting.transactions",
+                "accounting.transactions.read",
+                "accounting.payments",
+                "accounting.payments.read",
+            }
+        ),
+        frozenset({"accounting.transactions", "accounting.payments"}),
+    ),
 }
 
 
@@ -196,6 +217,7 @@ class XeroEmulator:
             Route(f"{API_PREFIX}/TrackingCategories", self._tracking, methods=["GET"]),
             Route(f"{API_PREFIX}/BrandingThemes", self._branding_themes, methods=["GET"]),
             Route(f"{API_PREFIX}/Organisation", self._organisation, methods=["GET"]),
+            Route(f"{API_PREFIX}/Payments", self._payments, methods=["GET"]),
         ]
         inner = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
         #: The ASGI application: the API gateway (auth, tenant, limits) around the fault
@@ -238,12 +260,82 @@ class XeroEmulator:
     def mark_paid(self, tenant_id: str, document_id: str) -> None:
         """Pay an invoice (or allocate a credit note) in full: it becomes PAID and immutable."""
         with self._lock:
-            self.organisations[tenant_id].mark_paid(document_id, self.clock.now().date())
+            org = self.organisations[tenant_id]
+            document = org.document(document_id)
+            if (
+                document is not None
+                and document["kind"] == "Invoice"
+                and document["Status"] in ("AUTHORISED", "SUBMITTED")
+            ):
+                self.record_payment(tenant_id, document_id)
+                return
+            # A credit note, or a shortcut Xero itself would refuse (paying a draft): marked
+            # paid without a payment record.
+            org.mark_paid(document_id, self.clock.now().date())
+
+    # Payments, credit notes, deletes: see billbridge_xero.emulator.payments.
+
+    def record_payment(
+        self,
+        tenant_id: str,
+        invoice_id: str,
+        amount: Decimal | str | None = None,
+        *,
+        account_code: str = "090",
+        reference: str | None = None,
+        when: date | None = None,
+    ) -> dict[str, Any]:
+        """Receive a payment for an invoice (what it owes by default) into a bank account."""
+        with self._lock:
+            return record_payment(
+                self.organisations[tenant_id],
+                invoice_id,
+                None if amount is None else Decimal(str(amount)),
+                account_code=account_code,
+                when=when or self.clock.now().date(),
+                now=self.clock.now(),
+                reference=reference,
+            )
+
+    def allocate_credit_note(
+        self,
+        tenant_id: str,
+        invoice_id: str,
+        credit_note_id: str,
+        amount: Decimal | str | None = None,
+    ) -> Decimal:
+        """Allocate a credit note to an invoice (as much as both allow by default)."""
+        with self._lock:
+            return allocate_credit_note(
+                self.organisations[tenant_id],
+                invoice_id,
+                credit_note_id,
+                None if amount is None else Decimal(str(amount)),
+                when=self.clock.now().date(),
+                now=self.clock.now(),
+            )
+
+    def delete(self, tenant_id: str, document_id: str) -> None:
+        """Delete a draft or submitted document, as a person would in Xero."""
+        with self._lock:
+            delete_document(self.organisations[tenant_id], document_id, now=self.clock.now())
+
+    def add_bank_account(self, tenant_id: str, code: str, name: str) -> dict[str, Any]:
+        """Add a bank account to receive payments into."""
+        with self._lock:
+            return add_bank_account(self.organisations[tenant_id], code, name, now=self.clock.now())
 
     def void(self, tenant_id: str, document_id: str) -> None:
         """Void a document, as a person would in Xero: it becomes VOIDED and immutable."""
         with self._lock:
             self.organisations[tenant_id].void(document_id)
+
+    def disconnect(self, tenant_id: str) -> None:
+        """Disconnect an organisation from the app, as a person would in Xero: every consent
+        loses it, and its API calls are refused (403)."""
+        with self._lock:
+            for authorization in self.oauth.authorizations():
+                authorization.tenants = tuple(t for t in authorization.tenants if t != tenant_id)
 
     def lock_period(
         self, tenant_id: str, lock_date: date | None, *, end_of_year: bool = True
@@ -716,6 +808,16 @@ class XeroEmulator:
 
     async def _branding_themes(self, request: Request) -> Response:
         return self._list_records(request, "BrandingThemes", lambda org: org.branding_themes)
+
+    async def _payments(self, request: Request) -> Response:
+        with self._lock:
+            org = self._org(request)
+            rendered = [render_payment(org, p) for p in org.payments.values()]
+        filters: list[Callable[[Mapping[str, Any]], bool]] = []
+        problem = self._where_filter(request.query_params.get("where"), filters)
+        if problem is not None:
+            return problem
+        return self._paged(request, "Payments", [p for p in rendered if all(f(p) for f in filters)])
 
     async def _organisation(self, request: Request) -> Response:
         with self._lock:

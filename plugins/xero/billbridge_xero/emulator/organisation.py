@@ -38,6 +38,7 @@ import attrs
 
 from billbridge.domain.money import round_half_up
 from billbridge_xero.dates import format_ms_date, parse_xero_date
+from billbridge_xero.emulator.payments import settlement
 
 __all__ = ["Organisation", "seed_organisation"]
 
@@ -109,6 +110,8 @@ class Organisation:
     tracking_categories: list[dict[str, Any]] = attrs.field(factory=list)
     branding_themes: list[dict[str, Any]] = attrs.field(factory=list)
     documents: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: Payments received, by PaymentID (see billbridge_xero.emulator.payments).
+    payments: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     lock_date: date | None = None
     lock_kind: str = "end of year"
     created_at: datetime | None = None
@@ -606,11 +609,14 @@ class Organisation:
         if doc.get("BrandingThemeID"):
             out["BrandingThemeID"] = doc["BrandingThemeID"]
         if kind == "Invoice":
-            out["AmountDue"] = _money(total - paid)
+            credited = doc.get("AmountCredited", _ZERO)
+            gone = doc["Status"] in ("VOIDED", "DELETED")
+            out["AmountDue"] = _ZERO if gone else _money(total - paid - credited)
             out["AmountPaid"] = paid
-            out["AmountCredited"] = _ZERO
+            out["AmountCredited"] = credited
         else:
             out["RemainingCredit"] = _money(total - paid)
+        out.update(settlement(self, doc))
         if doc.get("FullyPaidOnDate"):
             out["FullyPaidOnDate"] = format_ms_date(doc["FullyPaidOnDate"])
         out["SentToContact"] = False
