@@ -646,6 +646,8 @@ def _global_config() -> dict[str, Any]:
         "usersToNotify": ["u-123", "ops@example.com"],
         "accountFilter": 'customFields != null AND customFields.country == "UK"',
         "autoDisableThreshold": 20,
+        "deliverySchedule": "0 * * * *",
+        "scheduleTimezone": "Europe/London",
         "statusCheckMinutes": 60,
     }
 
@@ -678,6 +680,8 @@ def test_global_config_filter_is_marked_and_examples_fit() -> None:
         {"accountFilter": "x" * 4001},
         {"statusCheckMinutes": 30},
         {"statusCheckMinutes": "60"},
+        {"deliverySchedule": "x" * 201},
+        {"scheduleTimezone": ""},
     ],
     ids=repr,
 )

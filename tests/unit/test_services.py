@@ -58,6 +58,36 @@ def test_every_problem_is_reported_and_nothing_saved(
     assert uow.integrations.rows == {}
 
 
+def test_a_schedule_that_does_not_parse_is_refused_with_its_position(
+    uow: FakeUnitOfWork, integrations: Integrations
+) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        integrations.create(
+            name="Hourly",
+            destination="books",
+            config={"deliverySchedule": "0 24 * * *", "scheduleTimezone": "Mars/Olympus"},
+        )
+    assert [e.to_dict() for e in refused.value.errors] == [
+        {
+            "path": "/config/deliverySchedule",
+            "message": "the hour field '24' is out of range (0-23) at column 3",
+        },
+        {
+            "path": "/config/scheduleTimezone",
+            "message": "unknown time zone 'Mars/Olympus': use an IANA name such as "
+            "Europe/London or UTC",
+        },
+    ]
+    assert uow.integrations.rows == {}
+    made = integrations.create(
+        name="Hourly",
+        destination="books",
+        config={"deliverySchedule": "0 * * * *", "scheduleTimezone": "Europe/London"},
+    )
+    assert made.config.delivery_schedule == "0 * * * *"
+    assert made.config.schedule_timezone == "Europe/London"
+
+
 def test_updates_are_refused_on_a_stale_version(integrations: Integrations) -> None:
     made = integrations.create(name="Books UK", destination="books")
     integrations.update(made.id, version=made.version, name="Books GB")

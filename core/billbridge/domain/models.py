@@ -428,6 +428,10 @@ class GlobalConfig:
     users_to_notify: tuple[str, ...] = ()
     account_filter: str | None = None
     auto_disable_threshold: int = 20
+    #: A cron expression: runs wait for its next slot (``None``: deliver as soon as possible).
+    delivery_schedule: str | None = None
+    #: The IANA time zone the schedule's hours and days are in (``None``: UTC).
+    schedule_timezone: str | None = None
     #: Minutes between read-backs of a delivered, unsettled document's status (0: never).
     status_check_minutes: int = 60
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from billbridge.domain import filter_expr
+from billbridge.domain import filter_expr, schedule
 from billbridge.domain.clock import Clock
 from billbridge.domain.models import BillEntityConfig, GlobalConfig, Integration, converter, thaw
 from billbridge.domain.schemas import REDACTED, core_schema, validate
@@ -299,7 +299,8 @@ class Integrations:
 
 
 def _global_errors(config: Mapping[str, Any]) -> list[FieldError]:
-    """The global panel's schema, a blank name, and the account filter's syntax."""
+    """The global panel's schema, a blank name, the account filter's syntax, and the delivery
+    schedule and its time zone."""
     errors = validate(dict(config), core_schema("global-config"), base_path="/config")
     name = config.get("name")
     if isinstance(name, str) and name and not name.strip():
@@ -313,4 +314,16 @@ def _global_errors(config: Mapping[str, Any]) -> list[FieldError]:
             where = f"at line {exc.line}, column {exc.column}"
             hint = f" ({exc.hint})" if exc.hint else ""
             errors.append(FieldError("/config/accountFilter", f"{exc.message} {where}{hint}"))
+    cron = config.get("deliverySchedule")
+    if isinstance(cron, str):
+        try:
+            schedule.check_schedule(cron)
+        except schedule.ScheduleError as exc:
+            errors.append(FieldError("/config/deliverySchedule", str(exc)))
+    zone = config.get("scheduleTimezone")
+    if isinstance(zone, str) and zone:
+        try:
+            schedule.check_timezone(zone)
+        except schedule.ScheduleError as exc:
+            errors.append(FieldError("/config/scheduleTimezone", str(exc)))
     return errors

@@ -7,6 +7,7 @@ bounded chunks with set-based queries so memory stays flat and throughput high.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -15,12 +16,15 @@ import attrs
 
 from billbridge.domain.clock import Clock
 from billbridge.domain.intake import AccountInput, BillInput, Received, receive
-from billbridge.domain.models import Run, RunStatus, Skip
+from billbridge.domain.models import Integration, Run, RunStatus, Skip
 from billbridge.domain.routing import Routed, route_many
+from billbridge.domain.schedule import ScheduleError, next_slot
 from billbridge.services.bill_cache import BillCache
 from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
 __all__ = ["SubmitCounts", "SubmitResult", "Submitter"]
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -117,13 +121,33 @@ class SubmitCounts:
         return cls(result.bills, len(result.runs), len(result.skips))
 
 
+def _slot(integration: Integration, now: datetime) -> datetime | None:
+    """When a run of ``integration`` queued now is due: its schedule's next slot, or at once."""
+    expression = integration.config.delivery_schedule
+    if not expression or not expression.strip():
+        return None
+    try:
+        return next_slot(expression, now, integration.config.schedule_timezone)
+    except (ScheduleError, ValueError) as exc:
+        # Refused when saved; one that stopped working (a time zone gone from this machine's
+        # database) must not hold bills back: they go at once, and the log says why.
+        log.error(
+            "integration %s: schedule not used (%s); runs are due at once", integration.id, exc
+        )
+        return None
+
+
 def _record(routed: Iterable[Routed], now: datetime) -> tuple[list[Run], list[Skip]]:
-    """Each decision as what is stored: a WAITING run, or a skip with its reason."""
+    """Each decision as what is stored: a WAITING run (due at the integration's next delivery
+    slot when it has a schedule), or a skip with its reason."""
     runs: list[Run] = []
     skips: list[Skip] = []
+    slots: dict[str, datetime | None] = {}
     for item in routed:
         bill, account, integration = item.bill, item.account, item.integration
         if item.decision.take:
+            if integration.id not in slots:
+                slots[integration.id] = _slot(integration, now)
             runs.append(
                 Run(
                     id=new_id(),
@@ -134,6 +158,7 @@ def _record(routed: Iterable[Routed], now: datetime) -> tuple[list[Run], list[Sk
                     status=RunStatus.WAITING,
                     created_at=now,
                     updated_at=now,
+                    next_attempt_at=slots[integration.id],
                 )
             )
         else:
