@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -33,6 +34,8 @@ from billbridge.plugin.contract import (
     Delivery,
     DeliveryOutcome,
     Destination,
+    InvoiceState,
+    InvoiceStatus,
     Limits,
     OAuthCallback,
     OAuthSpec,
@@ -211,6 +214,39 @@ def send_bills(
     return outcomes
 
 
+def fetch_invoice_status(
+    connection: Connection, documents: Sequence[LedgerEntry]
+) -> Sequence[InvoiceStatus]:
+    """Every document's state in one request (a hook only in ``plugin(status=True)``)."""
+    ids = ",".join(d.external_id for d in documents)
+    try:
+        response = connection.http.get(
+            f"{connection.api_base_url}/invoices",
+            params={"ids": ids},
+            headers={"Authorization": f"Bearer {connection.access_token.reveal()}"},
+            timeout=2.0,
+        )
+    except httpx.TransportError as exc:
+        raise TransientError(f"fakebooks unreachable: {type(exc).__name__}") from None
+    _raise_for(response)
+    found = []
+    for item in loads(response.text):
+        total = Decimal(str(item["total"]))
+        state = InvoiceState(item["state"])
+        settled = state is InvoiceState.PAID
+        found.append(
+            InvoiceStatus(
+                external_id=str(item["id"]),
+                state=state,
+                total=total,
+                amount_due=Decimal(0) if settled or state is InvoiceState.VOIDED else total,
+                amount_paid=total if settled else Decimal(0),
+                currency="GBP",
+            )
+        )
+    return found
+
+
 class _Hooks:
     """A plugin object holding hook functions as attributes (pluggy needs a hashable one)."""
 
@@ -218,14 +254,24 @@ class _Hooks:
         self.__dict__.update(hooks)
 
 
-def plugin(*, batch: bool) -> object:
-    """The plugin object: this module's hooks, with the batch hook when ``batch``."""
+def plugin(*, batch: bool, status: bool = False) -> object:
+    """The plugin object: this module's hooks, with the batch hook when ``batch`` and the
+    status read-back hook when ``status``."""
     hooks = _Hooks(
         register_destinations=register_destinations,
         authenticate=authenticate,
         preview_bill=preview_bill,
         send_bill=send_bill,
     )
+    if status:
+
+        @hookimpl(specname="fetch_invoice_status")
+        def status_hook(
+            connection: Connection, documents: Sequence[LedgerEntry]
+        ) -> Sequence[InvoiceStatus]:
+            return fetch_invoice_status(connection, documents)
+
+        hooks.status_hook = status_hook
     if batch:
 
         @hookimpl(specname="send_bills")
@@ -286,6 +332,7 @@ class Provider:
         self.invoices: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any]] = {}
         self.paid: set[str] = set()
+        self.voided: set[str] = set()
         #: The idempotency keys of each batch request, in arrival order.
         self.batches: list[list[str]] = []
         self.refuse_customers: set[str] = set()
@@ -303,6 +350,7 @@ class Provider:
                     Route("/api/connections", self._connections),
                     Route("/api/whoami", self._whoami),
                     Route("/api/invoices", self._create, methods=["POST"]),
+                    Route("/api/invoices", self._statuses, methods=["GET"]),
                     Route("/api/invoices/{id}", self._update, methods=["POST"]),
                     Route("/api/batch", self._batch, methods=["POST"]),
                 ]
@@ -370,6 +418,27 @@ class Provider:
             request.path_params["id"],
         )
         return self._answer(answer)
+
+    async def _statuses(self, request: Request) -> Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        wanted = [i for i in request.query_params.get("ids", "").split(",") if i]
+        with self._lock:
+            answers = [
+                {
+                    "id": invoice_id,
+                    "total": sum(Decimal(str(line["amount"])) for line in invoice["lines"]),
+                    "state": "voided"
+                    if invoice_id in self.voided
+                    else "paid"
+                    if invoice_id in self.paid
+                    else "unpaid",
+                }
+                for invoice_id, invoice in self.invoices.items()
+                if invoice_id in wanted
+            ]
+        return Response(dumps(answers), media_type="application/json")
 
     def _answer(self, answer: dict[str, Any]) -> Response:
         left = {"X-Left": str(self.window.remaining("tenant"))}
@@ -446,6 +515,7 @@ def make_engine(
     key: str,
     *,
     batch: bool = False,
+    status: bool = False,
     extra: Sequence[tuple[str, object]] = (),
     **settings: Any,
 ) -> Any:
@@ -461,7 +531,9 @@ def make_engine(
             home=home, destinations={KEY: destination_settings(server_url)}, **settings
         ),
         plugins=load_plugins(
-            entry_points=True, extra=[(KEY, plugin(batch=batch)), *extra], blocked=()
+            entry_points=True,
+            extra=[(KEY, plugin(batch=batch, status=status)), *extra],
+            blocked=(),
         ),
         clock=clock,
         secret_box=SecretBox([key]),

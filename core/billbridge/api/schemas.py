@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from billbridge.domain.activity import FEED_TYPES
-from billbridge.domain.models import CredentialStatus, EventType, RunStatus
+from billbridge.domain.models import CredentialStatus, EventType, InvoiceState, RunStatus
 
 __all__ = ["COMPONENTS", "REQUESTS", "page_of", "ref"]
 
@@ -283,6 +283,38 @@ _MAPPING = obj(
     },
     ("id", "m3terEntity", "m3terId", "externalSystem", "externalTable", "externalId", "createdAt"),
 )
+_MONEY: Schema = {"type": "number", "description": "Exact, in the invoice's currency."}
+_PAYMENT = obj(
+    {
+        "amount": _MONEY,
+        "date": {"type": "string", "format": "date"},
+        "kind": choices(["payment", "credit"], "A payment, or a credit note / memo applied."),
+        "externalId": TEXT,
+        "method": {**TEXT, "description": "The destination's id of how it was paid."},
+        "methodName": TEXT,
+        "reportedAs": {**TEXT, "description": "The panel's payment method mapping's label."},
+        "reference": TEXT,
+    },
+    ("amount", "kind"),
+)
+_INVOICE_STATUS = obj(
+    {
+        "state": choices(
+            [s.value for s in InvoiceState], "Absent until the invoice was first read back."
+        ),
+        "total": _MONEY,
+        "amountDue": _MONEY,
+        "amountPaid": _MONEY,
+        "amountCredited": _MONEY,
+        "currency": TEXT,
+        "paidOn": {"type": "string", "format": "date"},
+        "payments": items(ref("InvoicePayment")),
+        "checkedAt": TIME,
+        "nextCheckAt": {**TIME, "description": "Absent once settled (paid, voided, deleted)."},
+        "error": {**TEXT, "description": "Why the last read-back failed."},
+    },
+    description="What the delivered invoice was last read back as from the destination.",
+)
 _RUN = obj(
     {
         "id": ID,
@@ -300,6 +332,7 @@ _RUN = obj(
         "nextAttemptAt": TIME,
         "createdAt": TIME,
         "updatedAt": TIME,
+        "invoice": ref("InvoiceStatus"),
     },
     ("id", "integrationId", "billId", "billVersion", "status", "final", "attempts", "createdAt",
      "updatedAt"),
@@ -460,6 +493,8 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "Preview": {**ANY_OBJECT, "description": "The destination's request, exactly, never sent."},
     "Run": _RUN,
+    "InvoiceStatus": _INVOICE_STATUS,
+    "InvoicePayment": _PAYMENT,
     "RunAttemptList": obj({"items": items(ref("RunAttempt"))}, ("items",)),
     "RunAttempt": _ATTEMPT,
     "Skip": _SKIP,

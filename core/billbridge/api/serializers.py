@@ -20,6 +20,7 @@ from billbridge.domain.activity import WebhookDelivery, WebhookEndpoint
 from billbridge.domain.models import (
     BillEntityConfig,
     Credential,
+    DocumentStatus,
     Event,
     ExternalMapping,
     GlobalConfig,
@@ -49,6 +50,7 @@ __all__ = [
     "external_page",
     "filter_check",
     "integration",
+    "invoice_status",
     "mapping",
     "masked",
     "present",
@@ -172,8 +174,27 @@ def external_page(page: ExternalEntityPage) -> dict[str, Any]:
     )
 
 
-def run(item: Run) -> dict[str, Any]:
-    """A delivery run."""
+def invoice_status(item: DocumentStatus) -> dict[str, Any]:
+    """What a delivered invoice was last read back as (status read-back)."""
+    return present(
+        {
+            "state": item.state.value if item.state is not None else None,
+            "total": item.total,
+            "amountDue": item.amount_due,
+            "amountPaid": item.amount_paid,
+            "amountCredited": item.amount_credited,
+            "currency": item.currency,
+            "paidOn": item.paid_on.isoformat() if item.paid_on is not None else None,
+            "payments": [thaw(p) for p in item.payments] or None,
+            "checkedAt": item.checked_at,
+            "nextCheckAt": item.next_check_at,
+            "error": item.error,
+        }
+    )
+
+
+def run(item: Run, invoice: DocumentStatus | None = None) -> dict[str, Any]:
+    """A delivery run, with what its invoice was last read back as (``invoice``) if known."""
     return present(
         {
             "id": item.id,
@@ -191,6 +212,7 @@ def run(item: Run) -> dict[str, Any]:
             "nextAttemptAt": item.next_attempt_at,
             "createdAt": item.created_at,
             "updatedAt": item.updated_at,
+            "invoice": invoice_status(invoice) if invoice is not None else None,
         }
     )
 

@@ -12,14 +12,32 @@ import click
 from billbridge.cli.guard import EXIT_USAGE, fail, guard
 from billbridge.cli.output import out, print_json, table
 from billbridge.cli.state import State, pass_state
-from billbridge.domain.models import EventType, RunStatus, thaw
+from billbridge.domain.models import DocumentStatus, EventType, InvoiceState, RunStatus, thaw
 
 __all__ = ["events", "print_runs", "run_dict", "runs", "skips"]
 
 
-def run_dict(run: Any) -> dict[str, Any]:
-    """A run as the JSON output shows it."""
-    return {
+def invoice_dict(status: DocumentStatus) -> dict[str, Any]:
+    """What a run's invoice was last read back as, as the JSON output shows it."""
+    values = {
+        "state": status.state.value if status.state is not None else None,
+        "total": status.total,
+        "amountDue": status.amount_due,
+        "amountPaid": status.amount_paid,
+        "amountCredited": status.amount_credited,
+        "currency": status.currency,
+        "paidOn": status.paid_on,
+        "payments": [thaw(p) for p in status.payments],
+        "checkedAt": status.checked_at,
+        "nextCheckAt": status.next_check_at,
+        "error": status.error,
+    }
+    return {k: v for k, v in values.items() if v not in (None, [])}
+
+
+def run_dict(run: Any, invoice: DocumentStatus | None = None) -> dict[str, Any]:
+    """A run as the JSON output shows it (with its invoice's read-back status, if given)."""
+    found = {
         "id": run.id,
         "integrationId": run.integration_id,
         "billId": run.bill_id,
@@ -35,14 +53,36 @@ def run_dict(run: Any) -> dict[str, Any]:
         "createdAt": run.created_at,
         "updatedAt": run.updated_at,
     }
+    if invoice is not None:
+        found["invoice"] = invoice_dict(invoice)
+    return found
 
 
-def print_runs(items: Sequence[Any], as_json: bool, title: str = "Runs") -> None:
-    """Runs as JSON, or as a table titled ``title``."""
+def _invoice_cell(status: DocumentStatus | None) -> str:
+    if status is None or status.state is None:
+        return "-"
+    if status.state is InvoiceState.PARTLY_PAID and status.amount_due is not None:
+        return f"partly paid ({status.amount_due} due)"
+    if status.state is InvoiceState.PAID and status.paid_on is not None:
+        return f"paid {status.paid_on.isoformat()}"
+    return status.state.value.replace("_", " ")
+
+
+def print_runs(
+    items: Sequence[Any],
+    as_json: bool,
+    title: str = "Runs",
+    invoices: dict[str, DocumentStatus] | None = None,
+) -> None:
+    """Runs as JSON, or as a table titled ``title`` (with their invoices' read-back states)."""
+    invoices = invoices or {}
     if as_json:
-        print_json([run_dict(r) for r in items])
+        print_json([run_dict(r, invoices.get(r.id)) for r in items])
         return
-    shown = table(title, ("id", "bill", "v", "integration", "status", "tries", "external", "error"))
+    shown = table(
+        title,
+        ("id", "bill", "v", "integration", "status", "tries", "external", "invoice", "error"),
+    )
     for r in items:
         shown.add_row(
             r.id,
@@ -52,6 +92,7 @@ def print_runs(items: Sequence[Any], as_json: bool, title: str = "Runs") -> None
             r.status.value,
             str(r.attempts),
             r.external_id or "-",
+            _invoice_cell(invoices.get(r.id)),
             (r.error or "")[:80],
         )
     out.print(shown)
@@ -68,6 +109,14 @@ def runs() -> None:
 @click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")
 @click.option("--since", type=click.DateTime(), help="Created at or after (UTC).")
 @click.option("--until", type=click.DateTime(), help="Created before (UTC).")
+@click.option("--paid", is_flag=True, help="Only runs whose invoice was read back as paid.")
+@click.option(
+    "--invoice-state",
+    "invoice_states",
+    multiple=True,
+    type=click.Choice([s.value for s in InvoiceState]),
+    help="Only runs whose invoice was read back in this state (repeatable).",
+)
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
@@ -79,23 +128,28 @@ def runs_list(
     statuses: Sequence[str],
     since: datetime | None,
     until: datetime | None,
+    paid: bool,
+    invoice_states: Sequence[str],
     limit: int,
     as_json: bool,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first, with what their invoices were last read back as."""
     try:
         wanted = [RunStatus(s.upper()) for s in statuses] or None
     except ValueError:
         fail(f"unknown status; known: {', '.join(s.value for s in RunStatus)}", code=EXIT_USAGE)
-    items = state.engine.runs.list(
+    states = list(dict.fromkeys([*invoice_states, *(["paid"] if paid else [])])) or None
+    engine = state.engine
+    items = engine.runs.list(
         integration_id=integration_id,
         bill_id=bill_id,
         status=wanted,
         since=since.replace(tzinfo=UTC) if since else None,
         until=until.replace(tzinfo=UTC) if until else None,
         limit=limit,
+        invoice_state=states,
     )
-    print_runs(items, as_json)
+    print_runs(items, as_json, invoices=engine.runs.invoices(items))
 
 
 @runs.command("show")
@@ -103,12 +157,12 @@ def runs_list(
 @pass_state
 @guard
 def runs_show(state: State, run_id: str) -> None:
-    """One run with its attempts (JSON)."""
+    """One run with its attempts and its invoice's read-back status (JSON)."""
     run = state.engine.runs.get(run_id)
     attempts = state.engine.runs.attempts(run_id)
     print_json(
         {
-            **run_dict(run),
+            **run_dict(run, state.engine.runs.invoices([run]).get(run.id)),
             "attemptLog": [
                 {
                     "number": a.number,

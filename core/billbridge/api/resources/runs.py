@@ -7,7 +7,7 @@ from typing import Any
 from billbridge.api import serializers
 from billbridge.api.endpoints import ADMIN, READ, Call, Endpoints, Param, Reply, ok
 from billbridge.api.pagination import PAGE_PARAMS, keyset_page, page_body
-from billbridge.domain.models import RunStatus
+from billbridge.domain.models import InvoiceState, RunStatus
 
 __all__ = ["ROUTES"]
 
@@ -25,6 +25,7 @@ def _run_filters(call: Call) -> dict[str, Any]:
         "status": q.get("status"),
         "since": q.get("since"),
         "until": q.get("until"),
+        "invoice_state": q.get("invoiceState"),
     }
 
 
@@ -44,19 +45,29 @@ def _run_filters(call: Call) -> dict[str, Any]:
         ),
         Param("since", _TIME, "Created at or after (ISO 8601)."),
         Param("until", _TIME, "Created before (ISO 8601)."),
+        Param(
+            "invoiceState",
+            {"type": "string", "enum": [s.value for s in InvoiceState]},
+            "Only runs whose invoice was last read back in this state (repeat it): paid, "
+            "partly_paid, unpaid, voided, deleted.",
+            many=True,
+        ),
         *PAGE_PARAMS,
     ],
     responses=[ok("RunPage", "Runs, newest first, with the total")],
 )
 def list_runs(call: Call) -> Reply:
-    """Runs matching every filter, newest first."""
+    """Runs matching every filter, newest first, each with what its invoice was last read back
+    as (``invoice``)."""
     runs, filters = call.engine.runs, _run_filters(call)
     items, cursor = keyset_page(
         call,
         lambda before, limit: runs.list(**filters, limit=limit, before=before),
         lambda run: (run.created_at, run.id),
     )
-    return Reply(page_body([serializers.run(r) for r in items], runs.count(**filters), cursor))
+    invoices = runs.invoices(items)
+    body = [serializers.run(r, invoices.get(r.id)) for r in items]
+    return Reply(page_body(body, runs.count(**filters), cursor))
 
 
 @ROUTES.route(
@@ -68,8 +79,10 @@ def list_runs(call: Call) -> Reply:
     errors=[404],
 )
 def get_run(call: Call) -> Reply:
-    """One run: status, external id and URL, error, replayed-from."""
-    return Reply(serializers.run(call.engine.runs.get(call.path["runId"])))
+    """One run: status, external id and URL, error, replayed-from, and what its invoice was
+    last read back as."""
+    run = call.engine.runs.get(call.path["runId"])
+    return Reply(serializers.run(run, call.engine.runs.invoices([run]).get(run.id)))
 
 
 @ROUTES.route(
