@@ -41,7 +41,7 @@ def python_blocks(text: str) -> list[str]:
 
 
 def test_the_hooks_are_the_ones_the_guide_walks_through() -> None:
-    assert len(SPECS) == 8
+    assert len(SPECS) == 9
     headings = re.findall(r"^### `([a-z_]+)`$", GUIDE, re.M)
     assert headings == [
         "register_destinations",
@@ -51,6 +51,7 @@ def test_the_hooks_are_the_ones_the_guide_walks_through() -> None:
         "send_bill",
         "send_bills",
         "preview_bill",
+        "fetch_invoice_status",
         "integration_disabled",
     ]
     assert set(headings) == {name for name, _ in SPECS}

@@ -101,6 +101,8 @@ class TestQuickBooksConforms(DestinationConformance):
                 requests=lambda: recorder.requests,
                 lose_next_response=lambda: plan.script("lost"),
                 oauth_callback=OAuthCallback(params=tokens.callback, access_token=token),
+                pay=lambda invoice_id: emulator.mark_paid(company.realm_id, invoice_id),
+                void=lambda invoice_id: emulator.void(company.realm_id, invoice_id),
             )
 
 
@@ -175,4 +177,6 @@ class TestXeroConforms(DestinationConformance):
                 requests=lambda: recorder.requests,
                 lose_next_response=lambda: plan.script("lost"),
                 oauth_callback=OAuthCallback(params=tokens.callback, access_token=token),
+                pay=lambda invoice_id: emulator.mark_paid(org.tenant_id, invoice_id),
+                void=lambda invoice_id: emulator.void(org.tenant_id, invoice_id),
             )

@@ -39,7 +39,7 @@ class TestFakebooksConforms(DestinationConformance):
     """The kit against the fakebooks test plugin, given as an object (it is not installed)."""
 
     destination = fake.KEY
-    plugin = fake.plugin(batch=True)
+    plugin = fake.plugin(batch=True, status=True)
     valid_configs = [{}]
     invalid_configs = [({"memo": "not an option of this panel"}, "/memo")]
 
@@ -72,6 +72,8 @@ class TestFakebooksConforms(DestinationConformance):
                 oauth_callback=OAuthCallback(
                     params=tokens.callback, access_token=Secret(tokens.access_token)
                 ),
+                pay=provider.paid.add,
+                void=provider.voided.add,
             )
 
 
@@ -227,7 +229,7 @@ def failed_tests(result: pytest.RunResult) -> set[str]:
 
 def test_the_toy_plugin_passes(pytester: pytest.Pytester) -> None:
     result = run_kit(pytester, GOOD_PLUGIN)
-    result.assert_outcomes(passed=16, skipped=7)
+    result.assert_outcomes(passed=16, skipped=8)
     shows(result, "list_external_entities is not implemented", "does not use OAuth")
 
 
@@ -303,6 +305,46 @@ def test_a_send_bills_with_the_batch_key_passes_the_argument_checks(
     source = GOOD_PLUGIN + BATCH_HOOK.format(arguments="deliveries, idempotency_key")
     result = run_kit(pytester, source, "-k", "argument")
     result.assert_outcomes(passed=2)
+
+
+#: A status read-back hook for the toy plugin; ``{total}`` and ``{state}`` are what it says.
+STATUS_HOOK = """
+
+from decimal import Decimal
+
+from billbridge.plugin.contract import InvoiceState, InvoiceStatus
+
+
+@hookimpl
+def fetch_invoice_status(connection, documents):
+    return [
+        InvoiceStatus(external_id=d.external_id, state={state}, total={total})
+        for d in documents
+    ] + {extra}
+"""
+
+
+def test_a_status_hook_keeping_the_contract_passes(pytester: pytest.Pytester) -> None:
+    hook = STATUS_HOOK.format(state="InvoiceState.UNPAID", total='Decimal("10.00")', extra="[]")
+    result = run_kit(pytester, GOOD_PLUGIN + hook, "-k", "fetch_invoice_status or argument")
+    result.assert_outcomes(passed=3)
+
+
+def test_a_status_hook_answering_wrong_values_fails(pytester: pytest.Pytester) -> None:
+    hook = STATUS_HOOK.format(
+        state='"paid"',
+        total="10.5",
+        extra='[InvoiceStatus(external_id="someone else\'s", state=InvoiceState.PAID)]',
+    )
+    result = run_kit(pytester, GOOD_PLUGIN + hook, "-k", "fetch_invoice_status")
+    assert failed_tests(result) == {"test_fetch_invoice_status_reads_documents_back"}
+    shows(
+        result,
+        "fetch_invoice_status's answer:",
+        "1: state 'paid' is not an InvoiceState",
+        "1: total 10.5 must be a Decimal",
+        'fetch_invoice_status answered for "someone else\'s", which it was not asked',
+    )
 
 
 def test_a_misspelt_hook_name_fails(pytester: pytest.Pytester) -> None:

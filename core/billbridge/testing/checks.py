@@ -326,6 +326,11 @@ def missing_hooks(
     for hook, why in required.items():
         if hook not in have:
             problems.append(f"hook {hook} is not implemented: {why}")
+    if "fetch_invoice_status" in have and destination.limits.status_batch_size < 1:
+        problems.append(
+            "fetch_invoice_status is implemented but Limits.status_batch_size is "
+            f"{destination.limits.status_batch_size}: declare how many documents one call reads"
+        )
     if "send_bills" in have and destination.limits.batch_size < 2:
         problems.append(
             "send_bills is implemented but Limits.batch_size is "
@@ -363,6 +368,9 @@ NEEDED_ARGUMENTS: Mapping[str, Mapping[str, str]] = {
     "preview_bill": {
         "bill": "it is the bill version to preview",
         "previous": "without it the preview shows a create where send_bill would update",
+    },
+    "fetch_invoice_status": {
+        "documents": "they are the delivered documents to read back",
     },
 }
 

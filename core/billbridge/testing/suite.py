@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from importlib import metadata
 from typing import Any, ClassVar, NoReturn, Protocol
 
@@ -42,6 +43,8 @@ from billbridge.domain.models import (
     Bill,
     Credential,
     CredentialStatus,
+    DocumentStatus,
+    InvoiceState,
     LedgerEntry,
     dumps,
     loads,
@@ -61,6 +64,8 @@ from billbridge.plugin.contract import (
     Destination,
     ExternalEntity,
     ExternalEntityPage,
+    InvoicePayment,
+    InvoiceStatus,
     OAuthCallback,
     ResolvedMappings,
     SendResult,
@@ -116,6 +121,11 @@ class Harness:
         :class:`~billbridge.testing.emulation.faults.FaultPlan`); enables the lost-response check.
     :param oauth_callback: what the provider's consent redirect brought back (OAuth
         destinations); enables the ``authenticate`` check.
+    :param pay: makes the fake record a payment of a document in full, by external id
+        (e.g. ``lambda i: emulator.record_payment(tenant, i)``); with ``fetch_invoice_status``
+        implemented, the check then expects it read back as paid.
+    :param void: makes the fake void (or delete) a document, by external id; the check then
+        expects it read back as voided or deleted.
     """
 
     connection: Connection
@@ -127,6 +137,8 @@ class Harness:
     requests: Callable[[], Sequence[RecordedRequest]] | None = None
     lose_next_response: Callable[[], None] | None = None
     oauth_callback: OAuthCallback | None = None
+    pay: Callable[[str], None] | None = None
+    void: Callable[[str], None] | None = None
 
 
 @contextmanager
@@ -192,6 +204,41 @@ def _result_problems(result: Any, hook: str) -> list[str]:
         dumps(thaw(result.state))
     except TypeError as exc:
         problems.append(f"{hook}: state must be JSON-able (the ledger stores it): {exc}")
+    return problems
+
+
+def _status_problems(answer: Any, asked: Sequence[LedgerEntry]) -> list[str]:
+    """What is wrong with a ``fetch_invoice_status`` answer for the documents ``asked``."""
+    hook = "fetch_invoice_status"
+    if isinstance(answer, str | bytes | Mapping) or not isinstance(answer, Sequence):
+        return [f"{hook} returned {type(answer).__name__}, not a sequence of InvoiceStatus"]
+    wanted = {d.external_id for d in asked}
+    problems: list[str] = []
+    seen: set[str] = set()
+    for status in answer:
+        if not isinstance(status, InvoiceStatus):
+            problems.append(
+                f"{hook} returned {type(status).__name__}, not "
+                "billbridge.plugin.contract.InvoiceStatus"
+            )
+            continue
+        if status.external_id not in wanted:
+            problems.append(f"{hook} answered for {status.external_id!r}, which it was not asked")
+        elif status.external_id in seen:
+            problems.append(f"{hook} answered twice for {status.external_id!r}")
+        seen.add(status.external_id)
+        if not isinstance(status.state, InvoiceState):
+            problems.append(f"{status.external_id}: state {status.state!r} is not an InvoiceState")
+        for name in ("total", "amount_due", "amount_paid", "amount_credited"):
+            value = getattr(status, name)
+            if value is not None and not isinstance(value, Decimal):
+                problems.append(f"{status.external_id}: {name} {value!r} must be a Decimal")
+        for payment in status.payments:
+            if not isinstance(payment, InvoicePayment) or not isinstance(payment.amount, Decimal):
+                problems.append(
+                    f"{status.external_id}: payments must be InvoicePayment values with a "
+                    f"Decimal amount, got {payment!r}"
+                )
     return problems
 
 
@@ -832,6 +879,84 @@ class DestinationConformance:
         if unchanged:
             problems.append(f"documents {sorted(unchanged)} did not change in the update batch")
         _require("send_bills", problems)
+
+    def read_statuses(
+        self, registry: PluginRegistry, harness: Harness, documents: Sequence[LedgerEntry]
+    ) -> dict[str, InvoiceStatus]:
+        """``fetch_invoice_status`` for ``documents``, its answer's shape checked; by id."""
+        answer = self.call(
+            registry,
+            "fetch_invoice_status",
+            connection=harness.connection,
+            documents=list(documents),
+            config=self.delivery_config(registry, harness),
+        )
+        _require("fetch_invoice_status's answer", _status_problems(answer, documents))
+        return {status.external_id: status for status in answer}
+
+    def test_fetch_invoice_status_reads_documents_back(
+        self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
+    ) -> None:
+        """Documents just sent read back unpaid, in at most ``Limits.status_requests``
+        requests; paid ones (``Harness.pay``) as paid, voided ones (``Harness.void``) as voided
+        or deleted."""
+        destination = self.served(conformance_registry)
+        if not conformance_registry.has_hook(destination.key, "fetch_invoice_status"):
+            pytest.skip("the plugin does not implement fetch_invoice_status (optional)")
+        harness = self.harness_for(request)
+        limits = destination.limits
+        bills = [harness.bill(number=number, version=1) for number in (1, 2)]
+        documents = [
+            _ledger(bill, self.send(conformance_registry, harness, bill)) for bill in bills
+        ]
+        problems: list[str] = []
+        if len(documents) > limits.status_batch_size:
+            documents = documents[: limits.status_batch_size]
+        sent = len(harness.requests()) if harness.requests is not None else 0
+        found = self.read_statuses(conformance_registry, harness, documents)
+        if harness.requests is not None:
+            made = len(harness.requests()) - sent
+            if made > limits.status_requests:
+                problems.append(
+                    f"reading {len(documents)} documents took {made} requests; "
+                    f"Limits.status_requests declares at most {limits.status_requests} (the core "
+                    "waits for that many rate-limit slots per call)"
+                )
+        for document in documents:
+            status = found.get(document.external_id)
+            if status is None:
+                problems.append(f"no status for {document.external_id!r}, sent just before")
+            elif status.state is not InvoiceState.UNPAID:
+                problems.append(
+                    f"{document.external_id!r} was just created, yet read back as "
+                    f"{status.state.value}"
+                )
+        first, second = documents[0], documents[-1]
+        if harness.pay is not None:
+            harness.pay(first.external_id)
+            status = self.read_statuses(conformance_registry, harness, [first]).get(
+                first.external_id
+            )
+            if status is None or status.state is not InvoiceState.PAID:
+                problems.append(
+                    f"{first.external_id!r} was paid in full, yet read back as "
+                    f"{status.state.value if status else 'nothing'}"
+                )
+            elif status.amount_due not in (None, Decimal(0)):
+                problems.append(f"{first.external_id!r} is paid but {status.amount_due} is due")
+        if harness.void is not None and second is not first:
+            harness.void(second.external_id)
+            # As the core asks next time: with what it read last time.
+            asked = attrs.evolve(second, status=DocumentStatus(state=InvoiceState.UNPAID))
+            status = self.read_statuses(conformance_registry, harness, [asked]).get(
+                second.external_id
+            )
+            if status is None or status.state not in (InvoiceState.VOIDED, InvoiceState.DELETED):
+                problems.append(
+                    f"{second.external_id!r} was voided, yet read back as "
+                    f"{status.state.value if status else 'nothing'}"
+                )
+        _require("reading statuses back", problems)
 
     def test_preview_bill_is_pure_and_matches_send_bill(
         self,
