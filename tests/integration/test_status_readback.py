@@ -415,3 +415,14 @@ def test_reading_back_can_be_turned_off_per_integration(readback: Readback) -> N
     assert readback.status("quickbooks", run).next_check_at is None
     readback.clock.advance(10 * HOUR)
     assert engine.poll_invoice_statuses().read == 0
+    # Turned on again: what is not settled is read one interval later.
+    integration = engine.integrations.get(integration.id)
+    engine.integrations.update(
+        integration.id, version=integration.version, config={**config, "statusCheckMinutes": 15}
+    )
+    assert readback.status("quickbooks", run).next_check_at == readback.clock.now() + timedelta(
+        minutes=15
+    )
+    readback.clock.advance(15 * 60)
+    assert engine.poll_invoice_statuses().read == 1
+    assert readback.status("quickbooks", run).state is InvoiceState.UNPAID

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -141,16 +142,26 @@ class Integrations:
             ),
             entity_type=current.entity_type,
         )
+        now = self._clock.now()
         changed = attrs.evolve(
             current,
             config=global_config,
             entity_config=bill_config,
             destination_config=self._secrets.seal(current.destination, dest_config),
-            updated_at=self._clock.now(),
+            updated_at=now,
         )
-        return atomically(
-            self._uow, lambda uow: uow.integrations.update(changed, expected_version=version)
-        )
+        minutes = global_config.status_check_minutes
+        # Reading statuses back turned on again: what was delivered meanwhile and is not
+        # settled is read one interval from now (while off, nothing was scheduled).
+        resume = current.config.status_check_minutes <= 0 < minutes
+
+        def work(uow: UnitOfWork) -> Integration:
+            updated = uow.integrations.update(changed, expected_version=version)
+            if resume:
+                uow.ledger.resume_status_checks(integration_id, now + timedelta(minutes=minutes))
+            return updated
+
+        return atomically(self._uow, work)
 
     def delete(self, integration_id: str) -> None:
         """Delete an integration with its linked mappings, runs, events and ledger."""

@@ -15,12 +15,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from billbridge.domain.models import DocumentStatus, InvoiceState, LedgerEntry, dumps, loads, thaw
-from billbridge.store.common import chunks, is_postgres
+from billbridge.store.common import chunks, is_postgres, rowcount
 from billbridge.store.tables import LedgerRow
 
 __all__ = ["LedgerRepository"]
@@ -294,6 +294,22 @@ class LedgerRepository:
                 .values(status_next_check_at=next_check_at)
                 .execution_options(synchronize_session=False)
             )
+
+    def resume_status_checks(self, integration_id: str, at: datetime) -> int:
+        """Schedule a read-back at ``at`` for every document of the integration that is not
+        settled and has none scheduled (reading was off); returns how many."""
+        settled = [s.value for s in InvoiceState if s.settled]
+        result = self.session.execute(
+            update(LedgerRow)
+            .where(
+                LedgerRow.integration_id == integration_id,
+                LedgerRow.status_next_check_at.is_(None),
+                or_(LedgerRow.invoice_state.is_(None), LedgerRow.invoice_state.not_in(settled)),
+            )
+            .values(status_next_check_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return rowcount(result)
 
     def count_by_state(self, integration_id: str | None = None) -> dict[str | None, int]:
         """How many documents are in each read-back state (``None``: not read yet)."""
