@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -310,10 +310,3 @@ class LedgerRepository:
             .execution_options(synchronize_session=False)
         )
         return rowcount(result)
-
-    def count_by_state(self, integration_id: str | None = None) -> dict[str | None, int]:
-        """How many documents are in each read-back state (``None``: not read yet)."""
-        statement = select(LedgerRow.invoice_state, func.count()).group_by(LedgerRow.invoice_state)
-        if integration_id is not None:
-            statement = statement.where(LedgerRow.integration_id == integration_id)
-        return {state: int(count) for state, count in self.session.execute(statement)}
