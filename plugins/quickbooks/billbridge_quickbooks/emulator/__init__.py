@@ -19,7 +19,8 @@ What it does as QuickBooks does (REFERENCE.md, "QuickBooks Online Accounting API
   header asks); revocation at ``/v2/oauth2/tokens/revoke`` with a JSON body.
 * **API** under ``/v3/company/{realmId}/``: ``invoice`` and ``creditmemo`` create, full and
   sparse update (``Id`` + ``SyncToken``; a stale one is 5010) and read; reads of customers,
-  items, accounts, tax codes and terms; ``companyinfo/{realmId}``; ``query``; ``batch``.
+  items, accounts, tax codes, terms, payments and payment methods; ``companyinfo/{realmId}``;
+  ``query``; ``batch``.
   Every answer is JSON with ``Decimal`` amounts, errors in the ``Fault`` envelope.
 * **Rules**: ``CustomerRef`` and ``Line`` required (2020); unknown properties refused (2010);
   an unknown or inactive customer, item, tax code or term is 610; ``Amount`` must equal
@@ -30,7 +31,11 @@ What it does as QuickBooks does (REFERENCE.md, "QuickBooks Online Accounting API
   requests a minute; over them, HTTP 429 with the ``ThrottleExceeded`` fault (errorCode 003001)
   and no Retry-After, as Intuit documents none.
 * **Test hooks**: :meth:`QuickBooksEmulator.mark_paid` (updates then fail: the invoice has
-  been paid), :meth:`~QuickBooksEmulator.close_books` (writes dated on or before the closing
+  been paid), :meth:`~QuickBooksEmulator.record_payment` (a Payment linked to the invoice, with a
+  PaymentMethod), :meth:`~QuickBooksEmulator.apply_credit_memo`,
+  :meth:`~QuickBooksEmulator.void` and :meth:`~QuickBooksEmulator.delete` (what status
+  read-back finds: :mod:`~billbridge_quickbooks.emulator.payments`),
+  :meth:`~QuickBooksEmulator.close_books` (writes dated on or before the closing
   date fail), :meth:`~QuickBooksEmulator.deactivate_item`,
   :meth:`~QuickBooksEmulator.end_subscription` (writes fail with 6190), counters of creates,
   updates, calls and 429s, and faults through a

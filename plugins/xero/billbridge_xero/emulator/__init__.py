@@ -44,7 +44,14 @@ time:
   500/503
   bodies.
 
+* **Payments** (``GET /Payments``, filtered by ``where``) and what invoices say of them
+  (``Payments``, ``CreditNotes`` allocated, ``AmountPaid``/``AmountCredited``/``AmountDue``,
+  ``FullyPaidOnDate``): :mod:`~billbridge_xero.emulator.payments`.
+
 Test hooks: :meth:`XeroEmulator.add_organisation`, :meth:`~XeroEmulator.mark_paid`,
+:meth:`~XeroEmulator.record_payment`, :meth:`~XeroEmulator.allocate_credit_note`,
+:meth:`~XeroEmulator.add_bank_account`, :meth:`~XeroEmulator.delete`,
+:meth:`~XeroEmulator.disconnect`,
 :meth:`~XeroEmulator.void`, :meth:`~XeroEmulator.lock_period`, :attr:`~XeroEmulator.captured`
 (every write request's body, for schema checks) and :attr:`~XeroEmulator.requests`.
 
