@@ -218,8 +218,9 @@ class _Hooks:
         self.__dict__.update(hooks)
 
 
-def plugin(*, batch: bool) -> object:
-    """The plugin object: this module's hooks, with the batch hook when ``batch``."""
+def plugin(*, batch: bool, **replaced: Any) -> object:
+    """The plugin object: this module's hooks, with the batch hook when ``batch``; hook
+    functions in ``replaced`` take the place of the ones of the same attribute name."""
     hooks = _Hooks(
         register_destinations=register_destinations,
         authenticate=authenticate,
@@ -235,6 +236,7 @@ def plugin(*, batch: bool) -> object:
             return send_bills(connection, deliveries, idempotency_key)
 
         hooks.batch_hook = batch_hook
+    hooks.__dict__.update(replaced)
     return hooks
 
 
@@ -447,9 +449,14 @@ def make_engine(
     *,
     batch: bool = False,
     extra: Sequence[tuple[str, object]] = (),
+    hooks: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> Any:
-    """An engine with the ``fakebooks`` plugin, on ``clock``, talking to the provider."""
+    """An engine with the ``fakebooks`` plugin, on ``clock``, talking to the provider.
+
+    ``hooks`` replace hook implementations of the plugin object by attribute name
+    (``send_bill``, ``batch_hook`` for ``send_bills``): each a ``hookimpl``-marked function.
+    """
     from billbridge import Engine
     from billbridge.plugin.manager import load_plugins
     from billbridge.secrets import SecretBox
@@ -461,7 +468,9 @@ def make_engine(
             home=home, destinations={KEY: destination_settings(server_url)}, **settings
         ),
         plugins=load_plugins(
-            entry_points=True, extra=[(KEY, plugin(batch=batch)), *extra], blocked=()
+            entry_points=True,
+            extra=[(KEY, plugin(batch=batch, **(hooks or {}))), *extra],
+            blocked=(),
         ),
         clock=clock,
         secret_box=SecretBox([key]),

@@ -95,6 +95,7 @@ class Engine:
         if database_url is not None:
             self.settings = attrs.evolve(self.settings, database_url=database_url)
         self.plugins = plugins if plugins is not None else load_plugins()
+        self.plugins.set_timeouts(self.settings.plugin_timeout_for)
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.resolved_database_url)
         self.db.ensure_schema()

@@ -45,8 +45,14 @@ class Classified:
 
 
 def describe(exc: BaseException) -> str:
-    """The exception as people read it: its message and the destination's own words."""
-    text = str(exc) or type(exc).__name__
+    """The exception as people read it: its message and the destination's own words.
+
+    An exception that is not billbridge's (a bug in a plugin) is not shown: its text is for
+    the plugin's author (the worker logs it), not for the people reading runs and events.
+    """
+    if not isinstance(exc, BillbridgeError):
+        return "the destination's plugin failed unexpectedly (its error is in the worker's log)"
+    text = str(exc) or "failed without a message"
     detail = getattr(exc, "detail", None)
     if detail and detail not in text:
         text = f"{text}: {detail}"

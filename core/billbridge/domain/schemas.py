@@ -36,6 +36,7 @@ __all__ = [
     "published_panel",
     "redact",
     "secret_options",
+    "unusable_panel_schema",
     "validate",
 ]
 
@@ -281,11 +282,26 @@ def redact(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, An
 
 def check_panel_schema(schema: Mapping[str, Any]) -> list[FieldError]:
     """Problems with a destination's panel schema: valid draft-07, and the panel meta-schema."""
+    problems = unusable_panel_schema(schema)
+    if problems:
+        return problems
+    return validate(thaw(schema), core_schema("destination-panel.meta"))
+
+
+def unusable_panel_schema(schema: Mapping[str, Any]) -> list[FieldError]:
+    """Why a panel cannot be used at all: not a valid draft-07 schema of an object.
+
+    A plugin with such a panel is refused when it loads (configurations could not be checked
+    against it); the finer rules of the panel meta-schema (titles, labelled choices) are the
+    conformance kit's to report.
+    """
     try:
         Draft7Validator.check_schema(thaw(schema))
     except jsonschema.SchemaError as exc:
         return [FieldError(_pointer(exc.path), f"not a valid draft-07 schema: {exc.message}")]
-    return validate(thaw(schema), core_schema("destination-panel.meta"))
+    if schema.get("type") != "object":
+        return [FieldError("/type", 'must be "object": a panel is a form of options')]
+    return []
 
 
 def custom_field_name_errors(config: Mapping[str, Any], key: str) -> list[FieldError]:

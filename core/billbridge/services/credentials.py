@@ -51,6 +51,7 @@ from billbridge.errors import (
     ValidationFailed,
 )
 from billbridge.plugin.contract import Connection, OAuthCallback, TenantChoice
+from billbridge.plugin.http import transport_problem
 from billbridge.plugin.manager import PluginRegistry
 from billbridge.services.oauth import (
     Endpoints,
@@ -563,7 +564,7 @@ class Credentials:
                 )
         except httpx.HTTPError as exc:
             raise TransientError(
-                f"could not reach the revoke endpoint: {type(exc).__name__}"
+                f"could not reach the revoke endpoint: {transport_problem(exc)}"
             ) from None
         if response.status_code >= 400:
             raise CredentialError(f"the revoke endpoint answered HTTP {response.status_code}")

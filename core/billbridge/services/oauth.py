@@ -20,6 +20,7 @@ from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 from billbridge.domain.models import Credential, Secret
 from billbridge.errors import BillbridgeError, CredentialError, TransientError
 from billbridge.plugin.contract import Destination, OAuthSpec, TenantChoice
+from billbridge.plugin.http import transport_problem
 
 __all__ = [
     "Endpoints",
@@ -117,7 +118,9 @@ def token_request(
         response = http.post(token_url, content=body, headers=headers, **extra)
     except httpx.HTTPError as exc:
         # The exception text may carry the URL but never the body: no secrets leak here.
-        raise failure(f"could not reach the {key} token endpoint: {type(exc).__name__}") from None
+        raise failure(
+            f"could not reach the {key} token endpoint: {transport_problem(exc)}"
+        ) from None
     return parse_token_response(key, response, spec, failure)
 
 
@@ -186,8 +189,8 @@ def parse_token_response(
         # oauthlib validates the response (token type, required fields); scope changes are
         # allowed because providers legitimately narrow what was asked for.
         token = client.parse_request_body_response(response.text, scope=None)
-    except (OAuth2Error, ValueError, Warning) as exc:
-        raise failure(f"{where} sent an invalid token response ({type(exc).__name__})") from None
+    except (OAuth2Error, ValueError, Warning):
+        raise failure(f"{where} sent a token response that is not valid OAuth 2.0") from None
     access = token.get("access_token")
     if not isinstance(access, str) or not access:
         raise failure(f"{where} sent no access token")
