@@ -129,7 +129,12 @@ def test_access_denied_is_a_clear_error_and_nothing_is_saved(world: World) -> No
         (400, '{"error": "invalid_grant"}', "application/json", "invalid_grant"),
         (500, "upstream exploded", "text/plain", "HTTP 500"),
         (200, "<html>login</html>", "text/html", "not JSON"),
-        (200, '{"token_type": "bearer"}', "application/json", "token response that is not valid OAuth 2.0"),
+        (
+            200,
+            '{"token_type": "bearer"}',
+            "application/json",
+            "token response that is not valid OAuth 2.0",
+        ),
     ],
 )
 def test_token_endpoint_failures_save_nothing(
