@@ -11,6 +11,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -284,6 +286,10 @@ class Provider:
         self.oauth.add_client(CLIENT_ID, CLIENT_SECRET)
         #: When set, the token endpoint answers this instead (status, body, content type).
         self.token_override: tuple[int, str, str] | None = None
+        #: When set, the token endpoint answers only once this event is set (a slow provider).
+        self.token_gate: threading.Event | None = None
+        #: Set while a token request waits at the gate.
+        self.token_waiting = threading.Event()
         #: Invoices by id; ``keys`` maps idempotency keys to the answer first given.
         self.invoices: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any]] = {}
@@ -399,6 +405,10 @@ class Provider:
         return [i for i in self.invoices.values() if i["billId"] == bill_id]
 
     async def _token(self, request: Request) -> Response:
+        if self.token_gate is not None:
+            self.token_waiting.set()
+            gate = self.token_gate
+            await anyio.to_thread.run_sync(lambda: gate.wait(30))
         if self.token_override is not None:
             status, body, content_type = self.token_override
             return Response(body, status_code=status, media_type=content_type)

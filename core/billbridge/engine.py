@@ -62,7 +62,7 @@ from billbridge.services.runs import Runs, Skips
 from billbridge.services.submission import SubmitCounts, SubmitResult, Submitter
 from billbridge.services.webhooks import Webhooks
 from billbridge.settings import Settings
-from billbridge.store import Database, UnitOfWork, atomically, unit_of_work_factory
+from billbridge.store import Database, atomically, unit_of_work_factory
 
 __all__ = ["Engine"]
 
@@ -206,32 +206,13 @@ class Engine:
     def __repr__(self) -> str:
         return f"Engine({self.db.display_url!r})"
 
-    def rotate_secrets(self) -> int:
-        """Re-encrypt every stored secret with the newest key; returns how many were rewritten.
+    def rotate_secrets(self) -> dict[str, int]:
+        """Re-encrypt every stored secret with the newest key; how many of each kind.
 
         Rotation: put a new key first in ``BILLBRIDGE_SECRET_KEY`` (keep the old one after it),
-        run this, then drop the old key.
+        run this, then drop the old key (see :meth:`ConfigSecrets.rotate`).
         """
-
-        def work(uow: UnitOfWork) -> int:
-            count = 0
-            for credential in uow.credentials.list():
-                uow.credentials.update(credential)
-                count += 1
-            for destination in uow.oauth_apps.destinations():
-                app = uow.oauth_apps.get(destination)
-                if app is not None and app.client_id and app.client_secret:
-                    uow.oauth_apps.put(
-                        destination,
-                        client_id=app.client_id,
-                        client_secret=app.client_secret,
-                        redirect_uri=app.redirect_uri,
-                        at=self.clock.now(),
-                    )
-                    count += 1
-            return count + uow.webhooks.rotate_secrets()
-
-        return atomically(self.uow, work)
+        return atomically(self.uow, self.config_secrets.rotate)
 
     # -- bills ------------------------------------------------------------------------------
 

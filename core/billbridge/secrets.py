@@ -79,6 +79,14 @@ class SecretBox:
                 f"(was {SECRET_KEY_ENV} changed without keeping the old key?)"
             ) from None
 
+    def can_decrypt(self, token: str) -> bool:
+        """True when one of the keys opens ``token`` (nothing decrypted is kept)."""
+        try:
+            self._fernet.decrypt(token.encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
+
     def rotate(self, token: str) -> str:
         """Re-encrypt a stored secret with the newest key."""
         try:

@@ -15,6 +15,7 @@ from billbridge.domain.schemas import SEALED, secret_options
 from billbridge.errors import UnknownDestination
 from billbridge.plugin.manager import PluginRegistry
 from billbridge.secrets import SecretBox
+from billbridge.store import UnitOfWork
 
 __all__ = ["ConfigSecrets"]
 
@@ -38,6 +39,21 @@ class ConfigSecrets:
             if isinstance(value, str):
                 sealed[name] = {SEALED: self._secret_box().encrypt(Secret(value))}
         return sealed
+
+    def rotate(self, uow: UnitOfWork) -> dict[str, int]:
+        """Re-encrypt every stored secret with the newest key, in ``uow``; counts per kind.
+
+        Every kind: credentials' tokens, OAuth apps' client secrets, sealed destination
+        configuration options and webhook signing secrets. A secret none of the keys opens
+        raises :class:`~billbridge.secrets.SecretKeyError` and nothing is rewritten.
+        """
+        box = self._secret_box()
+        return {
+            "credentials": uow.credentials.rotate_secrets(),
+            "oauthApps": uow.oauth_apps.rotate_secrets(),
+            "destinationSecrets": uow.integrations.rotate_sealed(box.rotate),
+            "webhookSecrets": uow.webhooks.rotate_secrets(),
+        }
 
     def unseal(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The configuration with sealed secrets decrypted (for the plugin, never for people)."""

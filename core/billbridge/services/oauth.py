@@ -17,7 +17,7 @@ import attrs
 import httpx
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
-from billbridge.domain.models import Credential, Secret
+from billbridge.domain.models import Credential, CredentialTokens, Secret
 from billbridge.errors import BillbridgeError, CredentialError, TransientError
 from billbridge.plugin.contract import Destination, OAuthSpec, TenantChoice
 from billbridge.plugin.http import transport_problem
@@ -139,12 +139,9 @@ class Tokens:
     scopes: tuple[str, ...]
 
     def apply(self, credential: Credential, now: datetime) -> Credential:
-        """The credential holding these tokens (expiry times from ``now``)."""
+        """The credential's expiry times and scopes after these tokens (from ``now``)."""
         return attrs.evolve(
             credential,
-            access_token=self.access_token,
-            # Some providers keep the refresh token on refresh: keep the one we had then.
-            refresh_token=self.refresh_token or credential.refresh_token,
             access_token_expires_at=(
                 now + timedelta(seconds=self.expires_in) if self.expires_in else None
             ),
@@ -154,6 +151,15 @@ class Tokens:
                 else credential.refresh_token_expires_at
             ),
             scopes=self.scopes or credential.scopes,
+            has_tokens=True,
+        )
+
+    def stored(self, before: CredentialTokens | None) -> CredentialTokens:
+        """The tokens to keep: these, with the refresh token held ``before`` when the provider
+        sent none (some keep the refresh token on refresh)."""
+        return CredentialTokens(
+            access_token=self.access_token,
+            refresh_token=self.refresh_token or (before.refresh_token if before else None),
         )
 
 
