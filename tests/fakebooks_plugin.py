@@ -56,7 +56,15 @@ PANEL = {
     "title": "Fakebooks",
     "description": "A fake destination for tests.",
     "type": "object",
-    "properties": {},
+    "properties": {
+        "memo": {"type": "string", "title": "Memo", "description": "Printed on invoices."},
+        "signature": {
+            "type": "string",
+            "title": "Signature",
+            "description": "A secret the invoices are signed with (test only).",
+            "writeOnly": True,
+        },
+    },
     "additionalProperties": False,
 }
 
@@ -102,6 +110,7 @@ def _payload(
             for li in bill.line_items
         ],
         "memo": config.get("memo"),
+        "signed": config.get("signature"),
     }
 
 
@@ -286,6 +295,8 @@ class Provider:
         self.oauth.add_client(CLIENT_ID, CLIENT_SECRET)
         #: When set, the token endpoint answers this instead (status, body, content type).
         self.token_override: tuple[int, str, str] | None = None
+        #: When true, refusals quote the request's Authorization header (as careless APIs do).
+        self.echo_authorization = False
         #: When set, the token endpoint answers only once this event is set (a slow provider).
         self.token_gate: threading.Event | None = None
         #: Set while a token request waits at the gate.
@@ -335,13 +346,19 @@ class Provider:
         return None
 
     def _write(
-        self, invoice: dict[str, Any], key: str | None, existing: str | None
+        self,
+        invoice: dict[str, Any],
+        key: str | None,
+        existing: str | None,
+        authorization: str | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             if key and key in self.keys:
                 return self.keys[key]
             if invoice.get("customer") in self.refuse_customers:
                 answer: dict[str, Any] = {"error": f"customer {invoice['customer']} is archived"}
+                if self.echo_authorization:
+                    answer["error"] += f" (request sent with Authorization: {authorization})"
             elif existing is not None:
                 if existing in self.paid:
                     answer = {"error": "paid", "status": 409}
@@ -364,7 +381,10 @@ class Provider:
         if refused is not None:
             return refused
         answer = self._write(
-            loads(await request.body()), request.headers.get("Idempotency-Key"), None
+            loads(await request.body()),
+            request.headers.get("Idempotency-Key"),
+            None,
+            request.headers.get("Authorization"),
         )
         return self._answer(answer)
 
@@ -376,6 +396,7 @@ class Provider:
             loads(await request.body()),
             request.headers.get("Idempotency-Key"),
             request.path_params["id"],
+            request.headers.get("Authorization"),
         )
         return self._answer(answer)
 
@@ -397,7 +418,10 @@ class Provider:
         items = loads(await request.body())
         with self._lock:
             self.batches.append([item["key"] for item in items])
-        answers = [self._write(item["invoice"], item["key"], item["id"]) for item in items]
+        authorization = request.headers.get("Authorization")
+        answers = [
+            self._write(item["invoice"], item["key"], item["id"], authorization) for item in items
+        ]
         return Response(dumps(answers), media_type="application/json")
 
     def invoices_for(self, bill_id: str) -> list[dict[str, Any]]:

@@ -112,7 +112,9 @@ class Engine:
 
     def _compose(self, retry: RetryPolicy | None) -> None:
         uow, plugins, clock = self.uow, self.plugins, self.clock
-        self.config_secrets = ConfigSecrets(plugins=plugins, secret_box=lambda: self.secret_box)
+        self.config_secrets = ConfigSecrets(
+            uow=uow, plugins=plugins, secret_box=lambda: self.secret_box
+        )
         self.integrations = Integrations(
             uow=uow, plugins=plugins, secrets=self.config_secrets, clock=clock
         )

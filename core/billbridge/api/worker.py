@@ -8,9 +8,10 @@ for their claim to lapse before another worker resumes them) and waits at most `
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING
+
+from billbridge.logs import get_logger
 
 if TYPE_CHECKING:
     from billbridge.api.metrics import Metrics
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BackgroundWorker"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class BackgroundWorker:

@@ -34,6 +34,7 @@ import simplejson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from billbridge.domain.documents import account_problems, bill_problems, nul_paths
+from billbridge.domain.redaction import remember
 from billbridge.errors import FieldError, ValidationFailed
 
 __all__ = [
@@ -83,7 +84,12 @@ class Secret:
     _value: str = attrs.field(alias="value")
 
     def reveal(self) -> str:
-        """The secret itself. Only for the code that sends it to its owner."""
+        """The secret itself. Only for the code that sends it to its owner.
+
+        The value is remembered, so that text echoing it back (a provider's error) is redacted
+        before it is stored or shown (:mod:`billbridge.domain.redaction`).
+        """
+        remember(self._value)
         return self._value
 
     def __repr__(self) -> str:

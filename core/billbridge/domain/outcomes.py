@@ -14,6 +14,7 @@ import attrs
 
 from billbridge.domain.models import EventType, Integration, Run, RunStatus
 from billbridge.domain.ratelimit import in_seconds
+from billbridge.domain.redaction import redact
 from billbridge.domain.runs import RetryPolicy
 from billbridge.errors import (
     AuthenticationFailed,
@@ -23,6 +24,7 @@ from billbridge.errors import (
     MissingMapping,
     PermanentError,
     RateLimited,
+    SecretKeyError,
     Superseded,
     TokenExpired,
     TransientError,
@@ -56,7 +58,8 @@ def describe(exc: BaseException) -> str:
     detail = getattr(exc, "detail", None)
     if detail and detail not in text:
         text = f"{text}: {detail}"
-    return text
+    # Destination text enters billbridge here (runs, attempts, events): no echoed secret.
+    return redact(text)
 
 
 def ambiguous(exc: BaseException) -> bool:
@@ -77,6 +80,10 @@ def classify(
     text = describe(outcome)
     if isinstance(outcome, Superseded):
         return Classified(RunStatus.SUPERSEDED, text, None, None)
+    if isinstance(outcome, SecretKeyError):
+        # billbridge's own configuration, not the destination's nor the plugin's: retrying
+        # cannot help until someone sets the key.
+        return Classified(RunStatus.ERROR, text, None, EventType.PERFORM_ERROR)
     if isinstance(outcome, RateLimited):
         return Classified(
             RunStatus.RATE_LIMIT_RETRY, text, in_seconds(now, outcome.retry_after), None

@@ -10,7 +10,6 @@ raises on import (or whose ``register_destinations`` fails) is reported by name 
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import os
 import re
 import threading
@@ -29,6 +28,7 @@ from billbridge.errors import (
     TransientError,
     UnknownDestination,
 )
+from billbridge.logs import get_logger
 from billbridge.plugin import hookspecs
 from billbridge.plugin.contract import Destination
 
@@ -46,7 +46,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "billbridge.destinations"
 DISABLED_PLUGINS_ENV = "BILLBRIDGE_DISABLED_PLUGINS"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @attrs.frozen

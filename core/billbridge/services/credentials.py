@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import logging
 import os
 import secrets
 import socket
@@ -63,6 +62,7 @@ from billbridge.errors import (
     TransientError,
     ValidationFailed,
 )
+from billbridge.logs import get_logger
 from billbridge.plugin.contract import Connection, OAuthCallback, TenantChoice
 from billbridge.plugin.http import transport_problem
 from billbridge.plugin.manager import PluginRegistry
@@ -83,7 +83,7 @@ from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
 __all__ = ["Credentials"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _T = TypeVar("_T")
 

@@ -18,6 +18,7 @@ import httpx
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
 from billbridge.domain.models import Credential, CredentialTokens, Secret
+from billbridge.domain.redaction import redact
 from billbridge.errors import BillbridgeError, CredentialError, TransientError
 from billbridge.plugin.contract import Destination, OAuthSpec, TenantChoice
 from billbridge.plugin.http import transport_problem
@@ -184,8 +185,9 @@ def parse_token_response(
     if response.status_code >= 400 or "error" in payload:
         error = str(payload.get("error", f"HTTP {response.status_code}"))
         description = payload.get("error_description")
-        text = f"{where} refused the request: {error}" + (
-            f" ({description})" if description else ""
+        # The provider's words may echo what it was sent (the refresh token): redacted.
+        text = redact(
+            f"{where} refused the request: {error}" + (f" ({description})" if description else "")
         )
         if error == "invalid_grant":
             raise InvalidGrant(text)

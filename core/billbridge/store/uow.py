@@ -22,6 +22,7 @@ from typing import Self, TypeVar
 from sqlalchemy.orm import Session
 
 from billbridge.secrets import SecretBox
+from billbridge.store.common import stored_secret_sample
 from billbridge.store.database import Database
 from billbridge.store.repositories import (
     ApiKeyRepository,
@@ -88,6 +89,11 @@ class UnitOfWork:
     def rollback(self) -> None:
         """Undo everything done in this unit of work so far."""
         self.session.rollback()
+
+    def secret_sample(self) -> str | None:
+        """One encrypted secret stored anywhere (``None``: none): see
+        :meth:`billbridge.secrets.SecretBox.require_readable`."""
+        return stored_secret_sample(self.session)
 
     @property
     def is_postgres(self) -> bool:

@@ -9,7 +9,6 @@ integration that reaches its threshold is disabled there too.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -29,6 +28,7 @@ from billbridge.domain.models import (
 from billbridge.domain.outcomes import Classified, advice, classify
 from billbridge.domain.runs import RetryPolicy, count_successive_errors
 from billbridge.errors import BillbridgeError, NotFound, TransientError
+from billbridge.logs import get_logger
 from billbridge.plugin.contract import Delivery, Destination, SendResult
 from billbridge.plugin.manager import PluginRegistry
 from billbridge.services.bill_cache import BillCache
@@ -36,7 +36,7 @@ from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
 __all__ = ["Prepared", "Recorder", "count_errors", "tell_disabled"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @attrs.define

@@ -13,7 +13,13 @@ from billbridge.domain.models import Credential, CredentialStatus, CredentialTok
 from billbridge.errors import NotFound
 from billbridge.secrets import SecretBox
 from billbridge.settings import DestinationSettings
-from billbridge.store.common import get_row, insert_or_conflict, plain, rowcount
+from billbridge.store.common import (
+    get_row,
+    insert_or_conflict,
+    plain,
+    rowcount,
+    stored_secret_sample,
+)
 from billbridge.store.tables import CredentialRow, OAuthAppRow
 
 __all__ = ["CredentialRepository", "OAuthAppRepository"]
@@ -87,6 +93,7 @@ class CredentialRepository:
         """
         values = self._values(credential)
         if tokens is not None:
+            self._box.require_readable(stored_secret_sample(self.session))
             values["access_token_enc"] = self._seal(tokens.access_token)
             values["refresh_token_enc"] = self._seal(tokens.refresh_token)
         result = self.session.execute(
@@ -287,6 +294,7 @@ class OAuthAppRepository:
         at: datetime,
     ) -> None:
         """Create or replace the app of ``destination`` (the secret re-encrypted)."""
+        self._box.require_readable(stored_secret_sample(self.session))
         row = get_row(self.session, OAuthAppRow, destination)
         if row is None:
             row = OAuthAppRow(destination=destination)
