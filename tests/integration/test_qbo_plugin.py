@@ -370,6 +370,40 @@ def test_send_bill_creates_the_invoice(world: World) -> None:
     assert set(world.emulator.minor_versions) == {"75"}
 
 
+def test_the_bills_unit_price_goes_out_as_it_is(world: World) -> None:
+    lines = (
+        LineItem(
+            line_item_type="USAGE",
+            sequence_number=1,
+            description="Events",
+            quantity=D("12.8205"),
+            average_unit_price=D("14.50"),
+            subtotal=D("185.90"),
+            product_id="p-events",
+        ),
+        LineItem(
+            line_item_type="USAGE",
+            sequence_number=2,
+            description="Seats",
+            quantity=D("3"),
+            average_unit_price=D("0.001"),
+            subtotal=D("0.003"),
+            product_id="p-seats",
+        ),
+    )
+    result = world.send(attrs.evolve(world.bill, line_items=lines))
+    sales = [
+        line["SalesItemLineDetail"]
+        for line in world.invoice(result)["Line"]
+        if line["DetailType"] == "SalesItemLineDetail"
+    ]
+    # QuickBooks accepted them (Amount = Qty × UnitPrice to the cent), with the bill's prices.
+    assert [(str(d["Qty"]), str(d["UnitPrice"])) for d in sales] == [
+        ("12.8205", "14.5"),
+        ("3", "0.001"),
+    ]
+
+
 def test_a_retried_create_returns_the_same_invoice(world: World) -> None:
     first = world.send(key="bill-1-v1")
     again = world.send(key="bill-1-v1")

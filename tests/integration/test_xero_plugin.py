@@ -427,6 +427,36 @@ def test_send_bill_creates_the_invoice_once(xero: Xero) -> None:
     assert len(request.idempotency_key) <= MAX_IDEMPOTENCY_KEY
 
 
+def test_the_bills_unit_price_goes_out_as_it_is(xero: Xero) -> None:
+    line = {"lineItemType": "USAGE", "productId": "p-events"}
+    bill = make_bill(
+        7,
+        lines=[
+            {
+                **line,
+                "description": "Events",
+                "quantity": "12.8205",
+                "averageUnitPrice": "14.50",
+                "subtotal": "185.90",
+            },
+            {
+                **line,
+                "description": "Pings",
+                "quantity": "3",
+                "averageUnitPrice": "0.001",
+                "subtotal": "0.003",
+            },
+        ],
+    )
+    xero.send(bill, ACCOUNT)
+    (invoice,) = xero.documents()
+    # Xero accepted them (LineAmount = Quantity × UnitAmount), with the bill's prices.
+    assert [(str(li["Quantity"]), str(li["UnitAmount"])) for li in invoice["LineItems"]] == [
+        ("12.8205", "14.5000"),
+        ("3.0000", "0.0010"),
+    ]
+
+
 def test_a_lost_response_and_a_retry_with_the_same_key_create_one_invoice(xero: Xero) -> None:
     bill, account = sample_bill(), sample_account()
     xero.shared.plan.script("lost")

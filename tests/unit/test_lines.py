@@ -817,6 +817,22 @@ def test_exact_mode_derives_quantity_and_price() -> None:
     assert_multiplies_out(plan, more)
 
 
+def test_exact_mode_keeps_the_bills_unit_price_when_it_multiplies_out() -> None:
+    bill = make_bill(
+        item("185.90", "12.8205", price="14.50"),  # 12.8205 × 14.50 = 185.89725 → 185.90
+        item("0.003", "3", price="0.001"),  # a sub-cent price on a line worth nothing
+        item("-29.00", "-2", price="14.50"),  # a credit: the sign moves to the price
+    )
+    more = opts(unit_price_places=7)
+    assert figures(plan_invoice(bill, NO_MAPPINGS, more)) == [
+        ("Line", "12.8205", "14.5", "185.90"),
+        ("Line", "3", "0.001", "0.00"),
+        ("Line", "2", "-14.5", "-29.00"),
+    ]
+    # With two places the sub-cent price cannot be sent as it is: derived, and it shows 0.
+    assert figures(plan_invoice(bill, NO_MAPPINGS, opts()))[1] == ("Line", "3", "0", "0.00")
+
+
 def test_exact_mode_negative_quantity_is_sent_positive() -> None:
     bill = make_bill(item("-20", "-10", price="2"), item("50", "1"))
     plan = plan_invoice(bill, NO_MAPPINGS, opts())
@@ -991,10 +1007,11 @@ def test_jpy_amounts_have_no_decimals_but_prices_may() -> None:
     options = opts()
     plan = plan_invoice(bill, NO_MAPPINGS, options)
     assert plan.currency == "JPY"
+    # 1 × 0.5 rounds to 1 yen and 1 × 0.4 to none: the bill's prices multiply out, so they stay.
     assert figures(plan) == [
         ("Line", "3", "333.33", "1000"),
-        ("Line", "1", "1", "1"),
-        ("Line", "1", "0", "0"),
+        ("Line", "1", "0.5", "1"),
+        ("Line", "1", "0.4", "0"),
     ]
     assert plan.total == D("1001")
     assert_multiplies_out(plan, options)
@@ -1005,7 +1022,8 @@ def test_three_decimal_currency_needs_three_price_places() -> None:
     with pytest.raises(DestinationValidationError, match="cannot carry KWD amounts"):
         plan_invoice(bill, NO_MAPPINGS, opts(unit_price_places=2))
     plan = plan_invoice(bill, NO_MAPPINGS, opts(unit_price_places=4))
-    assert figures(plan) == [("Line", "1", "1.235", "1.235")]
+    # 1 × 1.2345 rounds to 1.235 dinars: the bill's price multiplies out and is kept.
+    assert figures(plan) == [("Line", "1", "1.2345", "1.235")]
 
 
 def test_amounts_beyond_the_limit_are_refused() -> None:
@@ -1179,6 +1197,52 @@ def test_plan_properties(bill: Bill, options: LineOptions) -> None:
     for ln in plan.lines:
         assert places_of(ln.amount) == minor
         assert not (ln.amount.is_zero() and ln.amount.is_signed())
+
+
+@st.composite
+def priced_lines(draw: st.DrawFn) -> dict[str, Any]:
+    """A line whose subtotal is its quantity times its unit price, as m3ter computes it
+    (sometimes rounded to the cent)."""
+    quantity = draw(
+        st.decimals(min_value=D("-50"), max_value=D("100000"), places=draw(st.integers(0, 5)))
+    )
+    price = draw(
+        st.decimals(min_value=D("-500"), max_value=D("500"), places=draw(st.integers(0, 7)))
+    )
+    subtotal = quantity * price
+    if draw(st.booleans()):
+        subtotal = round_half_up(subtotal, 2)
+    return item(str(subtotal), str(quantity), price=str(price))
+
+
+priced_bills = st.builds(
+    lambda lines, currency: make_bill(*lines, currency=currency),
+    st.lists(priced_lines(), min_size=1, max_size=6),
+    st.sampled_from(["USD", "GBP", "JPY", "KWD"]),
+)
+
+
+@PROPS
+@given(bill=priced_bills, options=line_options)
+def test_exact_mode_keeps_every_bill_price_that_multiplies_out(
+    bill: Bill, options: LineOptions
+) -> None:
+    options = attrs.evolve(options, split=SplitMode.NONE, strict=False)
+    plan = plan_or_none(bill, options)
+    if plan is None:
+        return
+    minor = minor_units(bill.currency)
+    for ln in plan.lines:
+        (source,) = ln.source
+        quantity, price = source.quantity, source.average_unit_price
+        if quantity is None or price is None:
+            continue
+        sent_quantity = round_half_up(abs(quantity), options.quantity_places)
+        signed = -price if quantity < 0 else price
+        if sent_quantity.is_zero() or places_of(signed.normalize()) > options.unit_price_places:
+            continue
+        if round_half_up(sent_quantity * signed, minor) == ln.amount:
+            assert (ln.quantity, ln.unit_price) == (sent_quantity, signed), ln
 
 
 @PROPS

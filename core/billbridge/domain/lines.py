@@ -54,6 +54,7 @@ from billbridge.domain.money import (
     minor_units,
     round_half_up,
     round_money,
+    unit_price_for,
 )
 from billbridge.errors import DestinationValidationError
 from billbridge.plugin.contract import ResolvedMappings
@@ -606,9 +607,11 @@ def _derive(
     """Quantity and unit price that multiply out to ``amount`` (exact mode).
 
     The bill's quantity is kept when a unit price with at most ``unit_price_places`` decimals
-    makes ``round_half_up(quantity × price)`` equal the amount; otherwise the line is sent as
-    ``1 × amount``, which always works (``unit_price_places >= minor units`` is checked first).
-    A line with no quantity and no money keeps quantity 0 and shows the bill's unit price.
+    makes ``round_half_up(quantity × price)`` equal the amount: the bill's own unit price when
+    it does (:func:`billbridge.domain.money.unit_price_for`), else one derived from the amount.
+    Otherwise the line is sent as ``1 × amount``, which always works (``unit_price_places >=
+    minor units`` is checked first). A line with no quantity and no money keeps quantity 0 and
+    shows the bill's unit price.
     """
     q = (
         round_half_up(quantity.copy_abs(), options.quantity_places)
@@ -624,8 +627,14 @@ def _derive(
                     shown = _ZERO
             return _ZERO, _trim(shown)
         return _ONE, _trim(amount)
-    p = round_half_up(_CTX.divide(amount, q), options.unit_price_places)
-    if p.copy_abs() <= MAX_AMOUNT and round_half_up(_CTX.multiply(q, p), minor) == amount:
+    # Quantities are sent positive: a negative quantity moves its sign to the price.
+    signed = (
+        price.copy_negate()
+        if price is not None and quantity is not None and quantity < 0
+        else price
+    )
+    p = unit_price_for(amount, q, signed, places=options.unit_price_places, minor=minor)
+    if p is not None and p.copy_abs() <= MAX_AMOUNT:
         return _trim(q), _trim(p)
     return _ONE, _trim(amount)
 
