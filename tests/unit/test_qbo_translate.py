@@ -427,6 +427,21 @@ def test_dates_fall_back_to_the_bill_date() -> None:
     assert "TxnDate" not in translate(bill_of(line(1, "1.00"))).payload
 
 
+def test_a_due_date_before_the_issue_date_is_refused() -> None:
+    day = datetime(2026, 3, 1).date
+    early = bill_of(line(1, "1.00"), bill_date=day(), due_date=datetime(2026, 2, 27).date())
+    with pytest.raises(DestinationValidationError) as caught:
+        translate(early)
+    assert str(caught.value) == (
+        "bill bill-1 version 1: the due date 2026-02-27 is before the issue date 2026-03-01 "
+        "(billDate); nothing was sent: correct the bill's dueDate and submit it again"
+    )
+    # The external invoice date is the issue date when the bill has one; the same day is fine.
+    dated = attrs.evolve(early, external_invoice_date=datetime(2026, 2, 20).date())
+    assert translate(dated).payload["DueDate"] == "2026-02-27"
+    assert translate(attrs.evolve(early, due_date=day())).payload["DueDate"] == "2026-03-01"
+
+
 def test_urls_and_markers() -> None:
     assert document_url("Invoice", "12") == "https://app.qbo.intuit.com/app/invoice?txnId=12"
     assert (

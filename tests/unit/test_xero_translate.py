@@ -483,6 +483,21 @@ def test_dates_come_from_the_external_invoice_date_first() -> None:
     assert "Date" not in payload and "DueDate" not in payload
 
 
+def test_a_due_date_before_the_issue_date_is_refused() -> None:
+    early = make_bill([line()], externalInvoiceDate="2026-02-03", dueDate="2026-02-02")
+    with pytest.raises(DestinationValidationError) as caught:
+        translate(early)
+    assert str(caught.value) == (
+        "bill bill-1 version 1: the due date 2026-02-02 is before the issue date 2026-02-03 "
+        "(externalInvoiceDate); nothing was sent: correct the bill's dueDate and submit it again"
+    )
+    # Credits too: the bill's dates are wrong whatever document it becomes.
+    credit = make_bill([line(subtotal=-10, averageUnitPrice=-10)], dueDate="2026-01-31")
+    with pytest.raises(DestinationValidationError, match="before the issue date 2026-02-01"):
+        translate(credit)
+    assert translate(make_bill([line()], dueDate="2026-02-01")).payload["DueDate"] == "2026-02-01"
+
+
 # --- credit notes ------------------------------------------------------------------------------
 
 

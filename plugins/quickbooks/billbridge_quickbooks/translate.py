@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import attrs
 
+from billbridge.domain.documents import check_dates
 from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
 from billbridge.domain.models import Account, Bill, LineItem
 from billbridge.errors import DestinationValidationError, MissingMapping
@@ -161,8 +162,10 @@ def translate_bill(
 
     :raises MissingMapping: the account has no Customer, or a line's product/aggregation no Item.
     :raises DestinationValidationError: the bill cannot be written as QuickBooks requires (no
-        lines left, a line with nothing to map, a field over QuickBooks' limits, a bad option).
+        lines left, a line with nothing to map, a field over QuickBooks' limits, a bad option,
+        a due date before the issue date).
     """
+    check_dates(bill)
     customer = mappings.get("Account", account.id, "Customer")
     if not customer:
         raise MissingMapping("Account", account.id, "Customer", hint=_account_hint(account))

@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import attrs
 
+from billbridge.domain.documents import check_dates
 from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
 from billbridge.domain.models import Account, Bill
 from billbridge.domain.money import round_half_up
@@ -336,8 +337,10 @@ def translate_bill(
     :raises MissingMapping: the account has no Contact, or a line has neither an item nor a
         default account code while it has a product or aggregation to map.
     :raises DestinationValidationError: the bill cannot become a valid Xero document (no lines,
-        a number too long, more than two tracking categories...).
+        a number too long, more than two tracking categories, a due date before the issue
+        date...).
     """
+    check_dates(bill)
     warnings: list[str] = []
     contact_id = mappings.get("Account", account.id, "Contact")
     if not contact_id:

@@ -1,0 +1,199 @@
+"""Destination fidelity end to end: the engine, its database and both emulators.
+
+Bills go through the public API (``submit_bill``, ``deliver_pending``, ``runs.replay``) to the
+QuickBooks and Xero emulators over loopback HTTP, on SQLite and PostgreSQL, on a manual clock.
+What a person sees is checked where they see it: the run's status and error, the event raised,
+the ledger's state, and the documents in the destination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from benchmarks.harness import oauth_connect
+from test_reliability_world import START, Emulators, make_engine, running_emulators
+
+from billbridge.domain.models import Event, LedgerEntry, Run
+from billbridge.engine import Engine
+from billbridge.secrets import generate_key
+from billbridge.testing.emulation.clock import ManualClock
+
+ACCOUNT_ID = "acct-fidelity"
+ACCOUNTS = {
+    "quickbooks": {"id": ACCOUNT_ID, "name": "Globex Corporation", "currency": "USD"},
+    "xero": {"id": ACCOUNT_ID, "name": "Acme Ltd", "currency": "GBP"},
+}
+CURRENCIES = {"quickbooks": "USD", "xero": "GBP"}
+#: What every Xero integration here needs to post lines to the books.
+XERO_BASE: dict[str, Any] = {"defaultAccountCode": "200", "invoiceStatus": "AUTHORISED"}
+
+
+@attrs.define
+class Books:
+    """An engine wired to both emulators, and what a test needs to drive it."""
+
+    engine: Engine
+    world: Emulators
+    integration_id: str = ""
+    destination: str = ""
+
+    def connect(self, destination: str, **destination_config: Any) -> str:
+        """An integration to ``destination`` with a connected credential and the mappings
+        (account → customer/contact, product ``p-platform`` → an item)."""
+        if destination == "xero":
+            destination_config = {**XERO_BASE, **destination_config}
+        integration = self.engine.integrations.create(
+            name=f"{destination} fidelity",
+            destination=destination,
+            destination_config=destination_config,
+        )
+        credential = oauth_connect(self.engine, destination, f"{destination} fidelity")
+        self.engine.integrations.connect(integration.id, credential.id)
+        if destination == "quickbooks":
+            customer = self.world.company.id_of("Customer", "Globex Corporation")
+            item, account_table = self.world.company.id_of("Item", "Platform"), "Customer"
+        else:
+            customer, item, account_table = (
+                self.world.org.contact_id("Acme Ltd"),
+                "PLATFORM",
+                "Contact",
+            )
+        self.engine.mappings.create_many(
+            [
+                {
+                    "entity": "Account",
+                    "entity_id": ACCOUNT_ID,
+                    "external_system": destination,
+                    "external_table": account_table,
+                    "external_id": customer,
+                },
+                {
+                    "entity": "Product",
+                    "entity_id": "p-platform",
+                    "external_system": destination,
+                    "external_table": "Item",
+                    "external_id": item,
+                },
+            ]
+        )
+        self.integration_id, self.destination = integration.id, destination
+        return integration.id
+
+    def configure(self, **destination_config: Any) -> None:
+        """Replace the integration's destination configuration (as a person fixing it would)."""
+        current = self.engine.integrations.get(self.integration_id)
+        if self.destination == "xero":
+            destination_config = {**XERO_BASE, **destination_config}
+        self.engine.integrations.update(
+            self.integration_id, version=current.version, destination_config=destination_config
+        )
+
+    def submit(self, bill: dict[str, Any]) -> None:
+        self.engine.submit_bill(bill, ACCOUNTS[self.destination])
+
+    def deliver(self, bill: dict[str, Any]) -> Run:
+        """Submit ``bill``, deliver what is due, and return the bill version's newest run."""
+        self.submit(bill)
+        self.engine.deliver_pending()
+        return self.run(bill)
+
+    def run(self, bill: dict[str, Any]) -> Run:
+        runs = [
+            r
+            for r in self.engine.runs.list(bill_id=bill["id"], limit=None)
+            if r.bill_version == bill["version"]
+        ]
+        return max(runs, key=lambda r: (r.created_at, r.id))
+
+    def events(self, run: Run) -> list[Event]:
+        return [
+            e
+            for e in self.engine.events.list(integration_id=self.integration_id, limit=None)
+            if e.run_id == run.id
+        ]
+
+    def ledger(self, bill_id: str) -> LedgerEntry | None:
+        with self.engine.uow() as uow:
+            return uow.ledger.get(self.integration_id, bill_id)
+
+
+@pytest.fixture
+def books(database_url: str, tmp_path: Path) -> Iterator[Books]:
+    clock = ManualClock(start=START)
+    with running_emulators(clock, limits=False) as world:
+        engine = make_engine(database_url, world, tmp_path, generate_key())
+        try:
+            yield Books(engine, world)
+        finally:
+            engine.close()
+
+
+def bill(
+    destination: str,
+    n: int = 1,
+    *,
+    version: int = 1,
+    amount: str = "100.00",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A one-line bill (a standing charge of ``amount``) numbered ``INV-{n}``."""
+    return {
+        "id": f"bill-{n}",
+        "version": version,
+        "accountId": ACCOUNT_ID,
+        "currency": CURRENCIES[destination],
+        "status": "APPROVED",
+        "billDate": "2026-11-01",
+        "dueDate": "2026-12-01",
+        "sequentialInvoiceNumber": f"INV-{n}",
+        "lineItems": [
+            {
+                "lineItemType": "STANDING_CHARGE",
+                "sequenceNumber": 1,
+                "description": "Platform",
+                "quantity": "1",
+                "averageUnitPrice": amount,
+                "subtotal": amount,
+                "productId": "p-platform",
+            }
+        ],
+        **fields,
+    }
+
+
+def documents(books: Books) -> list[dict[str, Any]]:
+    """Every sales document in the destination (invoices and credit notes)."""
+    if books.destination == "quickbooks":
+        company = books.world.company
+        return [*company.invoices.values(), *company.credit_memos.values()]
+    org = books.world.org
+    return [org.render(doc) for doc in org.documents.values()]
+
+
+# --- due dates ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("destination", ["quickbooks", "xero"])
+def test_a_due_date_before_the_issue_date_is_refused_not_sent(
+    books: Books, destination: str
+) -> None:
+    books.connect(destination)
+    early = bill(destination, dueDate="2026-10-15")
+    run = books.deliver(early)
+    assert run.status.value == "ERROR"
+    expected = (
+        "bill bill-1 version 1: the due date 2026-10-15 is before the issue date 2026-11-01 "
+        "(billDate); nothing was sent: correct the bill's dueDate and submit it again"
+    )
+    assert run.error == expected
+    (event,) = books.events(run)
+    assert event.type.value == "integration.validation.error" and expected in event.message
+    assert documents(books) == []
+    # The corrected version goes through.
+    fixed = books.deliver(bill(destination, version=2))
+    assert fixed.status.value == "COMPLETE"
+    assert len(documents(books)) == 1
