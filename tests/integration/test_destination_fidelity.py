@@ -197,3 +197,38 @@ def test_a_due_date_before_the_issue_date_is_refused_not_sent(
     fixed = books.deliver(bill(destination, version=2))
     assert fixed.status.value == "COMPLETE"
     assert len(documents(books)) == 1
+
+
+# --- invoice number prefix ------------------------------------------------------------------------
+
+
+def numbers(books: Books) -> list[str]:
+    field = "DocNumber" if books.destination == "quickbooks" else "InvoiceNumber"
+    return [str(d[field]) for d in documents(books)]
+
+
+@pytest.mark.parametrize(
+    ("destination", "system", "limit"), [("quickbooks", "QuickBooks", 21), ("xero", "Xero", 255)]
+)
+def test_a_prefix_too_long_ends_the_run_in_error_and_a_replay_after_fixing_delivers(
+    books: Books, destination: str, system: str, limit: int
+) -> None:
+    prefix = "P" * (limit - len("INV-1") + 1)
+    books.connect(destination, invoiceNumberPrefix=prefix, invoiceNumberTooLong="REFUSE")
+    run = books.deliver(bill(destination))
+    assert run.status.value == "ERROR"
+    expected = (
+        f"the invoice number '{prefix}INV-1' (prefix '{prefix}' and the bill's "
+        f"sequentialInvoiceNumber 'INV-1') has {limit + 1} characters; {system} takes at most "
+        f"{limit}: shorten the invoice number prefix (invoiceNumberPrefix), or let {system} "
+        "number such bills (invoiceNumberTooLong), then replay the run"
+    )
+    assert run.error == expected
+    (event,) = books.events(run)
+    assert event.type.value == "integration.validation.error" and expected in event.message
+    assert documents(books) == []
+    books.configure(invoiceNumberPrefix="US-", invoiceNumberTooLong="REFUSE")
+    replay = books.engine.runs.replay(run.id)
+    books.engine.deliver_pending()
+    assert books.engine.runs.get(replay.id).status.value == "COMPLETE"
+    assert numbers(books) == ["US-INV-1"]

@@ -58,6 +58,9 @@ OPTIONS_TESTED = {
     "defaultTaxCode",
     "salesTerm",
     "customerMemo",
+    "invoiceNumberSource",
+    "invoiceNumberPrefix",
+    "invoiceNumberTooLong",
 }
 
 
@@ -418,6 +421,35 @@ def test_long_invoice_number_is_left_to_quickbooks() -> None:
     assert number in doc.payload["PrivateNote"]
     fits = translate(bill_of(line(1, "1.00"), sequential_invoice_number=number[:DOC_NUMBER_MAX]))
     assert fits.doc_number == number[:DOC_NUMBER_MAX]
+
+
+def test_invoice_number_source_and_prefix() -> None:
+    base = bill_of(
+        line(1, "1.00"), sequential_invoice_number="INV-7", external_invoice_reference="EXT-7"
+    )
+    assert translate(base, {"invoiceNumberPrefix": "US-"}).doc_number == "US-INV-7"
+    external = {"invoiceNumberSource": "EXTERNAL_INVOICE_REFERENCE", "invoiceNumberPrefix": "R"}
+    assert translate(base, external).doc_number == "REXT-7"
+    own = translate(base, {"invoiceNumberSource": "QUICKBOOKS", "invoiceNumberPrefix": "US-"})
+    assert own.doc_number is None and "DocNumber" not in own.payload
+    # The bill's own number stays in the private note, whatever goes into DocNumber.
+    assert "invoice number INV-7" in own.payload["PrivateNote"]
+
+
+def test_a_prefixed_number_too_long_is_refused_or_left_to_quickbooks() -> None:
+    long = bill_of(line(1, "1.00"), sequential_invoice_number="INV-" + "9" * 15)
+    refuse = {"invoiceNumberPrefix": "US-", "invoiceNumberTooLong": "REFUSE"}
+    with pytest.raises(DestinationValidationError) as caught:
+        translate(long, refuse)
+    assert str(caught.value) == (
+        "the invoice number 'US-INV-999999999999999' (prefix 'US-' and the bill's "
+        "sequentialInvoiceNumber 'INV-999999999999999') has 22 characters; QuickBooks takes at "
+        "most 21: shorten the invoice number prefix (invoiceNumberPrefix), or let QuickBooks "
+        "number such bills (invoiceNumberTooLong), then replay the run"
+    )
+    left = translate(long, {"invoiceNumberPrefix": "US-"})  # the default leaves it to QuickBooks
+    assert left.doc_number is None
+    assert any("longer than QuickBooks allows" in w for w in left.warnings)
 
 
 def test_dates_fall_back_to_the_bill_date() -> None:

@@ -496,6 +496,9 @@ QBO_KEYS = [
     "defaultTaxCode",
     "salesTerm",
     "customerMemo",
+    "invoiceNumberSource",
+    "invoiceNumberPrefix",
+    "invoiceNumberTooLong",
 ]
 
 
@@ -567,6 +570,8 @@ def test_xero_panel_keys_and_defaults() -> None:
         "trackingCategories",
         "brandingThemeId",
         "invoiceNumberSource",
+        "invoiceNumberPrefix",
+        "invoiceNumberTooLong",
         "referenceSource",
     }
     assert props["invoiceStatus"]["default"] == "DRAFT"
@@ -578,6 +583,18 @@ def test_xero_panel_keys_and_defaults() -> None:
     for key in ("splitUsageLineItems", "sortLineItemsBy", "accountManagerEmailCustomField"):
         shared = {k: v for k, v in props[key].items() if k != "description"}
         assert shared == {k: v for k, v in qbo[key].items() if k != "description"}
+    # The number options take the same values; only the limit and the default differ, since
+    # each destination keeps what it did before the option existed.
+    consts = {c["const"] for c in props["invoiceNumberTooLong"]["oneOf"]}
+    assert consts == {c["const"] for c in qbo["invoiceNumberTooLong"]["oneOf"]}
+    assert (props["invoiceNumberTooLong"]["default"], qbo["invoiceNumberTooLong"]["default"]) == (
+        "REFUSE",
+        "DESTINATION",
+    )
+    assert (props["invoiceNumberPrefix"]["maxLength"], qbo["invoiceNumberPrefix"]["maxLength"]) == (
+        254,
+        20,
+    )
 
 
 def test_xero_panel_valid_config() -> None:

@@ -233,6 +233,32 @@ def test_an_invoice_number_over_255_characters_is_refused() -> None:
     assert translate(make_bill([line()], sequentialInvoiceNumber="N" * 255)).number == "N" * 255
 
 
+def test_invoice_number_prefix_on_invoices_and_credit_notes() -> None:
+    prefixed = translate(make_bill([line()]), {"invoiceNumberPrefix": "UK-"})
+    assert prefixed.payload["InvoiceNumber"] == "UK-INV-42"
+    credit = make_bill([line(subtotal=-10, averageUnitPrice=-10)])
+    assert translate(credit, {"invoiceNumberPrefix": "UK-"}).number == "UK-INV-42"
+    own = translate(
+        make_bill([line()]), {"invoiceNumberSource": "XERO", "invoiceNumberPrefix": "X"}
+    )
+    assert "InvoiceNumber" not in own.payload
+
+
+def test_a_prefixed_number_too_long_is_refused_or_left_to_xero() -> None:
+    bill = make_bill([line()], sequentialInvoiceNumber="N" * 250)
+    with pytest.raises(DestinationValidationError) as caught:
+        translate(bill, {"invoiceNumberPrefix": "UK-2026-"})
+    assert str(caught.value).startswith(
+        f"the invoice number 'UK-2026-{'N' * 250}' (prefix 'UK-2026-' and the bill's "
+        f"sequentialInvoiceNumber '{'N' * 250}') has 258 characters; Xero takes at most 255: "
+    )
+    left = translate(
+        bill, {"invoiceNumberPrefix": "UK-2026-", "invoiceNumberTooLong": "DESTINATION"}
+    )
+    assert "InvoiceNumber" not in left.payload
+    assert any("longer than Xero allows (255 characters)" in w for w in left.warnings)
+
+
 @pytest.mark.parametrize(
     ("source", "bill_fields", "expected"),
     [

@@ -33,7 +33,13 @@ from typing import Any, Literal
 
 import attrs
 
-from billbridge.domain.documents import check_dates
+from billbridge.domain.documents import (
+    NumberRule,
+    WhenTooLong,
+    check_dates,
+    document_number,
+    number_rule,
+)
 from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
 from billbridge.domain.models import Account, Bill, LineItem
 from billbridge.errors import DestinationValidationError, MissingMapping
@@ -154,11 +160,14 @@ def translate_bill(
     :param mappings: resolved external mappings (Account → Customer, Product/Aggregation → Item).
     :param sandbox: the document lives in a sandbox company (only changes :meth:`url`).
 
-    ``DocNumber`` is the bill's ``sequentialInvoiceNumber`` when it fits QuickBooks' 21
-    characters. A longer one is not cut (a cut number could be someone else's): it is left out,
-    QuickBooks numbers the document itself, the plan gets a warning and the bill's number stays
-    in ``PrivateNote``. A credit memo carries no due date, payment options or email copies:
-    QuickBooks' CreditMemo has no such fields.
+    ``DocNumber`` is the panel's ``invoiceNumberPrefix`` followed by the number
+    ``invoiceNumberSource`` names (the bill's ``sequentialInvoiceNumber`` by default), see
+    :func:`billbridge.domain.documents.document_number`. One longer than QuickBooks' 21
+    characters is never cut (a cut number could be someone else's): per
+    ``invoiceNumberTooLong`` the bill is refused, or (the default) QuickBooks numbers the
+    document itself with a warning; the bill's own number stays in ``PrivateNote``. A credit
+    memo carries no due date, payment options or email copies: QuickBooks' CreditMemo has no
+    such fields.
 
     :raises MissingMapping: the account has no Customer, or a line's product/aggregation no Item.
     :raises DestinationValidationError: the bill cannot be written as QuickBooks requires (no
@@ -184,18 +193,12 @@ def translate_bill(
 
     payload: dict[str, Any] = {"CustomerRef": {"value": customer}, "Line": lines}
 
-    number = bill.sequential_invoice_number
-    if number:
-        if len(number) <= DOC_NUMBER_MAX:
-            payload["DocNumber"] = number
-        else:
-            # QuickBooks keeps 21 characters; cutting the number would make a different (and
-            # maybe someone else's) number. QuickBooks numbers the document itself and the
-            # bill's number stays in PrivateNote.
-            warnings.append(
-                f"invoice number {number!r} is longer than QuickBooks allows "
-                f"({DOC_NUMBER_MAX} characters); QuickBooks will number the {entity} itself"
-            )
+    # QuickBooks keeps 21 characters: a longer number is never cut (it would be a different,
+    # maybe someone else's, number); the panel says whether to refuse or let QuickBooks number
+    # it. The bill's own number stays in PrivateNote either way.
+    number = document_number(bill, _number_rule(config), warnings)
+    if number is not None:
+        payload["DocNumber"] = number
 
     invoice_date = bill.invoice_date
     if invoice_date is not None:
@@ -264,6 +267,17 @@ def _line_options(config: Mapping[str, Any]) -> LineOptions:
     except ValueError as exc:
         # The panel schema refuses these already; a configuration saved around it ends here.
         raise DestinationValidationError(f"invalid QuickBooks configuration: {exc}") from None
+
+
+def _number_rule(config: Mapping[str, Any]) -> NumberRule:
+    # Before the option existed a number too long was left to QuickBooks: that stays the default.
+    return number_rule(
+        config,
+        limit=DOC_NUMBER_MAX,
+        system="QuickBooks",
+        destination_numbers="QUICKBOOKS",
+        default_when_too_long=WhenTooLong.DESTINATION,
+    )
 
 
 def _private_note(bill: Bill) -> str:
