@@ -232,3 +232,99 @@ def test_a_prefix_too_long_ends_the_run_in_error_and_a_replay_after_fixing_deliv
     books.engine.deliver_pending()
     assert books.engine.runs.get(replay.id).status.value == "COMPLETE"
     assert numbers(books) == ["US-INV-1"]
+
+
+# --- fallback items -------------------------------------------------------------------------------
+
+
+def unmapped(destination: str, n: int = 1, **fields: Any) -> dict[str, Any]:
+    """A bill with one mapped line and one whose product nobody mapped."""
+    document = bill(destination, n, **fields)
+    document["lineItems"].append(
+        {
+            "lineItemType": "AD_HOC",
+            "sequenceNumber": 2,
+            "description": "Onboarding",
+            "quantity": "1",
+            "averageUnitPrice": "50.00",
+            "subtotal": "50.00",
+            "productId": "p-nobody-mapped",
+        }
+    )
+    return document
+
+
+QBO_INACTIVE = (
+    "Object Not Found : Something you're trying to use has been made inactive. Check the fields "
+    "with accounts, customers, items, vendors or employees. (ItemRef 999)"
+)
+FALLBACK_CASES = [
+    (
+        "quickbooks",
+        "999",
+        f"QuickBooks cannot use ItemRef: it does not exist or has been made inactive (code 610): "
+        f"{QBO_INACTIVE}; line 2 ('Onboarding') uses the unmatched one-time item 999 "
+        "(unmatchedOneTimeItem): choose items that exist and are active in QuickBooks, then "
+        "replay the run",
+        f"Object Not Found: {QBO_INACTIVE} (code 610, element ItemRef)",
+    ),
+    (
+        "xero",
+        "NO-SUCH-ITEM",
+        "Xero refused invoice INV-1 (bill bill-1): Item code 'NO-SUCH-ITEM' is not valid.; An "
+        "account code must be specified for every line item of an approved document; line 2 "
+        "('Onboarding') uses the unmatched one-time item NO-SUCH-ITEM (unmatchedOneTimeItem): "
+        "choose items that exist and are active in Xero, then replay the run",
+        "Item code 'NO-SUCH-ITEM' is not valid.\nAn account code must be specified for every "
+        "line item of an approved document.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("destination", "missing", "expected", "detail"), FALLBACK_CASES)
+def test_a_fallback_item_the_destination_does_not_have_ends_in_error_until_fixed(
+    books: Books, destination: str, missing: str, expected: str, detail: str
+) -> None:
+    books.connect(destination, allowFallbackItems=True, unmatchedOneTimeItem=missing)
+    run = books.deliver(unmapped(destination))
+    assert run.status.value == "ERROR"
+    # The message, then the destination's own words (the core keeps both on the run).
+    assert run.error == f"{expected}: {detail}"
+    (event,) = books.events(run)
+    assert event.type.value == "integration.validation.error" and expected in event.message
+    assert documents(books) == []
+    existing = (
+        books.world.company.id_of("Item", "Services") if destination == "quickbooks" else "FEES"
+    )
+    books.configure(allowFallbackItems=True, unmatchedOneTimeItem=existing)
+    replay = books.engine.runs.replay(run.id)
+    books.engine.deliver_pending()
+    assert books.engine.runs.get(replay.id).status.value == "COMPLETE"
+    # Which line fell back is on the record of the delivery, and in a preview beforehand.
+    preview = books.engine.preview(
+        unmapped(destination), ACCOUNTS[destination], books.integration_id
+    )
+    assert [f["line"] for f in preview["fallbackLines"]] == ["line 2 ('Onboarding')"]
+    entry = books.ledger("bill-1")
+    assert entry is not None
+    assert entry.state["fallbackLines"] == [
+        {
+            "line": "line 2 ('Onboarding')",
+            "lineItemType": "AD_HOC",
+            "item": existing,
+            "option": "unmatchedOneTimeItem",
+        }
+    ]
+
+
+def test_without_fallback_items_an_unmapped_product_is_still_a_missing_mapping(
+    books: Books,
+) -> None:
+    # A fallback item chosen but not allowed changes nothing: the default stays MissingMapping.
+    books.connect("quickbooks", unmatchedOneTimeItem=books.world.company.id_of("Item", "Fees"))
+    run = books.deliver(unmapped("quickbooks"))
+    assert run.status.value == "ERROR"
+    assert "Product p-nobody-mapped" in (run.error or "")
+    (event,) = books.events(run)
+    assert event.type.value == "integration.validation.error"
+    assert documents(books) == []

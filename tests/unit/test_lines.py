@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billbridge.domain.lines import (
+    RECURRING_LINE_TYPES,
     USAGE_LINE_TYPES,
     InvoicePlan,
     LineOptions,
     SortBy,
     SplitMode,
+    fallback_config_errors,
     plan_invoice,
     resolve_item,
     service_dates,
@@ -411,6 +413,116 @@ def test_memo_items(kind: str, option: str) -> None:
 def test_credit_memo_item_is_not_used_for_debit_memos() -> None:
     debit = line_item(lineItemType="DEBIT_MEMO", productId="p-prod")
     assert resolve_item(debit, FULL_MAPPINGS, opts(credit_memo_item="CR")) == "prod"
+
+
+# --- fallback items -------------------------------------------------------------------------------
+
+FALLBACKS = {
+    "allow_fallback_items": True,
+    "fallback_one_time_item": "ONE-OFF",
+    "fallback_recurring_item": "RECURRING",
+}
+
+
+def test_fallback_items_are_off_by_default() -> None:
+    unmapped = line_item(lineItemType="STANDING_CHARGE", productId="p-unmapped")
+    assert resolve_item(unmapped, FULL_MAPPINGS, opts()) is None
+    # Configured but not allowed: still nothing, so today's MissingMapping stays the default.
+    configured = opts(**{**FALLBACKS, "allow_fallback_items": False})
+    assert resolve_item(unmapped, FULL_MAPPINGS, configured) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("USAGE", "RECURRING"),
+        ("OVERAGE_USAGE", "RECURRING"),
+        ("COUNTER_RUNNING_TOTAL_CHARGE", "RECURRING"),
+        ("MINIMUM_SPEND", "RECURRING"),
+        ("STANDING_CHARGE", "ONE-OFF"),
+        ("AD_HOC", "ONE-OFF"),
+        ("CREDIT_MEMO", "ONE-OFF"),
+        ("USAGE_CREDIT", "ONE-OFF"),
+        ("A_TYPE_M3TER_ADDS_NEXT_YEAR", "ONE-OFF"),
+    ],
+)
+def test_unmatched_lines_fall_back_by_line_type(kind: str, expected: str) -> None:
+    unmapped = line_item(lineItemType=kind, productId="p-unmapped")
+    assert resolve_item(unmapped, FULL_MAPPINGS, opts(**FALLBACKS)) == expected
+    assert (kind in RECURRING_LINE_TYPES) == (expected == "RECURRING")
+
+
+def test_mappings_and_memo_items_win_over_fallbacks() -> None:
+    mapped = line_item(lineItemType="USAGE", productId="p-prod")
+    assert resolve_item(mapped, FULL_MAPPINGS, opts(**FALLBACKS)) == "prod"
+    memo = line_item(lineItemType="CREDIT_MEMO", productId="p-unmapped")
+    assert resolve_item(memo, FULL_MAPPINGS, opts(**FALLBACKS, credit_memo_item="CR")) == "CR"
+    # Only one of the two configured: the other kind of line finds nothing.
+    recurring_only = opts(allow_fallback_items=True, fallback_recurring_item="RECURRING")
+    standing = line_item(lineItemType="STANDING_CHARGE", productId="p-unmapped")
+    assert resolve_item(standing, FULL_MAPPINGS, recurring_only) is None
+
+
+def test_the_plan_says_which_lines_fell_back() -> None:
+    bill = make_bill(
+        item("10", "1", productId="p-api", sequenceNumber=1, description="API"),
+        item("20", "1", productId="p-new", sequenceNumber=2, description="New product"),
+        item("5", "2", lineItemType="USAGE", sequenceNumber=3, description="Unknown usage"),
+    )
+    plan = plan_invoice(bill, ACME_MAPPINGS, opts(**FALLBACKS))
+    assert [(ln.item_id, ln.fallback) for ln in plan.lines] == [
+        ("7", False),
+        ("ONE-OFF", True),
+        ("RECURRING", True),
+    ]
+    assert plan.fallbacks() == [
+        {
+            "line": "line 2 ('New product')",
+            "lineItemType": "STANDING_CHARGE",
+            "item": "ONE-OFF",
+            "option": "unmatchedOneTimeItem",
+        },
+        {
+            "line": "line 3 ('Unknown usage')",
+            "lineItemType": "USAGE",
+            "item": "RECURRING",
+            "option": "unmatchedRecurringItem",
+        },
+    ]
+    # A credit note keeps the record of what fell back.
+    assert plan.negated().fallbacks() == plan.fallbacks()
+
+
+def test_merged_lines_prefer_a_mapped_member_to_a_fallback() -> None:
+    usage = {"lineItemType": "USAGE", "aggregationId": "agg-1"}
+    bill = make_bill(
+        item("1", "1", productId="p-new", sequenceNumber=1, **usage),
+        item("2", "1", productId="p-api", sequenceNumber=2, **usage),
+    )
+    plan = plan_invoice(bill, ACME_MAPPINGS, opts(**FALLBACKS, split=SplitMode.AGGREGATION))
+    (merged,) = plan.lines
+    assert (merged.item_id, merged.fallback) == ("7", False)
+
+
+def test_fallback_options_are_read_and_checked() -> None:
+    options = LineOptions.from_config(
+        {
+            "allowFallbackItems": True,
+            "unmatchedOneTimeItem": "11",
+            "unmatchedRecurringItem": "",
+        },
+        unit_price_places=2,
+    )
+    assert (options.allow_fallback_items, options.fallback_one_time_item) == (True, "11")
+    assert options.fallback_recurring_item is None
+    assert fallback_config_errors({"allowFallbackItems": True, "unmatchedOneTimeItem": "11"}) == []
+    assert fallback_config_errors({"unmatchedOneTimeItem": "11"}) == []
+    (error,) = fallback_config_errors({"allowFallbackItems": True})
+    assert (error.path, error.message) == (
+        "/allowFallbackItems",
+        "fallback items are allowed but none is chosen: pick an unmatched one-time item "
+        "(unmatchedOneTimeItem) or an unmatched recurring item (unmatchedRecurringItem)",
+    )
 
 
 # --- order --------------------------------------------------------------------------------------

@@ -61,6 +61,9 @@ OPTIONS_TESTED = {
     "invoiceNumberSource",
     "invoiceNumberPrefix",
     "invoiceNumberTooLong",
+    "allowFallbackItems",
+    "unmatchedOneTimeItem",
+    "unmatchedRecurringItem",
 }
 
 
@@ -511,6 +514,23 @@ def test_missing_item_mapping_names_the_product(acme: tuple[Bill, Account]) -> N
         translate_bill(bill, account, {}, ResolvedMappings(entries))
     assert (caught.value.entity, caught.value.entity_id) == ("Product", "p-api")
     assert "API Calls" in str(caught.value)
+
+
+def test_fallback_items_for_unmapped_lines_only_when_allowed() -> None:
+    bill = bill_of(
+        line(1, "10.00", kind="STANDING_CHARGE", product="p-new"),
+        line(2, "5.00", kind="USAGE", product="p-newer"),
+        line(3, "1.00", product="p-platform"),
+    )
+    fallbacks = {"unmatchedOneTimeItem": "31", "unmatchedRecurringItem": "32"}
+    with pytest.raises(MissingMapping, match="allowFallbackItems"):
+        translate(bill, fallbacks)
+    doc = translate(bill, {**fallbacks, "allowFallbackItems": True})
+    assert [detail(li)["ItemRef"]["value"] for li in lines_of(doc)] == ["31", "32", "11"]
+    assert [entry["option"] for entry in doc.plan.fallbacks()] == [
+        "unmatchedOneTimeItem",
+        "unmatchedRecurringItem",
+    ]
 
 
 def test_missing_item_for_an_aggregation_and_a_memo() -> None:

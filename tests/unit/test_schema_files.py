@@ -486,6 +486,9 @@ QBO_KEYS = [
     "splitUsageLineItems",
     "creditMemoItem",
     "debitMemoItem",
+    "allowFallbackItems",
+    "unmatchedOneTimeItem",
+    "unmatchedRecurringItem",
     "sendZeroQuantityLines",
     "allowBankTransferPayment",
     "allowCreditCardPayment",
@@ -508,6 +511,8 @@ def test_quickbooks_panel_keys_in_order() -> None:
     assert panel.get("required", []) == []
     tables = {k: v.get("x-external-table") for k, v in panel["properties"].items()}
     assert tables["creditMemoItem"] == tables["debitMemoItem"] == "Item"
+    assert tables["unmatchedOneTimeItem"] == tables["unmatchedRecurringItem"] == "Item"
+    assert panel["properties"]["allowFallbackItems"]["default"] is False
     assert tables["defaultTaxCode"] == "TaxCode"
     assert tables["salesTerm"] == "Term"
 
@@ -572,6 +577,9 @@ def test_xero_panel_keys_and_defaults() -> None:
         "invoiceNumberSource",
         "invoiceNumberPrefix",
         "invoiceNumberTooLong",
+        "allowFallbackItems",
+        "unmatchedOneTimeItem",
+        "unmatchedRecurringItem",
         "referenceSource",
     }
     assert props["invoiceStatus"]["default"] == "DRAFT"

@@ -625,6 +625,31 @@ def test_a_line_with_neither_item_nor_default_account_names_the_product(acme: Ac
     assert "Widgets" in str(caught.value) and "defaultAccountCode" in str(caught.value)
 
 
+def test_fallback_items_take_unmapped_lines_before_the_default_account() -> None:
+    bill = make_bill(
+        [
+            line(lineItemType="STANDING_CHARGE", productId="p-new"),
+            line(lineItemType="USAGE", productId="p-newer"),
+            line(),
+        ]
+    )
+    fallbacks = {"unmatchedOneTimeItem": "FEES", "unmatchedRecurringItem": "EVENTS"}
+    # Not allowed: unmapped lines post to the default account, as before.
+    before = translate(bill, fallbacks).payload["LineItems"]
+    assert [(li.get("ItemCode"), li.get("AccountCode")) for li in before] == [
+        (None, "200"),
+        (None, "200"),
+        ("API-CALLS", None),
+    ]
+    document = translate(bill, {**fallbacks, "allowFallbackItems": True})
+    assert [li.get("ItemCode") for li in document.payload["LineItems"]] == [
+        "FEES",
+        "EVENTS",
+        "API-CALLS",
+    ]
+    assert [entry["item"] for entry in document.plan.fallbacks()] == ["FEES", "EVENTS"]
+
+
 def test_a_line_with_only_an_aggregation_names_the_aggregation() -> None:
     bill = make_bill([line(productId=None, aggregationId="agg-9")])
     with pytest.raises(MissingMapping) as caught:

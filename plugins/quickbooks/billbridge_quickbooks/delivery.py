@@ -33,6 +33,7 @@ from billbridge.errors import DestinationValidationError, PermanentError
 from billbridge.plugin.batches import Chunking, send_in_batches
 from billbridge.plugin.contract import DeliveryOutcome, SendResult
 from billbridge.plugin.reconcile import Claim, reconcile_by_number
+from billbridge.plugin.state import record_fallbacks
 from billbridge_quickbooks.client import (
     BATCH_MAX_ITEMS,
     MINOR_VERSION,
@@ -43,6 +44,7 @@ from billbridge_quickbooks.client import (
     QuickBooksClient,
     StaleObject,
 )
+from billbridge_quickbooks.fallbacks import explained
 from billbridge_quickbooks.translate import QuickBooksDocument, marked_bill
 
 __all__ = [
@@ -63,11 +65,15 @@ def result_for(
     if not external_id:
         raise DestinationValidationError(f"QuickBooks answered without the {document.entity} Id")
     number = written.get("DocNumber")
+    state: dict[str, Any] = {
+        "SyncToken": str(written.get("SyncToken", "")),
+        "entity": document.entity,
+    }
     return SendResult(
         external_id=external_id,
         number=str(number) if number is not None else None,
         url=document.url(external_id),
-        state={"SyncToken": str(written.get("SyncToken", "")), "entity": document.entity},
+        state=record_fallbacks(state, document.plan.fallbacks()),
         created=created,
     )
 
@@ -133,6 +139,7 @@ def planned_request(document: QuickBooksDocument, previous: LedgerEntry | None) 
         "entity": document.entity,
         "body": body,
         "warnings": list(document.warnings),
+        "fallbackLines": document.plan.fallbacks(),
     }
 
 
@@ -144,6 +151,18 @@ def send_document(
     idempotency_key: str,
 ) -> SendResult:
     """Create ``document``, or update the one ``previous`` recorded; see the module docs."""
+    try:
+        return _send_document(client, document, previous, idempotency_key)
+    except DestinationValidationError as error:
+        raise explained(document, error) from None
+
+
+def _send_document(
+    client: QuickBooksClient,
+    document: QuickBooksDocument,
+    previous: LedgerEntry | None,
+    idempotency_key: str,
+) -> SendResult:
     if previous is None:
         try:
             written = client.create(document.entity, document.payload, idempotency_key)
@@ -300,7 +319,7 @@ def _settle(client: QuickBooksClient, entry: Prepared, result: BatchResult) -> S
     document = entry.document
     if not isinstance(result, Fault):
         return result_for(document, result, created=entry.previous is None)
-    error = result.to_exception()
+    error = explained(document, result.to_exception())
     if isinstance(error, DuplicateDocumentNumber):
         if entry.previous is None:
             return _reconcile(client, document, error, entry.idempotency_key)

@@ -16,6 +16,7 @@ import attrs
 import httpx
 
 from billbridge import hookimpl
+from billbridge.domain.lines import fallback_config_errors
 from billbridge.domain.models import Account, Bill, Credential, LedgerEntry
 from billbridge.domain.schemas import custom_field_name_errors
 from billbridge.errors import (
@@ -120,8 +121,10 @@ def register_destinations() -> Sequence[Destination]:
 
 @hookimpl
 def validate_config(destination: str, config: Mapping[str, Any]) -> Sequence[FieldError]:
-    """Checks the panel schema cannot express: the custom field is a name, not an address."""
+    """Checks the panel schema cannot express: the custom field is a name, not an address;
+    fallback items allowed are fallback items chosen."""
     errors = custom_field_name_errors(config, "accountManagerEmailCustomField")
+    errors.extend(fallback_config_errors(config))
     bcc = config.get("bccInvoiceEmail")
     if isinstance(bcc, str) and len(bcc) > 100:
         # QuickBooks stores BillEmailBcc.Address in a 100-character field.

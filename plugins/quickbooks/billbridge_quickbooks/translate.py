@@ -40,7 +40,13 @@ from billbridge.domain.documents import (
     document_number,
     number_rule,
 )
-from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
+from billbridge.domain.lines import (
+    InvoiceLine,
+    InvoicePlan,
+    LineOptions,
+    fallback_option,
+    plan_invoice,
+)
 from billbridge.domain.models import Account, Bill, LineItem
 from billbridge.errors import DestinationValidationError, MissingMapping
 from billbridge.plugin.contract import ResolvedMappings
@@ -376,6 +382,9 @@ def _missing_item(line: InvoiceLine, options: LineOptions) -> Exception:
         first.line_item_type
     )
     memo_hint = f", or set the panel option {memo_option}" if memo_option else ""
+    if not options.allow_fallback_items:
+        option = fallback_option(first.line_item_type)
+        memo_hint += f", or allow fallback items (allowFallbackItems, {option})"
     product = first.product_for_accounting
     if product:
         name = first.accounting_product_name if first.accounting_product_id else first.product_name

@@ -47,6 +47,7 @@ from billbridge.errors import (
 from billbridge.plugin.batches import Chunking, send_in_batches
 from billbridge.plugin.contract import Delivery, DeliveryOutcome, SendResult
 from billbridge.plugin.reconcile import Claim, reconcile_by_number
+from billbridge.plugin.state import record_fallbacks
 from billbridge_xero.client import (
     MAX_BODY_BYTES,
     MAX_ELEMENTS,
@@ -57,6 +58,7 @@ from billbridge_xero.client import (
     idempotency_key,
 )
 from billbridge_xero.dates import parse_xero_date
+from billbridge_xero.fallbacks import explained
 from billbridge_xero.translate import XeroDocument
 
 __all__ = [
@@ -97,6 +99,7 @@ def _result(
         raise PermanentError(f"Xero saved {document.label} but returned no {document.id_field}")
     number = element.get(document.number_field) or document.number
     state: dict[str, Any] = {"kind": document.kind, "status": element.get("Status")}
+    record_fallbacks(state, document.plan.fallbacks())
     warnings = [*document.warnings, *saved.warnings]
     if warnings:
         state["warnings"] = warnings
@@ -161,6 +164,7 @@ def planned_request(document: XeroDocument, previous: LedgerEntry | None) -> dic
         "entity": document.kind,
         "body": {document.endpoint: [element]},
         "warnings": list(document.warnings),
+        "fallbackLines": document.plan.fallbacks(),
     }
 
 
@@ -265,7 +269,7 @@ def _settle(
     """What Xero's answer for one document means; raises the error a refusal stands for."""
     if saved.ok:
         return _result(document, saved, created=method == "PUT")
-    error = element_error(saved, document.label)
+    error = explained(document, element_error(saved, document.label))
     if method == "PUT" and isinstance(error, DuplicateNumber):
         return _reconcile(client, document, error, base_key)
     raise error
