@@ -366,6 +366,76 @@ def test_required_unknown_and_business_rules(env: Env) -> None:
     assert ok["Invoice"]["TotalAmt"] == D("100.00")
 
 
+def taxed(env: Env, code: str, amount: str = "100.00") -> dict[str, Any]:
+    line = sales_line(env.company, "Platform", amount, 1, amount)
+    line["SalesItemLineDetail"]["TaxCodeRef"] = {"value": code}
+    return line
+
+
+def test_tax_codes_and_rates_are_listed(env: Env) -> None:
+    standard = env.company.id_of("TaxCode", "20.0% S")
+    _, body = env.json("GET", f"taxcode/{standard}")
+    (detail,) = body["TaxCode"]["SalesTaxRateList"]["TaxRateDetail"]
+    _, rate = env.json("GET", f"taxrate/{detail['TaxRateRef']['value']}")
+    assert (rate["TaxRate"]["Name"], rate["TaxRate"]["RateValue"]) == ("20.0% S", D("20"))
+    status, listed = env.query("select * from TaxRate")
+    assert status == 200
+    assert {r["Name"]: r["RateValue"] for r in listed["QueryResponse"]["TaxRate"]} == {
+        "20.0% S": D("20"),
+        "5.0% R": D("5"),
+        "0.0% Z": D("0"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("calculation", "total", "tax"),
+    [
+        (None, "180.00", "30.00"),  # not sent: tax is added, as TaxExcluded
+        ("TaxExcluded", "180.00", "30.00"),
+        # Inside the amounts: 100 × 20/120 = 16.67 and 50 × 20/120 = 8.33, one tax line.
+        ("TaxInclusive", "150.00", "25.00"),
+        ("NotApplicable", "150.00", "0"),
+    ],
+)
+def test_tax_is_computed_from_the_companys_rates(
+    env: Env, calculation: str | None, total: str, tax: str
+) -> None:
+    standard = env.company.id_of("TaxCode", "20.0% S")
+    extra = {"GlobalTaxCalculation": calculation} if calculation else {}
+    lines = [taxed(env, standard), taxed(env, standard, "50.00"), taxed(env, "NON", "0.00")]
+    status, created = env.json("POST", "invoice", body=env.invoice(Line=lines, **extra))
+    assert status == 200, created
+    invoice = created["Invoice"]
+    assert (invoice["TotalAmt"], invoice["Balance"]) == (D(total), D(total))
+    assert invoice["TxnTaxDetail"]["TotalTax"] == D(tax)
+    if D(tax):
+        (tax_line,) = invoice["TxnTaxDetail"]["TaxLine"]
+        detail = tax_line["TaxLineDetail"]
+        assert (tax_line["Amount"], detail["TaxPercent"]) == (D(tax), D("20"))
+    # US codes carry no rate of their own: no tax.
+    _, plain = env.json("POST", "invoice", body=env.invoice(Line=[taxed(env, "TAX")]))
+    assert plain["Invoice"]["TotalAmt"] == D("100.00")
+    assert plain["Invoice"]["TxnTaxDetail"]["TotalTax"] == D("0")
+
+
+def test_tax_rounds_per_rate_and_refuses_unknown_calculations(env: Env) -> None:
+    reduced = env.company.id_of("TaxCode", "5.0% R")
+    lines = [taxed(env, reduced, "0.10") for _ in range(3)]
+    _, created = env.json("POST", "invoice", body=env.invoice(Line=lines))
+    # 0.30 × 5 % = 0.015 → 0.02 on the rate's total, where each line alone would round to 0.01.
+    assert created["Invoice"]["TxnTaxDetail"]["TotalTax"] == D("0.02")
+    status, body = env.json(
+        "POST", "invoice", body=env.invoice(GlobalTaxCalculation="TaxSometimes")
+    )
+    assert status == 400 and body["Fault"]["Error"][0]["code"] == "2010"
+    status, body = env.json("POST", "invoice", body=env.invoice(Line=[taxed(env, "NO-SUCH")]))
+    assert status == 400
+    assert (body["Fault"]["Error"][0]["code"], body["Fault"]["Error"][0]["element"]) == (
+        "610",
+        "TaxCodeRef",
+    )
+
+
 def test_paid_closed_and_ended_subscription(env: Env) -> None:
     _, created = env.json("POST", "invoice", body=env.invoice(TxnDate="2026-02-10"))
     invoice = created["Invoice"]
