@@ -328,3 +328,83 @@ def test_without_fallback_items_an_unmapped_product_is_still_a_missing_mapping(
     (event,) = books.events(run)
     assert event.type.value == "integration.validation.error"
     assert documents(books) == []
+
+
+# --- tax --------------------------------------------------------------------------------------------
+
+
+TAX_CASES = [
+    (
+        "quickbooks",
+        {"defaultTaxCode": "NO-SUCH-CODE"},
+        "QuickBooks cannot use TaxCodeRef: it does not exist or has been made inactive (code "
+        "610): Object Not Found : Something you're trying to use has been made inactive. Check "
+        "the fields with accounts, customers, items, vendors or employees. (TaxCodeRef "
+        "NO-SUCH-CODE)",
+    ),
+    (
+        "xero",
+        {"defaultTaxType": "NO-SUCH-TYPE"},
+        "Xero refused invoice INV-1 (bill bill-1): The TaxType code 'NO-SUCH-TYPE' does not "
+        "exist or cannot be used for this type of transaction.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("destination", "config", "expected"), TAX_CASES)
+def test_a_tax_code_the_destination_rejects_ends_in_error_until_fixed(
+    books: Books, destination: str, config: dict[str, Any], expected: str
+) -> None:
+    books.connect(destination, **config)
+    run = books.deliver(bill(destination))
+    assert run.status.value == "ERROR"
+    assert (run.error or "").startswith(expected)
+    (event,) = books.events(run)
+    assert event.type.value == "integration.validation.error" and expected in event.message
+    assert documents(books) == []
+    books.configure(**TAXED[destination])
+    replay = books.engine.runs.replay(run.id)
+    books.engine.deliver_pending()
+    assert books.engine.runs.get(replay.id).status.value == "COMPLETE"
+
+
+TAXED: dict[str, dict[str, Any]] = {
+    # The QuickBooks company's UK standard rate code is the first code added with a rate.
+    "quickbooks": {
+        "defaultTaxCode": "1",
+        "taxCalculation": "TaxExcluded",
+        "taxRates": [{"taxCode": "1", "ratePercent": "20"}],
+    },
+    "xero": {
+        "defaultTaxType": "OUTPUT2",
+        "lineAmountTypes": "Exclusive",
+        "taxRates": [{"taxType": "OUTPUT2", "ratePercent": "20"}],
+    },
+}
+
+
+@pytest.mark.parametrize("destination", ["quickbooks", "xero"])
+def test_the_preview_shows_the_bill_total_and_the_destination_total_with_tax(
+    books: Books, destination: str
+) -> None:
+    books.connect(destination, **TAXED[destination])
+    if destination == "quickbooks":
+        assert books.world.company.id_of("TaxCode", "20.0% S") == "1"
+    document = bill(destination, amount="100.00")
+    preview = books.engine.preview(document, ACCOUNTS[destination], books.integration_id)
+    assert (
+        preview["totals"]["bill"],
+        preview["totals"]["tax"],
+        preview["totals"]["destination"],
+    ) == (
+        "100.00",
+        "20.00",
+        "120.00",
+    )
+    run = books.deliver(document)
+    assert run.status.value == "COMPLETE"
+    (delivered,) = documents(books)
+    total = delivered["TotalAmt"] if destination == "quickbooks" else delivered["Total"]
+    assert str(total) == preview["totals"]["destination"]
+    entry = books.ledger("bill-1")
+    assert entry is not None and entry.state["totals"]["destination"] == "120.00"

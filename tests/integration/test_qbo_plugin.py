@@ -360,7 +360,18 @@ def test_send_bill_creates_the_invoice(world: World) -> None:
     invoice = world.invoice(result)
     assert result.created and result.number == "INV-001042"
     assert result.url == f"https://app.qbo.intuit.com/app/invoice?txnId={result.external_id}"
-    assert dict(result.state) == {"SyncToken": "0", "entity": "Invoice"}
+    assert dict(result.state) == {
+        "SyncToken": "0",
+        "entity": "Invoice",
+        # TaxCodeRef TAX carries no rate of its own in a US company: no tax.
+        "totals": {
+            "currency": "USD",
+            "bill": "930.00",
+            "lines": "930.00",
+            "tax": "0",
+            "destination": "930.00",
+        },
+    }
     assert invoice["TotalAmt"] == D("930.00") and invoice["CurrencyRef"]["value"] == "USD"
     assert invoice["CustomerRef"]["name"] == "Globex Corporation"
     assert invoice["BillEmail"] == {"Address": "payables@globex.example"}
@@ -807,3 +818,89 @@ def test_preview_is_exactly_what_send_bill_sends(world: World) -> None:
             mappings=ResolvedMappings({}),
             previous=None,
         )
+
+
+# --- tax -------------------------------------------------------------------------------------------
+
+
+def tax_config(world: World, calculation: str | None, rate: str = "20") -> dict[str, Any]:
+    standard = world.company.id_of("TaxCode", "20.0% S")
+    config: dict[str, Any] = {
+        "defaultTaxCode": "NON",
+        "taxCodesByLineType": {"USAGE": standard},
+        "taxRates": [
+            {"taxCode": standard, "ratePercent": rate},
+            {"taxCode": "NON", "ratePercent": "0"},
+        ],
+    }
+    if calculation is not None:
+        config["taxCalculation"] = calculation
+    return config
+
+
+@pytest.mark.parametrize(
+    ("calculation", "tax", "total"),
+    [
+        # The Globex bill: 930.00, of which 680.00 of usage at 20 % (the rest is not taxed).
+        (None, "136.00", "1066.00"),
+        ("TaxExcluded", "136.00", "1066.00"),
+        ("TaxInclusive", "113.33", "930.00"),
+        ("NotApplicable", "0.00", "930.00"),
+    ],
+)
+def test_the_preview_shows_the_total_quickbooks_then_computes(
+    world: World, calculation: str | None, tax: str, total: str
+) -> None:
+    config = tax_config(world, calculation)
+    planned = world.registry.call(
+        "preview_bill",
+        "quickbooks",
+        bill=world.bill,
+        account=world.account,
+        config=config,
+        mappings=world.mappings(),
+        previous=None,
+    )
+    assert planned["totals"] == {
+        "currency": "USD",
+        "bill": "930.00",
+        "lines": "930.00",
+        "tax": tax,
+        "destination": total,
+        "amounts": {"TaxInclusive": "Inclusive", "NotApplicable": "NoTax"}.get(
+            str(calculation), "Exclusive"
+        ),
+        "unknown": [],
+    }
+    body = planned["body"]
+    assert body.get("GlobalTaxCalculation") == calculation
+    codes = {
+        line["Description"]: line["SalesItemLineDetail"]["TaxCodeRef"]["value"]
+        for line in body["Line"]
+    }
+    assert set(codes.values()) == {"NON", world.company.id_of("TaxCode", "20.0% S")}
+    result = world.send(config=config)
+    invoice = world.invoice(result)
+    # What QuickBooks computed from its own rates is what the preview said.
+    assert (invoice["TotalAmt"], invoice["TxnTaxDetail"]["TotalTax"]) == (D(total), D(tax))
+    assert result.state["totals"]["destination"] == total
+    assert "notes" not in result.state
+
+
+def test_a_rate_in_the_panel_that_quickbooks_does_not_have_is_noted(world: World) -> None:
+    result = world.send(config=tax_config(world, "TaxExcluded", rate="17.5"))
+    assert world.invoice(result)["TotalAmt"] == D("1066.00")
+    assert result.state["notes"] == [
+        f"QuickBooks totals invoice {result.external_id} at 1066.00 USD, but billbridge expected "
+        "1049.00 (tax 119.00 at the panel's rates added to the lines' 930.00): check the tax "
+        "rates in the panel (taxRates) against the rates in QuickBooks"
+    ]
+
+
+def test_a_tax_code_quickbooks_does_not_have_is_refused_by_it(world: World) -> None:
+    with pytest.raises(DestinationValidationError) as caught:
+        world.send(config={"defaultTaxCode": "NO-SUCH-CODE"})
+    assert str(caught.value).startswith(
+        "QuickBooks cannot use TaxCodeRef: it does not exist or has been made inactive (code 610)"
+    )
+    assert world.company.created["Invoice"] == 0

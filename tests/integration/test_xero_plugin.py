@@ -411,7 +411,17 @@ def test_send_bill_creates_the_invoice_once(xero: Xero) -> None:
     assert result.url == (
         f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={result.external_id}"
     )
-    assert dict(result.state) == {"kind": "Invoice", "status": "DRAFT"}
+    assert dict(result.state) == {
+        "kind": "Invoice",
+        "status": "DRAFT",
+        "totals": {
+            "currency": "GBP",
+            "bill": "1270.00",
+            "lines": "1270.00",
+            "tax": "254.00",
+            "destination": "1524.00",
+        },
+    }
     (invoice,) = xero.documents()
     assert invoice["InvoiceID"] == result.external_id
     assert invoice["SubTotal"] == D("1270.00") and invoice["TotalTax"] == D("254.00")
@@ -1135,3 +1145,107 @@ def test_send_bills_splits_large_bodies_by_size(xero: Xero) -> None:
     ]
     # Each bill is about 1.2 MB: two fit under 3.5 MB, a third would not.
     assert sizes == [2, 2]
+
+
+# --- tax -------------------------------------------------------------------------------------------
+
+TAX_LINES = [
+    {
+        "lineItemType": "STANDING_CHARGE",
+        "description": "Platform",
+        "quantity": 1,
+        "averageUnitPrice": "100.00",
+        "subtotal": "100.00",
+        "productId": "p-platform",
+    },
+    {
+        "lineItemType": "USAGE",
+        "description": "Events",
+        "quantity": 1,
+        "averageUnitPrice": "40.00",
+        "subtotal": "40.00",
+        "productId": "p-events",
+    },
+]
+
+
+def tax_config(amounts: str, rate: str = "20") -> dict[str, Any]:
+    return {
+        **CONFIG,
+        "lineAmountTypes": amounts,
+        "taxTypesByLineType": {"USAGE": "RROUTPUT"},
+        "taxRates": [
+            {"taxType": "OUTPUT2", "ratePercent": rate},
+            {"taxType": "RROUTPUT", "ratePercent": "5"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("amounts", "tax", "total"),
+    [
+        # 100.00 at 20 % and 40.00 at 5 %, each line's tax rounded.
+        ("Exclusive", "22.00", "162.00"),
+        ("Inclusive", "18.57", "140.00"),
+        ("NoTax", "0.00", "140.00"),
+    ],
+)
+def test_the_preview_shows_the_total_xero_then_computes(
+    xero: Xero, amounts: str, tax: str, total: str
+) -> None:
+    bill = make_bill(31, lines=TAX_LINES)
+    config = tax_config(amounts)
+    planned = hooks.preview_bill(
+        destination="xero",
+        bill=bill,
+        account=ACCOUNT,
+        config=config,
+        mappings=xero.mappings(ACCOUNT),
+        previous=None,
+    )
+    assert planned["totals"] == {
+        "currency": "GBP",
+        "bill": "140.00",
+        "lines": "140.00",
+        "tax": tax,
+        "destination": total,
+        "amounts": amounts,
+        "unknown": [],
+    }
+    element = planned["body"]["Invoices"][0]
+    assert [li["TaxType"] for li in element["LineItems"]] == ["OUTPUT2", "RROUTPUT"]
+    assert element["LineAmountTypes"] == amounts
+    result = xero.send(bill, ACCOUNT, config=config)
+    (invoice,) = xero.documents()
+    # What Xero computed from its own rates is what the preview said.
+    assert (invoice["TotalTax"], invoice["Total"]) == (D(tax), D(total))
+    assert result.state["totals"]["destination"] == total
+    assert "notes" not in result.state
+
+
+def test_a_rate_in_the_panel_that_xero_does_not_have_is_noted(xero: Xero) -> None:
+    result = xero.send(
+        make_bill(32, lines=TAX_LINES), ACCOUNT, config=tax_config("Exclusive", "17.5")
+    )
+    assert result.state["notes"] == [
+        "Xero totals invoice INV-00032 (bill bill-32) at 162.00 GBP, but billbridge expected "
+        "159.50 (tax 19.50 at the panel's rates added to the lines' 140.00): check the tax rates "
+        "in the panel (taxRates) against the rates in Xero"
+    ]
+
+
+def test_lines_without_a_tax_type_leave_the_expected_total_to_xero(xero: Xero) -> None:
+    config = {"defaultAccountCode": "200"}
+    planned = hooks.preview_bill(
+        destination="xero",
+        bill=make_bill(33),
+        account=ACCOUNT,
+        config=config,
+        mappings=xero.mappings(ACCOUNT),
+        previous=None,
+    )
+    assert (planned["totals"]["tax"], planned["totals"]["destination"]) == (None, None)
+    assert planned["totals"]["unknown"] == [
+        "line ('Platform for bill 33') has no tax code: Xero applies the item's or "
+        "account's own tax type"
+    ]

@@ -56,6 +56,9 @@ OPTIONS_TESTED = {
     "sortLineItemsBy",
     "strictLineItemMapping",
     "defaultTaxCode",
+    "taxCodesByLineType",
+    "taxCalculation",
+    "taxRates",
     "salesTerm",
     "customerMemo",
     "invoiceNumberSource",
@@ -335,6 +338,28 @@ def test_payment_options_emails_tax_term_and_memo(acme: tuple[Bill, Account]) ->
     assert payload["SalesTermRef"] == {"value": "3"}
     assert payload["CustomerMemo"] == {"value": "Thank you for your business."}
     assert all(detail(ln)["TaxCodeRef"] == {"value": "TAX"} for ln in payload["Line"])
+
+
+def test_tax_code_per_line_type_and_the_calculation() -> None:
+    bill = bill_of(
+        line(1, "100.00", kind="STANDING_CHARGE"),
+        line(2, "40.00", kind="USAGE"),
+        line(3, "10.00", kind="AD_HOC"),
+    )
+    config = {
+        "defaultTaxCode": "7",
+        "taxCodesByLineType": {"USAGE": "8", "AD_HOC": ""},
+        "taxCalculation": "TaxExcluded",
+        "taxRates": [{"taxCode": "7", "ratePercent": "20"}, {"taxCode": "8", "ratePercent": "5"}],
+    }
+    doc = translate(bill, config)
+    assert [detail(li)["TaxCodeRef"]["value"] for li in lines_of(doc)] == ["7", "8", "7"]
+    assert doc.payload["GlobalTaxCalculation"] == "TaxExcluded"
+    # QuickBooks rounds per rate: 110.00 at 20 % and 40.00 at 5 %.
+    assert (doc.totals.tax, doc.totals.destination) == (D("24.00"), D("174.00"))
+    assert "GlobalTaxCalculation" not in translate(bill, {"defaultTaxCode": "7"}).payload
+    with pytest.raises(DestinationValidationError, match="taxCalculation must be one of"):
+        translate(bill, {"taxCalculation": "Sometimes"})
 
 
 def test_account_manager_cc_only_when_it_looks_like_an_email(acme: tuple[Bill, Account]) -> None:

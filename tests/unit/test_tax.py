@@ -17,6 +17,7 @@ from billbridge.domain.tax import (
     TaxRounding,
     TaxSettings,
     expected_totals,
+    rate_errors,
     tax_settings,
     totals_note,
 )
@@ -182,7 +183,7 @@ def test_totals_as_json_and_the_note_when_the_destination_disagrees() -> None:
     assert totals_note(totals, D("118.00"), system="Xero", document="invoice INV-1") == (
         "Xero totals invoice INV-1 at 118.00 GBP, but billbridge expected 120.00 (tax 20.00 at "
         "the panel's rates added to the lines' 100.00): check the tax rates in the panel "
-        "(taxRates) against Xero's"
+        "(taxRates) against the rates in Xero"
     )
     unknown = expected_totals(
         lines, TaxSettings(default_code="X"), bill_total=D("100.00"), rounding=TaxRounding.PER_LINE
@@ -215,3 +216,16 @@ def test_totals_properties(
         assert totals.destination == round_money(lines.exact_total, "GBP")
     if kind is AmountsAre.NO_TAX or rate == 0:
         assert totals.tax == 0
+
+
+def test_a_code_given_two_rates_is_refused_when_saved() -> None:
+    config = {
+        "taxRates": [
+            {"taxCode": "7", "ratePercent": "20"},
+            {"taxCode": "8", "ratePercent": "5"},
+            {"taxCode": "7", "ratePercent": "17.5"},
+        ]
+    }
+    (error,) = rate_errors(config, "taxCode")
+    assert (error.path, error.message) == ("/taxRates/2/taxCode", "7 is already given a rate")
+    assert rate_errors({}, "taxCode") == []

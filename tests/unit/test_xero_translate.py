@@ -343,6 +343,26 @@ def test_branding_theme_tax_type_and_tracking_on_every_line() -> None:
     )
 
 
+def test_tax_type_per_line_type() -> None:
+    bill = make_bill([line(lineItemType="STANDING_CHARGE"), line(), line(lineItemType="AD_HOC")])
+    config = {
+        "defaultTaxType": "OUTPUT2",
+        "taxTypesByLineType": {"USAGE": "RROUTPUT", "AD_HOC": ""},
+        "taxRates": [{"taxType": "OUTPUT2", "ratePercent": "20"}],
+        "lineAmountTypes": "Inclusive",
+    }
+    document = translate(bill, config)
+    assert [li["TaxType"] for li in document.payload["LineItems"]] == [
+        "OUTPUT2",
+        "RROUTPUT",
+        "OUTPUT2",
+    ]
+    assert document.totals.destination is None
+    assert document.totals.unknown == (
+        "no rate is given for RROUTPUT in the panel's tax rates (taxRates)",
+    )
+
+
 def test_more_than_two_tracking_categories_are_refused() -> None:
     config = {
         "trackingCategories": [

@@ -32,7 +32,7 @@ import attrs
 
 from billbridge.domain.lines import InvoiceLine, InvoicePlan
 from billbridge.domain.money import round_money
-from billbridge.errors import DestinationValidationError
+from billbridge.errors import DestinationValidationError, FieldError
 
 __all__ = [
     "AmountsAre",
@@ -40,6 +40,7 @@ __all__ = [
     "TaxRounding",
     "TaxSettings",
     "expected_totals",
+    "rate_errors",
     "tax_settings",
     "totals_note",
 ]
@@ -111,6 +112,23 @@ def _rates(config: Mapping[str, Any], code_field: str) -> dict[str, Decimal]:
             )
         rates[code] = rate
     return rates
+
+
+def rate_errors(config: Mapping[str, Any], code_field: str) -> list[FieldError]:
+    """What ``validate_config`` reports about ``taxRates``: a code listed twice (which rate
+    would be meant?)."""
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(config.get("taxRates") or ()):
+        code = _text(entry.get(code_field)) if isinstance(entry, Mapping) else None
+        if code is None:
+            continue
+        if code in seen:
+            errors.append(
+                FieldError(f"/taxRates/{index}/{code_field}", f"{code} is already given a rate")
+            )
+        seen.add(code)
+    return errors
 
 
 def tax_settings(
@@ -268,5 +286,6 @@ def totals_note(
     return (
         f"{system} totals {document} at {actual} {expected.currency}, but billbridge expected "
         f"{expected.destination} (tax {expected.tax} at the panel's rates {how} the lines' "
-        f"{expected.lines}): check the tax rates in the panel (taxRates) against {system}'s"
+        f"{expected.lines}): check the tax rates in the panel (taxRates) against the rates in "
+        f"{system}"
     )

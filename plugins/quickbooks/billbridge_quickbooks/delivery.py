@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 import attrs
 
 from billbridge.domain.models import LedgerEntry
+from billbridge.domain.tax import totals_note
 from billbridge.errors import DestinationValidationError, PermanentError
 from billbridge.plugin.batches import Chunking, send_in_batches
 from billbridge.plugin.contract import DeliveryOutcome, SendResult
 from billbridge.plugin.reconcile import Claim, reconcile_by_number
-from billbridge.plugin.state import record_fallbacks
+from billbridge.plugin.state import TOTALS, add_note, record_fallbacks
 from billbridge_quickbooks.client import (
     BATCH_MAX_ITEMS,
     MINOR_VERSION,
@@ -69,13 +71,39 @@ def result_for(
         "SyncToken": str(written.get("SyncToken", "")),
         "entity": document.entity,
     }
+    record_fallbacks(state, document.plan.fallbacks())
+    _record_totals(state, document, written, external_id)
     return SendResult(
         external_id=external_id,
         number=str(number) if number is not None else None,
         url=document.url(external_id),
-        state=record_fallbacks(state, document.plan.fallbacks()),
+        state=state,
         created=created,
     )
+
+
+def _record_totals(
+    state: dict[str, Any], document: QuickBooksDocument, written: Mapping[str, Any], doc_id: str
+) -> None:
+    """The totals QuickBooks answered with, and a note when they are not the expected ones."""
+    total = written.get("TotalAmt")
+    detail = written.get("TxnTaxDetail")
+    tax = detail.get("TotalTax") if isinstance(detail, Mapping) else None
+    expected = document.totals
+    state[TOTALS] = {
+        "currency": expected.currency,
+        "bill": str(expected.bill),
+        "lines": str(expected.lines),
+        "tax": None if tax is None else str(tax),
+        "destination": None if total is None else str(total),
+    }
+    if total is not None:
+        kind = "invoice" if document.entity == "Invoice" else "credit memo"
+        note = totals_note(
+            expected, Decimal(str(total)), system="QuickBooks", document=f"{kind} {doc_id}"
+        )
+        if note is not None:
+            add_note(state, note)
 
 
 def _previous_entity(previous: LedgerEntry) -> str:
@@ -140,6 +168,7 @@ def planned_request(document: QuickBooksDocument, previous: LedgerEntry | None) 
         "body": body,
         "warnings": list(document.warnings),
         "fallbackLines": document.plan.fallbacks(),
+        "totals": document.totals.to_json(),
     }
 
 

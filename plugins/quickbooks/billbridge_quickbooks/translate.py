@@ -48,8 +48,10 @@ from billbridge.domain.lines import (
     plan_invoice,
 )
 from billbridge.domain.models import Account, Bill, LineItem
+from billbridge.domain.tax import ExpectedTotals, TaxSettings
 from billbridge.errors import DestinationValidationError, MissingMapping
 from billbridge.plugin.contract import ResolvedMappings
+from billbridge_quickbooks import tax
 
 __all__ = [
     "AMOUNT_LIMIT",
@@ -111,6 +113,8 @@ class QuickBooksDocument:
     plan: InvoicePlan
     bill_id: str
     bill_version: int
+    #: What QuickBooks' document should total, tax included (:mod:`billbridge_quickbooks.tax`).
+    totals: ExpectedTotals
     sandbox: bool = False
 
     @property
@@ -186,7 +190,9 @@ def translate_bill(
         raise MissingMapping("Account", account.id, "Customer", hint=_account_hint(account))
 
     options = _line_options(config)
+    taxes = tax.settings(config)
     plan = plan_invoice(bill, mappings, options)
+    bill_total = plan.total
     entity: Entity = "CreditMemo" if plan.is_credit else "Invoice"
     if plan.is_credit:
         # QuickBooks refuses a document with a negative total; a credit is written as a
@@ -194,10 +200,13 @@ def translate_bill(
         plan = plan.negated()
     warnings = list(plan.warnings)
 
-    lines = [_line(index, line, config, options) for index, line in enumerate(plan.lines)]
+    lines = [_line(index, line, taxes, options) for index, line in enumerate(plan.lines)]
     _check_amount(plan.total, f"the total of bill {bill.id}")
 
     payload: dict[str, Any] = {"CustomerRef": {"value": customer}, "Line": lines}
+    calculation = tax.global_tax_calculation(config)
+    if calculation is not None:
+        payload["GlobalTaxCalculation"] = calculation
 
     # QuickBooks keeps 21 characters: a longer number is never cut (it would be a different,
     # maybe someone else's, number); the panel says whether to refuse or let QuickBooks number
@@ -250,6 +259,7 @@ def translate_bill(
         plan=attrs.evolve(plan, warnings=tuple(warnings)),
         bill_id=bill.id,
         bill_version=bill.version,
+        totals=tax.expected(plan, taxes, bill_total),
         sandbox=sandbox,
     )
 
@@ -338,7 +348,7 @@ def _check_amount(value: Decimal, what: str) -> None:
 
 
 def _line(
-    index: int, line: InvoiceLine, config: Mapping[str, Any], options: LineOptions
+    index: int, line: InvoiceLine, taxes: TaxSettings, options: LineOptions
 ) -> dict[str, Any]:
     if line.item_id is None:
         raise _missing_item(line, options)
@@ -356,8 +366,8 @@ def _line(
     }
     if line.service_start is not None:
         detail["ServiceDate"] = line.service_start.isoformat()
-    tax_code = config.get("defaultTaxCode")
-    if isinstance(tax_code, str) and tax_code:
+    tax_code = taxes.code_for(line.line_item_type)
+    if tax_code is not None:
         detail["TaxCodeRef"] = {"value": tax_code}
     return {
         "LineNum": index + 1,

@@ -58,8 +58,10 @@ from billbridge.domain.documents import (
 from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
 from billbridge.domain.models import Account, Bill
 from billbridge.domain.money import round_half_up
+from billbridge.domain.tax import ExpectedTotals, TaxSettings
 from billbridge.errors import DestinationValidationError, MissingMapping
 from billbridge.plugin.contract import ResolvedMappings
+from billbridge_xero import tax
 
 __all__ = [
     "DocumentKind",
@@ -109,6 +111,8 @@ class XeroDocument:
     payload: dict[str, Any]
     plan: InvoicePlan
     unitdp: int
+    #: What Xero's document should total, tax included (:mod:`billbridge_xero.tax`).
+    totals: ExpectedTotals
     bill_id: str = ""
     warnings: tuple[str, ...] = ()
 
@@ -283,10 +287,13 @@ def _xero_line_figures(
 
 
 def _line_items(
-    plan: InvoicePlan, config: Mapping[str, Any], strict: bool, warnings: list[str]
+    plan: InvoicePlan,
+    config: Mapping[str, Any],
+    taxes: TaxSettings,
+    strict: bool,
+    warnings: list[str],
 ) -> list[dict[str, Any]]:
     default_account = _text(config, "defaultAccountCode")
-    tax_type = _text(config, "defaultTaxType")
     tracking = _tracking(config)
     items: list[dict[str, Any]] = []
     for line in plan.lines:
@@ -309,6 +316,7 @@ def _line_items(
             element["AccountCode"] = default_account
         else:
             raise _missing_item(line)
+        tax_type = taxes.code_for(line.line_item_type)
         if tax_type:
             element["TaxType"] = tax_type
         if tracking:
@@ -357,11 +365,12 @@ def translate_bill(
         )
     except ValueError as exc:
         raise DestinationValidationError(f"invalid Xero configuration: {exc}") from None
+    taxes = tax.settings(config, amount_types)
     plan = plan_invoice(bill, mappings, options)
     warnings.extend(plan.warnings)
     kind: DocumentKind = "CreditNote" if plan.is_credit else "Invoice"
     document_plan = plan.negated() if plan.is_credit else plan
-    line_items = _line_items(document_plan, config, options.strict, warnings)
+    line_items = _line_items(document_plan, config, taxes, options.strict, warnings)
 
     payload: dict[str, Any] = {
         "Type": "ACCRECCREDIT" if kind == "CreditNote" else "ACCREC",
@@ -397,6 +406,7 @@ def translate_bill(
         payload=payload,
         plan=document_plan,
         unitdp=unitdp,
+        totals=tax.expected(document_plan, taxes, plan.total),
         bill_id=bill.id,
         warnings=tuple(warnings),
     )
