@@ -455,6 +455,61 @@ def test_paid_closed_and_ended_subscription(env: Env) -> None:
     assert env.json("GET", f"invoice/{invoice['Id']}")[0] == 200
 
 
+def test_void_zeroes_an_invoice_and_keeps_it(env: Env) -> None:
+    _, created = env.json("POST", "invoice", body=env.invoice(PrivateNote="bill 7"))
+    invoice = created["Invoice"]
+    body = {"Id": invoice["Id"], "SyncToken": "1"}
+    status, stale = env.json("POST", "invoice", body=body, params={"operation": "void"})
+    assert status == 400 and stale["Fault"]["Error"][0]["code"] == "5010"
+    body["SyncToken"] = "0"
+    status, voided = env.json("POST", "invoice", body=body, params={"operation": "void"})
+    assert status == 200, voided
+    kept = voided["Invoice"]
+    assert (kept["Id"], kept["DocNumber"], kept["SyncToken"]) == (
+        invoice["Id"],
+        invoice["DocNumber"],
+        "1",
+    )
+    assert (kept["TotalAmt"], kept["Balance"]) == (D("0"), D("0"))
+    assert kept["PrivateNote"] == "Voided - bill 7"
+    assert [line["Amount"] for line in kept["Line"]] == [D("0"), D("0")]
+    assert env.company.invoices[invoice["Id"]]["TotalAmt"] == 0
+    assert env.emulator.calls["void:Invoice"] == 1
+    # The number stays taken by the voided invoice.
+    again = env.invoice(DocNumber=invoice["DocNumber"])
+    assert env.json("POST", "invoice", body=again)[1]["Fault"]["Error"][0]["code"] == "6140"
+
+
+def test_void_refuses_paid_invoices_and_credit_memos_and_delete_removes(env: Env) -> None:
+    _, created = env.json("POST", "invoice", body=env.invoice())
+    paid = created["Invoice"]
+    env.emulator.mark_paid(env.realm, paid["Id"])
+    status, body = env.json(
+        "POST", "invoice", body={"Id": paid["Id"], "SyncToken": "0"}, params={"operation": "void"}
+    )
+    assert status == 400 and "linked to a payment" in body["Fault"]["Error"][0]["Detail"]
+    assert env.company.invoices[paid["Id"]]["TotalAmt"] == D("100.00")
+    _, memo = env.json("POST", "creditmemo", body=env.invoice())
+    memo_id = memo["CreditMemo"]["Id"]
+    status, body = env.json(
+        "POST", "creditmemo", body={"Id": memo_id, "SyncToken": "0"}, params={"operation": "void"}
+    )
+    assert status == 400 and body["Fault"]["Error"][0]["code"] == "4001"
+    status, body = env.json(
+        "POST",
+        "creditmemo",
+        body={"Id": memo_id, "SyncToken": "0"},
+        params={"operation": "delete"},
+    )
+    assert status == 200 and body["CreditMemo"] == {
+        "Id": memo_id,
+        "status": "Deleted",
+        "domain": "QBO",
+    }
+    assert memo_id not in env.company.credit_memos
+    assert env.json("GET", f"creditmemo/{memo_id}")[1]["Fault"]["Error"][0]["code"] == "610"
+
+
 def test_requestid_replays_the_first_answer(env: Env) -> None:
     first = env.call("POST", "invoice", body=env.invoice(), params={"requestid": "rid-1"})
     again = env.call(

@@ -18,9 +18,10 @@ What it does as QuickBooks does (REFERENCE.md, "QuickBooks Online Accounting API
   (and ``x_refresh_token_hard_expires_in`` when the ``x-include-refresh-token-hard-expires-in``
   header asks); revocation at ``/v2/oauth2/tokens/revoke`` with a JSON body.
 * **API** under ``/v3/company/{realmId}/``: ``invoice`` and ``creditmemo`` create, full and
-  sparse update (``Id`` + ``SyncToken``; a stale one is 5010) and read; reads of customers,
-  items, accounts, tax codes, tax rates and terms; ``companyinfo/{realmId}``; ``query``;
-  ``batch``.
+  sparse update (``Id`` + ``SyncToken``; a stale one is 5010), read, ``operation=delete``
+  and, for invoices, ``operation=void`` (:mod:`~billbridge_quickbooks.emulator.voiding`);
+  reads of customers, items, accounts, tax codes, tax rates and terms;
+  ``companyinfo/{realmId}``; ``query``; ``batch``.
   Every answer is JSON with ``Decimal`` amounts, errors in the ``Fault`` envelope.
 * **Rules**: ``CustomerRef`` and ``Line`` required (2020); unknown properties refused (2010);
   an unknown or inactive customer, item, tax code or term is 610; ``Amount`` must equal
@@ -32,8 +33,9 @@ What it does as QuickBooks does (REFERENCE.md, "QuickBooks Online Accounting API
 * **Limits** per realm on the emulator's clock: 500 requests a minute, 10 a second, 40 batch
   requests a minute; over them, HTTP 429 with the ``ThrottleExceeded`` fault (errorCode 003001)
   and no Retry-After, as Intuit documents none.
-* **Test hooks**: :meth:`QuickBooksEmulator.mark_paid` (updates then fail: the invoice has
-  been paid), :meth:`~QuickBooksEmulator.close_books` (writes dated on or before the closing
+* **Test hooks**: :meth:`QuickBooksEmulator.mark_paid` (updates, voids and deletes then fail:
+  the invoice has been paid), :meth:`~QuickBooksEmulator.delete` (as a person would),
+  :meth:`~QuickBooksEmulator.close_books` (writes dated on or before the closing
   date fail), :meth:`~QuickBooksEmulator.deactivate_item`,
   :meth:`~QuickBooksEmulator.end_subscription` (writes fail with 6190), counters of creates,
   updates, calls and 429s, and faults through a
