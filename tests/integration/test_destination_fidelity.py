@@ -408,3 +408,83 @@ def test_the_preview_shows_the_bill_total_and_the_destination_total_with_tax(
     assert str(total) == preview["totals"]["destination"]
     entry = books.ledger("bill-1")
     assert entry is not None and entry.state["totals"]["destination"] == "120.00"
+
+
+# --- a bill whose total changes sign --------------------------------------------------------------
+
+
+def credited(destination: str, version: int) -> dict[str, Any]:
+    """Version ``version`` of bill 1 with a refund of 150.00: it totals -50.00."""
+    document = bill(destination, version=version)
+    document["lineItems"].append(
+        {
+            "lineItemType": "CREDIT_MEMO",
+            "sequenceNumber": 2,
+            "description": "Refund",
+            "quantity": "1",
+            "averageUnitPrice": "-150.00",
+            "subtotal": "-150.00",
+            "productId": "p-platform",
+        }
+    )
+    return document
+
+
+def earlier_invoice(books: Books) -> dict[str, Any]:
+    if books.destination == "quickbooks":
+        (invoice,) = books.world.company.invoices.values()
+        return invoice
+    (invoice,) = books.world.xero.documents(books.world.org.tenant_id, "Invoice")
+    return invoice
+
+
+@pytest.mark.parametrize("destination", ["quickbooks", "xero"])
+def test_a_bill_that_becomes_a_credit_voids_its_invoice_and_gets_a_credit_note(
+    books: Books, destination: str
+) -> None:
+    books.connect(destination)
+    first = books.deliver(bill(destination))
+    assert first.status.value == "COMPLETE"
+    run = books.deliver(credited(destination, 2))
+    assert (run.status.value, run.error) == ("COMPLETE", None)
+    entry = books.ledger("bill-1")
+    assert entry is not None and entry.bill_version == 2
+    # QuickBooks numbers invoices and credit memos apart (both may be 1): the URL tells them.
+    assert entry.external_id == run.external_id and entry.external_url == run.external_url
+    assert run.external_url != first.external_url
+    (voided,) = entry.state["voided"]
+    assert (voided["id"], voided["status"], voided["billVersion"]) == (
+        first.external_id,
+        "VOIDED",
+        1,
+    )
+    (note,) = entry.state["notes"]
+    assert note.startswith("bill bill-1 version 2 totals -50.00 ")
+    invoice = earlier_invoice(books)
+    if destination == "quickbooks":
+        assert invoice["TotalAmt"] == 0 and invoice["PrivateNote"].startswith("Voided")
+        (memo,) = books.world.company.credit_memos.values()
+        assert (memo["Id"], memo["TotalAmt"]) == (run.external_id, 50)
+    else:
+        assert invoice["Status"] == "VOIDED"
+        (memo,) = books.world.xero.documents(books.world.org.tenant_id, "CreditNote")
+        assert memo["CreditNoteID"] == run.external_id and memo["SubTotal"] == 50
+    assert books.events(run) == []
+
+
+@pytest.mark.parametrize("destination", ["quickbooks", "xero"])
+def test_a_paid_invoice_is_not_voided_and_the_run_says_so(books: Books, destination: str) -> None:
+    books.connect(destination)
+    first = books.deliver(bill(destination))
+    tenant = (
+        books.world.company.realm_id if destination == "quickbooks" else books.world.org.tenant_id
+    )
+    emulator = books.world.quickbooks if destination == "quickbooks" else books.world.xero
+    emulator.mark_paid(tenant, first.external_id)
+    run = books.deliver(credited(destination, 2))
+    assert run.status.value == "INVOICE_ALREADY_PAID"
+    assert "is paid and cannot be voided" in (run.error or "")
+    (event,) = books.events(run)
+    assert event.type.value == "integration.perform.error"
+    entry = books.ledger("bill-1")
+    assert entry is not None and entry.bill_version == 1 and "voided" not in entry.state

@@ -480,13 +480,6 @@ def test_negative_bills_become_credit_memos(world: World) -> None:
         == f"https://app.sandbox.qbo.intuit.com/app/creditmemo?txnId={result.external_id}"
     )
     assert result.state["entity"] == "CreditMemo"
-    # An invoice cannot turn into a credit memo in QuickBooks.
-    invoice = world.send(
-        attrs.evolve(world.bill, id="other-bill", sequential_invoice_number="INV-9"), key="k9"
-    )
-    flipped = attrs.evolve(negative, id="other-bill", version=2, sequential_invoice_number="INV-9")
-    with pytest.raises(PermanentError, match="cannot change a document's type"):
-        world.send(flipped, previous=ledger(world.bill, invoice), key="k10")
 
 
 def test_duplicate_number_of_another_bill_is_refused(world: World) -> None:
@@ -904,3 +897,165 @@ def test_a_tax_code_quickbooks_does_not_have_is_refused_by_it(world: World) -> N
         "QuickBooks cannot use TaxCodeRef: it does not exist or has been made inactive (code 610)"
     )
     assert world.company.created["Invoice"] == 0
+
+
+# --- a bill whose total changes sign ------------------------------------------------------------
+
+
+def credited(bill: Bill, version_number: int) -> Bill:
+    """``bill`` with a credit of 1000.00 added: it totals -70.00."""
+    refund = LineItem(
+        line_item_type="CREDIT_MEMO",
+        sequence_number=9,
+        description="Refund",
+        quantity=D(1),
+        average_unit_price=D(-1000),
+        subtotal=D(-1000),
+        product_id="p-platform",
+    )
+    return attrs.evolve(bill, version=version_number, line_items=(*bill.line_items, refund))
+
+
+def test_an_invoice_whose_bill_became_a_credit_is_voided_and_replaced(world: World) -> None:
+    first = world.send(key="v1")
+    result = world.send(credited(world.bill, 2), previous=ledger(world.bill, first), key="v2")
+    memo = world.company.credit_memos[result.external_id]
+    assert (memo["TotalAmt"], memo["DocNumber"]) == (D("70.00"), "INV-001042")
+    voided = world.company.invoices[first.external_id]
+    assert voided["TotalAmt"] == 0 and voided["PrivateNote"].startswith("Voided")
+    assert (result.created, result.state["entity"]) == (True, "CreditMemo")
+    assert result.state["voided"] == [
+        {
+            "kind": "Invoice",
+            "id": first.external_id,
+            "number": "INV-001042",
+            "status": "VOIDED",
+            "billVersion": 1,
+        }
+    ]
+    assert result.state["notes"] == [
+        f"bill {world.bill.id} version 2 totals -70.00 USD, so it is now a credit memo: "
+        f"QuickBooks invoice {first.external_id} (INV-001042), made for version 1, was voided, "
+        f"and credit memo {result.external_id} (INV-001042) replaces it"
+    ]
+    assert world.emulator.calls["void:Invoice"] == 1
+
+
+def lose_next(world: World, entity: str) -> None:
+    """The next POST to ``entity`` is done by QuickBooks but its answer never arrives."""
+    world.emulator.faults.path_prefixes = (f"/v3/company/{world.realm}/{entity}",)
+    world.emulator.faults.methods = ("POST",)
+    world.emulator.faults.script("lost")
+
+
+def test_lost_answers_while_replacing_neither_void_nor_create_twice(world: World) -> None:
+    first = world.send(key="v1")
+    previous, changed = ledger(world.bill, first), credited(world.bill, 2)
+    lose_next(world, "invoice")  # the void happens, its answer is lost
+    with pytest.raises(TransientError):
+        world.send(changed, previous=previous, key="v2")
+    lose_next(world, "creditmemo")  # the credit memo is made, its answer is lost
+    with pytest.raises(TransientError):
+        world.send(changed, previous=previous, key="v2")
+    world.emulator.faults.clear()
+    result = world.send(changed, previous=previous, key="v2")
+    assert world.emulator.calls["void:Invoice"] == 1
+    assert world.company.created["CreditMemo"] == 1
+    assert result.external_id == next(iter(world.company.credit_memos))
+    assert [entry["status"] for entry in result.state["voided"]] == ["VOIDED"]
+
+
+def test_a_paid_invoice_is_not_voided(world: World) -> None:
+    first = world.send(key="v1")
+    world.emulator.mark_paid(world.realm, first.external_id)
+    with pytest.raises(InvoiceAlreadyPaid) as caught:
+        world.send(credited(world.bill, 2), previous=ledger(world.bill, first), key="v2")
+    assert str(caught.value) == (
+        f"QuickBooks invoice {first.external_id} (INV-001042), made for version 1 of bill "
+        f"{world.bill.id}, is paid and cannot be voided; version 2 totals -70.00 USD and would "
+        "replace it with a credit memo: settle the difference in QuickBooks by hand"
+    )
+    assert world.company.credit_memos == {} and world.company.invoices[first.external_id][
+        "TotalAmt"
+    ] == D("930.00")
+
+
+def test_a_credit_memo_is_replaced_once_someone_deleted_it(world: World) -> None:
+    memo = world.send(credited(world.bill, 1), key="v1")
+    positive = attrs.evolve(world.bill, version=2)
+    previous = ledger(credited(world.bill, 1), memo)
+    with pytest.raises(PermanentError) as caught:
+        world.send(positive, previous=previous, key="v2")
+    assert str(caught.value) == (
+        f"QuickBooks cannot void a credit memo through its API: credit memo {memo.external_id} "
+        f"(INV-001042), made for version 1 of bill {world.bill.id}, stays as it is, and version 2 "
+        "totals 930.00 USD, which needs an invoice: delete the credit memo in QuickBooks if it "
+        "should go, then replay the run"
+    )
+    assert world.company.invoices == {}
+    world.emulator.delete(world.realm, "CreditMemo", memo.external_id)
+    result = world.send(positive, previous=previous, key="v2")
+    assert world.invoice(result)["TotalAmt"] == D("930.00")
+    assert result.state["voided"][0]["status"] == "MISSING"
+    assert "no longer exists in QuickBooks" in result.state["notes"][0]
+
+
+def test_a_number_kept_by_a_voided_invoice_is_not_reused(world: World) -> None:
+    first = world.send(key="v1")
+    memo = world.send(credited(world.bill, 2), previous=ledger(world.bill, first), key="v2")
+    world.emulator.delete(world.realm, "CreditMemo", memo.external_id)
+    with pytest.raises(DestinationValidationError) as caught:
+        world.send(
+            attrs.evolve(world.bill, version=3),
+            previous=ledger(credited(world.bill, 2), memo),
+            key="v3",
+        )
+    assert str(caught.value) == (
+        f"the number INV-001042 is still held by QuickBooks invoice {first.external_id}, voided "
+        "for version 1 (a voided document keeps its number): give the bill another number "
+        "(invoiceNumberPrefix), or let QuickBooks number it (invoiceNumberSource), then replay "
+        "the run"
+    )
+
+
+def test_send_bills_replaces_a_document_among_the_batch(world: World) -> None:
+    first = world.send(numbered(world, 1), key="early")
+    deliveries = [
+        delivery(
+            world, credited(numbered(world, 1), 2), previous=ledger(numbered(world, 1), first)
+        ),
+        delivery(world, numbered(world, 2)),
+    ]
+    outcomes = send_bills(world, deliveries)
+    replaced, created = outcomes
+    assert isinstance(replaced, SendResult) and isinstance(created, SendResult)
+    assert replaced.state["entity"] == "CreditMemo" and replaced.state["voided"][0]["id"] == (
+        first.external_id
+    )
+    assert created.state["entity"] == "Invoice" and "voided" not in created.state
+    assert world.emulator.calls["void:Invoice"] == 1
+
+
+def test_the_preview_of_a_replacement_shows_the_void(world: World) -> None:
+    first = world.send(key="v1")
+    planned = world.registry.call(
+        "preview_bill",
+        "quickbooks",
+        bill=credited(world.bill, 2),
+        account=world.account,
+        config={},
+        mappings=world.mappings(),
+        previous=ledger(world.bill, first),
+    )
+    assert (planned["operation"], planned["entity"]) == ("replace", "CreditMemo")
+    assert planned["replaces"] == {
+        "entity": "Invoice",
+        "id": first.external_id,
+        "number": "INV-001042",
+        "void": {
+            "method": "POST",
+            "path": "/v3/company/{realmId}/invoice",
+            "query": {"operation": "void", "minorversion": "75"},
+            "body": {"Id": first.external_id, "SyncToken": "0"},
+        },
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from billbridge.domain.lines import fallback_hint
 from billbridge.errors import DestinationValidationError
+from billbridge_quickbooks.client import DuplicateDocumentNumber
 from billbridge_quickbooks.translate import QuickBooksDocument
 
 __all__ = ["explained"]
@@ -18,8 +19,12 @@ __all__ = ["explained"]
 
 def explained(document: QuickBooksDocument, error: Exception) -> Exception:
     """``error``, completed with the fallback items used when QuickBooks refused an item."""
-    # Subclasses (a duplicate number...) are about something else and keep their own type.
-    if type(error) is not DestinationValidationError or "ItemRef" not in str(error):
+    # A duplicate number is about something else and keeps its own type.
+    if (
+        not isinstance(error, DestinationValidationError)
+        or isinstance(error, DuplicateDocumentNumber)
+        or "ItemRef" not in str(error)
+    ):
         return error
     hint = fallback_hint(document.plan, "QuickBooks")
     if hint is None:

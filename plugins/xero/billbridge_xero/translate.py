@@ -114,6 +114,7 @@ class XeroDocument:
     #: What Xero's document should total, tax included (:mod:`billbridge_xero.tax`).
     totals: ExpectedTotals
     bill_id: str = ""
+    bill_version: int = 0
     warnings: tuple[str, ...] = ()
 
     @property
@@ -408,5 +409,6 @@ def translate_bill(
         unitdp=unitdp,
         totals=tax.expected(document_plan, taxes, plan.total),
         bill_id=bill.id,
+        bill_version=bill.version,
         warnings=tuple(warnings),
     )
