@@ -9,8 +9,10 @@ the plugin. Write them with the functions here; all values are plain JSON.
 key                 value
 ==================  ================================================================================
 ``notes``           Sentences a person should read about this delivery although nothing failed
-                    (an earlier document voided, say). Informational: the core turns them into
-                    events. Written only by the delivery that did the thing, never carried over.
+                    (an earlier document voided, say). Informational, not errors: the core is to
+                    turn them into events (until then they stay in the ledger with the rest of
+                    the state). Written only by the delivery that did the thing, never carried
+                    over.
 ``fallbackLines``   The invoice lines that took the panel's unmatched one-time or recurring item
                     because nothing was mapped: ``[{line, lineItemType, item, option}]``
                     (:meth:`billbridge.domain.lines.InvoicePlan.fallbacks`). Absent when none.
