@@ -29,7 +29,10 @@ key                 value
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
+
+from billbridge.domain.tax import ExpectedTotals, totals_note
 
 __all__ = [
     "FALLBACK_LINES",
@@ -38,6 +41,7 @@ __all__ = [
     "VOIDED",
     "add_note",
     "record_fallbacks",
+    "record_totals",
     "record_voided",
 ]
 
@@ -75,4 +79,34 @@ def record_voided(
         history.append(dict(entry))
     if history:
         state[VOIDED] = history
+    return state
+
+
+def record_totals(
+    state: dict[str, Any],
+    expected: ExpectedTotals,
+    *,
+    total: Any,
+    tax: Any,
+    system: str,
+    document: str,
+) -> dict[str, Any]:
+    """Set ``state["totals"]`` from the destination's answer (in place); return ``state``.
+
+    ``total`` and ``tax`` are what the destination says its document comes to (``None`` when
+    its answer has no such figure); ``expected`` is what billbridge worked out before sending.
+    When they differ a note says so (:func:`billbridge.domain.tax.totals_note`), naming
+    ``document`` (``invoice 12``) of ``system``.
+    """
+    state[TOTALS] = {
+        "currency": expected.currency,
+        "bill": str(expected.bill),
+        "lines": str(expected.lines),
+        "tax": None if tax is None else str(tax),
+        "destination": None if total is None else str(total),
+    }
+    if total is not None:
+        note = totals_note(expected, Decimal(str(total)), system=system, document=document)
+        if note is not None:
+            add_note(state, note)
     return state

@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any, Literal
 
 import attrs
 
 from billbridge.domain.models import LedgerEntry
-from billbridge.domain.tax import totals_note
 from billbridge.errors import DestinationValidationError
 from billbridge.plugin.batches import Chunking, send_apart, send_in_batches
 from billbridge.plugin.contract import DeliveryOutcome, SendResult
 from billbridge.plugin.reconcile import Claim, reconcile_by_number
-from billbridge.plugin.state import TOTALS, add_note, record_fallbacks
+from billbridge.plugin.state import record_fallbacks, record_totals
 from billbridge_quickbooks.client import (
     BATCH_MAX_ITEMS,
     MINOR_VERSION,
@@ -75,7 +73,16 @@ def result_for(
         "entity": document.entity,
     }
     record_fallbacks(state, document.plan.fallbacks())
-    _record_totals(state, document, written, external_id)
+    detail = written.get("TxnTaxDetail")
+    kind = "invoice" if document.entity == "Invoice" else "credit memo"
+    record_totals(
+        state,
+        document.totals,
+        total=written.get("TotalAmt"),
+        tax=detail.get("TotalTax") if isinstance(detail, Mapping) else None,
+        system="QuickBooks",
+        document=f"{kind} {external_id}",
+    )
     return SendResult(
         external_id=external_id,
         number=str(number) if number is not None else None,
@@ -83,30 +90,6 @@ def result_for(
         state=state,
         created=created,
     )
-
-
-def _record_totals(
-    state: dict[str, Any], document: QuickBooksDocument, written: Mapping[str, Any], doc_id: str
-) -> None:
-    """The totals QuickBooks answered with, and a note when they are not the expected ones."""
-    total = written.get("TotalAmt")
-    detail = written.get("TxnTaxDetail")
-    tax = detail.get("TotalTax") if isinstance(detail, Mapping) else None
-    expected = document.totals
-    state[TOTALS] = {
-        "currency": expected.currency,
-        "bill": str(expected.bill),
-        "lines": str(expected.lines),
-        "tax": None if tax is None else str(tax),
-        "destination": None if total is None else str(total),
-    }
-    if total is not None:
-        kind = "invoice" if document.entity == "Invoice" else "credit memo"
-        note = totals_note(
-            expected, Decimal(str(total)), system="QuickBooks", document=f"{kind} {doc_id}"
-        )
-        if note is not None:
-            add_note(state, note)
 
 
 def _update_payload(

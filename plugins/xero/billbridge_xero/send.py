@@ -36,14 +36,12 @@ this module decides the requests, keys and what the answers mean for each delive
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import attrs
 
 from billbridge.domain.models import LedgerEntry, dumps
-from billbridge.domain.tax import totals_note
 from billbridge.errors import (
     DestinationValidationError,
     InvoiceAlreadyPaid,
@@ -52,7 +50,7 @@ from billbridge.errors import (
 from billbridge.plugin.batches import Chunking, send_apart, send_in_batches
 from billbridge.plugin.contract import Delivery, DeliveryOutcome, SendResult
 from billbridge.plugin.reconcile import Claim, reconcile_by_number
-from billbridge.plugin.state import TOTALS, add_note, record_fallbacks
+from billbridge.plugin.state import record_fallbacks, record_totals
 from billbridge_xero.client import (
     MAX_BODY_BYTES,
     MAX_ELEMENTS,
@@ -106,7 +104,14 @@ def _result(
     number = element.get(document.number_field) or document.number
     state: dict[str, Any] = {"kind": document.kind, "status": element.get("Status")}
     record_fallbacks(state, document.plan.fallbacks())
-    _record_totals(state, document, element)
+    record_totals(
+        state,
+        document.totals,
+        total=element.get("Total"),
+        tax=element.get("TotalTax"),
+        system="Xero",
+        document=document.label,
+    )
     warnings = [*document.warnings, *saved.warnings]
     if warnings:
         state["warnings"] = warnings
@@ -119,25 +124,6 @@ def _result(
         state=state,
         created=created,
     )
-
-
-def _record_totals(
-    state: dict[str, Any], document: XeroDocument, element: Mapping[str, Any]
-) -> None:
-    """The totals Xero answered with, and a note when they are not the expected ones."""
-    total, tax = element.get("Total"), element.get("TotalTax")
-    expected = document.totals
-    state[TOTALS] = {
-        "currency": expected.currency,
-        "bill": str(expected.bill),
-        "lines": str(expected.lines),
-        "tax": None if tax is None else str(tax),
-        "destination": None if total is None else str(total),
-    }
-    if total is not None:
-        note = totals_note(expected, Decimal(str(total)), system="Xero", document=document.label)
-        if note is not None:
-            add_note(state, note)
 
 
 def _first_write(
