@@ -33,7 +33,7 @@ import cattrs
 import simplejson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from billbridge.domain.documents import account_problems, bill_problems, nul_paths
+from billbridge.domain.admission import account_problems, bill_problems, nul_paths
 from billbridge.domain.redaction import remember
 from billbridge.errors import FieldError, ValidationFailed
 

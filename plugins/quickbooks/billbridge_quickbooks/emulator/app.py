@@ -35,6 +35,7 @@ from billbridge_quickbooks.emulator.errors import (
     validation,
 )
 from billbridge_quickbooks.emulator.query import QueryError, evaluate, parse_query
+from billbridge_quickbooks.emulator.voiding import delete_document, void_document
 
 __all__ = ["ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME", "SCOPES", "QuickBooksEmulator"]
 
@@ -175,6 +176,11 @@ class QuickBooksEmulator:
         when = date.fromisoformat(closing_date) if isinstance(closing_date, str) else closing_date
         with self._lock:
             self.company(realm_id).closing_date = when
+
+    def delete(self, realm_id: str, entity: str, document_id: str) -> None:
+        """Delete a document, as a person would in QuickBooks."""
+        with self._lock:
+            del self.company(realm_id).table(entity)[document_id]
 
     def deactivate_item(self, realm_id: str, item_id: str) -> None:
         """Make an item inactive (documents using it are then refused with 610)."""
@@ -385,13 +391,20 @@ class QuickBooksEmulator:
             return 200, {entity: found}
         if request.method == "POST" and len(parts) == 1 and entity in WRITABLE:
             operation = request.query_params.get("operation")
+            obj = _json_body(body)
+            if operation in ("void", "delete"):
+                if operation == "void":
+                    done = void_document(company, entity, obj, self._time)
+                else:
+                    done = delete_document(company, entity, obj)
+                self.calls[f"{operation}:{entity}"] += 1
+                return 200, {entity: done}
             if operation not in (None, "update", "create"):
                 raise validation(
                     "4001",
                     "Unsupported Operation",
                     f"operation={operation} is not supported by this emulator",
                 )
-            obj = _json_body(body)
             return 200, {entity: self._write(company, entity, obj, operation)}
         raise validation(
             "4001",
