@@ -97,7 +97,9 @@ class Engine:
         self.plugins = plugins if plugins is not None else load_plugins()
         self.plugins.set_timeouts(self.settings.plugin_timeout_for)
         self.clock: Clock = clock or SystemClock()
-        self.db = Database(self.settings.resolved_database_url)
+        self.db = Database(
+            self.settings.resolved_database_url, busy_timeout=self.settings.sqlite_busy_timeout
+        )
         self.db.ensure_schema()
         self._secret_box = secret_box
         self._secret_box_lock = threading.Lock()

@@ -103,6 +103,8 @@ class Settings:
     token_refresh_margin: timedelta = timedelta(minutes=5)
     #: Timeout of every HTTP call to a destination or token endpoint, in seconds.
     http_timeout: float = 60.0
+    #: SQLite: seconds a statement waits for another writer before "database is locked".
+    sqlite_busy_timeout: float = 30.0
     #: Seconds any plugin call may take unless a destination sets its own ``plugin_timeout``.
     plugin_timeout: float = 300.0
     #: Seconds a worker's tenant lease and run claims last without renewal (a worker that

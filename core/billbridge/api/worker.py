@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from billbridge.logs import get_logger
+from billbridge.services.delivery.loop import LoopSettings, WorkerLoop
 
 if TYPE_CHECKING:
     from billbridge.api.metrics import Metrics
@@ -23,7 +24,11 @@ log = get_logger(__name__)
 
 
 class BackgroundWorker:
-    """Delivers runs (unless ``deliver=False``) and webhooks (unless ``webhooks=False``)."""
+    """Delivers runs (unless ``deliver=False``) and webhooks (unless ``webhooks=False``).
+
+    The loop is :class:`~billbridge.services.delivery.loop.WorkerLoop`, the one ``billbridge
+    worker`` runs: it survives the database going away and stops only on configuration errors.
+    """
 
     def __init__(
         self,
@@ -39,8 +44,9 @@ class BackgroundWorker:
         self.webhooks = webhooks
         self.poll = poll
         self.metrics = metrics
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: WorkerLoop | None = None
+        self._pass_started = engine.clock.now()
 
     @property
     def running(self) -> bool:
@@ -51,13 +57,14 @@ class BackgroundWorker:
         """Start the loop in a daemon thread (nothing to do when there is nothing to run)."""
         if not (self.deliver or self.webhooks) or self.running:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="billbridge-worker", daemon=True)
+        self._loop = self._make_loop()
+        self._thread = threading.Thread(target=self._run, name="billbridge-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 120.0) -> bool:
         """Ask the loop to stop after its current pass; True when it stopped in time."""
-        self._stop.set()
+        if self._loop is not None:
+            self._loop.stop()
         if self._thread is None:
             return True
         self._thread.join(timeout)
@@ -65,33 +72,34 @@ class BackgroundWorker:
 
     def run_once(self) -> None:
         """One pass: deliver what is due, count its outcomes, send due webhooks."""
+        self._make_loop().run_once()
+
+    def _make_loop(self) -> WorkerLoop:
         engine = self.engine
-        if self.deliver:
-            started = engine.clock.now()
-            engine.deliver_pending()
-            if self.metrics is not None:
-                mine = engine.deliverer.worker_id
-                self.metrics.observe_outcomes(engine.monitoring.outcomes(started, worker=mine))
-        if self.webhooks:
-            engine.webhooks.dispatch()
+        passes = [engine.webhooks.dispatch] if self.webhooks else []
+        return WorkerLoop(
+            engine.deliverer if self.deliver else None,
+            engine.clock,
+            settings=LoopSettings(poll=self.poll),
+            passes=passes,
+            report=self._observe,
+            starting=self._mark,
+        )
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception as exc:
-                # Kept alive: the next pass may well succeed (a database restart, a network
-                # blip). The type only: an exception's text may quote data.
-                log.error("background worker pass failed: %s", type(exc).__name__, exc_info=exc)
-            self._stop.wait(self._wait())
+    def _mark(self) -> None:
+        self._pass_started = self.engine.clock.now()
 
-    def _wait(self) -> float:
-        if not self.deliver:
-            return self.poll
+    def _observe(self, _report: object) -> None:
+        if self.metrics is None:
+            return
+        engine = self.engine
+        mine = engine.deliverer.worker_id
+        self.metrics.observe_outcomes(engine.monitoring.outcomes(self._pass_started, worker=mine))
+
+    def _run(self) -> None:
+        assert self._loop is not None  # made by start()
         try:
-            due = self.engine.next_due_at()
-        except Exception:
-            return self.poll
-        if due is None:
-            return self.poll
-        return max(0.0, min(self.poll, (due - self.engine.clock.now()).total_seconds()))
+            self._loop.run()
+        except Exception as exc:
+            # A configuration error (a schema too new, an unusable key): said once, loudly.
+            log.error("the background worker stopped: %s", exc, exc_info=exc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import click
@@ -51,20 +50,27 @@ def _report_line(report: Any) -> str:
 @pass_state
 @guard
 def worker(state: State, once: bool, poll: float, quiet: bool) -> None:
-    """Deliver waiting runs: once, or continuously (Ctrl-C stops after the current batch)."""
+    """Deliver waiting runs: once, or continuously (Ctrl-C stops after the current batch).
+
+    The database going away (a restart, a cut connection, SQLite busy) does not stop it: it
+    waits, with a growing backoff, and carries on; only a configuration error stops it.
+    """
+    from billbridge.services.delivery.loop import LoopSettings, WorkerLoop
+
     engine = state.engine
-    while True:
-        report = _deliver_with_progress(engine, quiet or not sys.stderr.isatty())
-        if report.attempted or once:
-            err.print(_report_line(report), markup=False)
-        if once:
-            return
-        next_due = engine.next_due_at()
-        wait = poll
-        if next_due is not None:
-            wait = max(0.0, min(poll, (next_due - engine.clock.now()).total_seconds()))
-        try:
-            time.sleep(wait)
-        except KeyboardInterrupt:
-            err.print("worker stopped", markup=False)
-            return
+    if once:
+        quiet = quiet or not sys.stderr.isatty()
+        err.print(_report_line(_deliver_with_progress(engine, quiet)), markup=False)
+        return
+
+    def report(done: Any) -> None:
+        if done.attempted:
+            err.print(_report_line(done), markup=False)
+
+    loop = WorkerLoop(
+        engine.deliverer, engine.clock, settings=LoopSettings(poll=poll), report=report
+    )
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        err.print("worker stopped", markup=False)

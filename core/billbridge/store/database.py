@@ -111,8 +111,15 @@ class Database:
     database; workers on several machines share it.
     """
 
-    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str | URL, *, echo: bool = False, busy_timeout: float | None = None
+    ) -> None:
+        """
+        :param busy_timeout: SQLite only: seconds a statement waits for another connection's
+            write lock before failing with "database is locked" (default 30).
+        """
         self.url: URL = normalise_url(url)
+        busy_ms = int(_SQLITE_BUSY_TIMEOUT_MS if busy_timeout is None else busy_timeout * 1000)
         engine_args: dict[str, Any] = {
             "echo": echo,
             # Statement parameters (bill documents, encrypted tokens, state hashes) stay out of
@@ -135,7 +142,7 @@ class Database:
             engine_args["pool_pre_ping"] = True
         self.engine: Engine = create_engine(self.url, **engine_args)
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "connect", functools.partial(_sqlite_on_connect, busy_ms))
             event.listen(self.engine, "begin", _sqlite_on_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._schema_ready = False
@@ -236,7 +243,7 @@ class Database:
         self.dispose()
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+def _sqlite_on_connect(busy_ms: int, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # Take transaction control away from the sqlite3 module (it would not BEGIN before SELECT,
     # DDL or SAVEPOINT, which breaks savepoints and transactional DDL); _sqlite_on_begin
     # emits BEGIN instead.
@@ -244,7 +251,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor = dbapi_connection.cursor()
     try:
         # busy_timeout first: switching to WAL needs a lock another process may hold.
-        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
         cursor.execute("PRAGMA foreign_keys = ON")
         _sqlite_enable_wal(cursor)
         # Safe with WAL (a power loss can lose the last commits, never corrupt) and much faster.
