@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import attrs
 import httpx
@@ -456,6 +456,29 @@ def test_loopback_consent_completes_from_the_command_line(world: World) -> None:
     done = connect_interactively(world.engine, credential, open_url=browser)
     assert done.status is CredentialStatus.COMPLETE
     assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in seen[0]
+
+
+def test_a_stray_request_to_the_loopback_listener_does_not_abort_the_consent(
+    world: World,
+) -> None:
+    credential = world.engine.credentials.create("Fake UK", "fakebooks")
+    strays: list[int] = []
+
+    def browser(url: str) -> None:
+        redirect = dict(parse_qsl(urlsplit(url).query))["redirect_uri"]
+
+        def visit() -> None:
+            # Something else on this machine calls the listener first: a guessed state, and
+            # an error without one. Both are refused; the real callback still completes.
+            strays.append(httpx.get(redirect, params={"state": "guess", "code": "x"}).status_code)
+            strays.append(httpx.get(redirect, params={"error": "access_denied"}).status_code)
+            httpx.get(url, follow_redirects=True)
+
+        threading.Thread(target=visit, daemon=True).start()
+
+    done = connect_interactively(world.engine, credential, open_url=browser)
+    assert done.status is CredentialStatus.COMPLETE
+    assert strays == [400, 400]
 
 
 def test_cli_credentials_commands(world: World) -> None:

@@ -22,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
@@ -31,10 +32,13 @@ from billbridge.errors import BillbridgeError
 __all__ = [
     "MIGRATIONS_DIR",
     "Database",
+    "ReadOnlyDatabase",
     "SchemaTooNew",
     "alembic_config",
     "default_sqlite_url",
     "normalise_url",
+    "read_only_error",
+    "read_only_refusal",
 ]
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
@@ -51,6 +55,29 @@ _SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 
 class SchemaTooNew(BillbridgeError):
     """The database was migrated by a newer billbridge than the one running."""
+
+
+class ReadOnlyDatabase(BillbridgeError):
+    """The database refuses writes (a read-only file or mount, a read-only role or replica)."""
+
+
+def read_only_refusal(exc: BaseException) -> bool:
+    """True when ``exc`` is the database refusing a write because it is read-only."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) == "25006":  # PostgreSQL: read_only_sql_transaction
+        return True
+    return "readonly database" in str(orig) or "read-only" in str(orig).lower()
+
+
+def read_only_error(display_url: str) -> ReadOnlyDatabase:
+    """The one message for a read-only database: what works, and what to check."""
+    return ReadOnlyDatabase(
+        f"the database {display_url} is read-only: billbridge can show what it holds but not "
+        "save anything; check the file's permissions (SQLite) or the connection's role and "
+        "that it is not a read-only replica (PostgreSQL)"
+    )
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -181,6 +208,15 @@ class Database:
         serialises concurrent upgrades (the loser waits, then finds nothing left to do); on
         SQLite ``BEGIN IMMEDIATE`` does the same through the database's write lock.
         """
+        try:
+            self._upgrade(revision)
+        except DBAPIError as exc:
+            if read_only_refusal(exc):
+                raise read_only_error(self.display_url) from None
+            raise
+        self._schema_ready = False
+
+    def _upgrade(self, revision: str) -> None:
         with self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(
@@ -188,7 +224,6 @@ class Database:
                 )
             self._refuse_unknown_revision(connection)
             command.upgrade(alembic_config(connection), revision)
-        self._schema_ready = False
 
     def current_revision(self) -> str | None:
         """The revision the database is at, or ``None`` when it has never been migrated."""
