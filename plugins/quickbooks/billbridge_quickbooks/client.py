@@ -44,6 +44,7 @@ from billbridge.errors import (
     TransientError,
 )
 from billbridge.plugin.contract import Connection
+from billbridge.plugin.http import transport_problem
 from billbridge.plugin.idempotency import derived_key
 
 __all__ = [
@@ -445,7 +446,7 @@ class QuickBooksClient:
             # Timeouts, refused connections, a response cut half-way: the write may or may not
             # have happened, and the requestid makes the retry safe either way.
             raise TransientError(
-                f"no answer from QuickBooks ({type(exc).__name__}); will retry"
+                f"no answer from QuickBooks ({transport_problem(exc)}); will retry"
             ) from None
         self.last_headers = response.headers
         log.debug(
