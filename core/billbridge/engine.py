@@ -35,7 +35,7 @@ from billbridge.domain.clock import Clock, SystemClock
 from billbridge.domain.intake import AccountInput, BillInput, Received, receive, receive_at
 from billbridge.domain.models import Run, thaw
 from billbridge.domain.runs import RetryPolicy
-from billbridge.domain.schemas import CORE_SCHEMAS, core_schema, published_panel
+from billbridge.domain.schemas import core_schema, published_panel, published_schemas
 from billbridge.domain.uischema import ui_schema
 from billbridge.errors import FieldError, ValidationFailed
 from billbridge.plugin.contract import Destination
@@ -338,12 +338,9 @@ class Engine:
         return published_panel(key, self.destination(key).schema)
 
     def published_schemas(self) -> dict[str, dict[str, Any]]:
-        """Every schema a UI builder needs, by name: the core's, then
-        ``destinations/<key>`` per installed destination; every ``$id`` is unique."""
-        schemas = {name: core_schema(name) for name in CORE_SCHEMAS}
-        for destination in self.destinations():
-            schemas[f"destinations/{destination.key}"] = self.panel_schema(destination.key)
-        return schemas
+        """Every schema a UI builder needs (see
+        :func:`~billbridge.domain.schemas.published_schemas`)."""
+        return published_schemas({d.key: d.schema for d in self.destinations()})
 
     def forms(
         self,

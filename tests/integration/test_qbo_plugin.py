@@ -576,7 +576,10 @@ def test_server_errors_and_timeouts_are_transient(world: World) -> None:
     with pytest.raises(TransientError):
         world.send()
     world.emulator.faults.script("timeout")
-    with httpx.Client(timeout=0.2) as impatient, pytest.raises(TransientError, match="no answer came in time"):
+    with (
+        httpx.Client(timeout=0.2) as impatient,
+        pytest.raises(TransientError, match="no answer came in time"),
+    ):
         world.send(connection=world.connection(http=impatient))
     assert world.company.created["Invoice"] == 0
     assert world.send().created

@@ -34,6 +34,7 @@ __all__ = [
     "custom_field_name_errors",
     "human_message",
     "published_panel",
+    "published_schemas",
     "redact",
     "secret_options",
     "unusable_panel_schema",
@@ -344,6 +345,15 @@ def published_panel(key: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     for name in secret_options(published):
         properties[name] = _accepting_sentinel(properties[name])
     return published
+
+
+def published_schemas(panels: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every schema a UI builder needs, by name: the core's, then ``destinations/<key>`` for
+    each destination's panel in ``panels`` (by key); every ``$id`` is unique."""
+    schemas = {name: core_schema(name) for name in CORE_SCHEMAS}
+    for key in sorted(panels):
+        schemas[f"destinations/{key}"] = published_panel(key, panels[key])
+    return schemas
 
 
 # What a secret's value must satisfy; annotations (title, writeOnly...) stay where UIs read them.
