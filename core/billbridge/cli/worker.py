@@ -52,6 +52,8 @@ def _report_line(report: Any) -> str:
 def worker(state: State, once: bool, poll: float, quiet: bool) -> None:
     """Deliver waiting runs: once, or continuously (Ctrl-C stops after the current batch).
 
+    Each pass also sends the webhook deliveries that are due.
+
     The database going away (a restart, a cut connection, SQLite busy) does not stop it: it
     waits, with a growing backoff, and carries on; only a configuration error stops it.
     """
@@ -61,14 +63,21 @@ def worker(state: State, once: bool, poll: float, quiet: bool) -> None:
     if once:
         quiet = quiet or not sys.stderr.isatty()
         err.print(_report_line(_deliver_with_progress(engine, quiet)), markup=False)
+        engine.webhooks.dispatch()
         return
 
     def report(done: Any) -> None:
         if done.attempted:
             err.print(_report_line(done), markup=False)
 
+    # Webhook deliveries ride on the same loop: events the delivery pass raised reach their
+    # subscribers without a second process.
     loop = WorkerLoop(
-        engine.deliverer, engine.clock, settings=LoopSettings(poll=poll), report=report
+        engine.deliverer,
+        engine.clock,
+        settings=LoopSettings(poll=poll),
+        passes=[engine.webhooks.dispatch],
+        report=report,
     )
     try:
         loop.run()
