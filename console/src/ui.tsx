@@ -165,3 +165,35 @@ export function PageHeader(props: { title: string; children?: React.ReactNode })
     </div>
   );
 }
+
+/** A radio button labelled by its title, described by its description. */
+export function Choice(props: {
+  name: string;
+  value: string;
+  checked: boolean;
+  onChange: () => void;
+  title: string;
+  description?: string;
+}) {
+  const id = `${props.name}-${props.value}`;
+  return (
+    <div className="choice">
+      <input
+        type="radio"
+        id={id}
+        name={props.name}
+        value={props.value}
+        checked={props.checked}
+        onChange={props.onChange}
+        aria-describedby={props.description ? `${id}-description` : undefined}
+      />{" "}
+      <label htmlFor={id}>{props.title}</label>
+      {props.description ? (
+        <span className="hint" id={`${id}-description`}>
+          {" "}
+          — {props.description}
+        </span>
+      ) : null}
+    </div>
+  );
+}

@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from "react";
 import { del, get, post } from "../api";
 import { navigate, useLocation } from "../router";
-import { Async, Badge, ErrorBox, Notice, PageHeader, useAction, useLoad, when } from "../ui";
+import { Async, Badge, Choice, ErrorBox, Notice, PageHeader, useAction, useLoad, when } from "../ui";
 
 export type Destination = {
   key: string;
@@ -46,10 +46,10 @@ export async function goToConsent(credentialId: string): Promise<void> {
 export function CredentialsPage() {
   const location = useLocation();
   const [adding, setAdding] = useState(false);
-  const credentials = useLoad(loadCredentials, [], true);
-  const destinations = useLoad(loadDestinations, []);
   const connected = location.search.get("connected");
   const choose = location.search.get("choose");
+  const credentials = useLoad(loadCredentials, [connected, choose], true);
+  const destinations = useLoad(loadDestinations, []);
   const titles = Object.fromEntries((destinations.data || []).map((d) => [d.key, d.title]));
 
   // An unfinished consent disappears when its 10 minutes are up: keep the list current.
@@ -309,9 +309,7 @@ export function CredentialWizard(props: { destinations: Destination[]; onCancel:
           <fieldset>
             <legend>Which m3ter entity does it deliver?</legend>
             {entityTypes.map((t) => (
-              <label key={t} className="choice">
-                <input type="radio" name="entityType" value={t} checked={entityType === t} onChange={() => setEntityType(t)} /> {t}
-              </label>
+              <Choice key={t} name="entityType" value={t} checked={entityType === t} onChange={() => setEntityType(t)} title={t} />
             ))}
           </fieldset>
         ) : null}
@@ -319,17 +317,15 @@ export function CredentialWizard(props: { destinations: Destination[]; onCancel:
           <fieldset>
             <legend>Destination</legend>
             {offered.map((d) => (
-              <label key={d.key} className="choice">
-                <input
-                  type="radio"
-                  name="destination"
-                  value={d.key}
-                  checked={destination === d.key}
-                  onChange={() => setDestination(d.key)}
-                />{" "}
-                <strong>{d.title}</strong>
-                {d.description ? <span className="hint"> — {d.description}</span> : null}
-              </label>
+              <Choice
+                key={d.key}
+                name="destination"
+                value={d.key}
+                checked={destination === d.key}
+                onChange={() => setDestination(d.key)}
+                title={d.title}
+                description={d.description}
+              />
             ))}
           </fieldset>
         ) : null}

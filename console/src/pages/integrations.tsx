@@ -6,7 +6,7 @@ import { useRef, useState } from "react";
 import { ApiError, del, get, post, put, request } from "../api";
 import { Link, navigate } from "../router";
 import { PanelForm, serverErrorSchema, type Panel, type PanelContext, type ServerError } from "../panels";
-import { Async, Badge, ErrorBox, Notice, PageHeader, useAction, useLoad, when } from "../ui";
+import { Async, Badge, Choice, ErrorBox, Notice, PageHeader, useAction, useLoad, when } from "../ui";
 import { loadCredentials, loadDestinations, shortTitle, type Credential, type Destination } from "./credentials";
 
 export type Integration = {
@@ -172,17 +172,15 @@ export function IntegrationEditor(props: { id?: string }) {
             <fieldset className="card">
               <legend>Destination</legend>
               {items.map((d) => (
-                <label key={d.key} className="choice">
-                  <input
-                    type="radio"
-                    name="destination"
-                    value={d.key}
-                    checked={destination === d.key}
-                    onChange={() => setDestination(d.key)}
-                  />{" "}
-                  <strong>{d.title}</strong>
-                  {d.description ? <span className="hint"> — {d.description}</span> : null}
-                </label>
+                <Choice
+                  key={d.key}
+                  name="destination"
+                  value={d.key}
+                  checked={destination === d.key}
+                  onChange={() => setDestination(d.key)}
+                  title={d.title}
+                  description={d.description}
+                />
               ))}
             </fieldset>
             {destination ? <NewIntegration key={destination} destination={items.find((d) => d.key === destination)!} /> : null}

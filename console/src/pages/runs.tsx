@@ -215,16 +215,15 @@ function Attempts(props: { runId: string }) {
   return (
     <Async state={attempts} what="attempts" empty={(a) => !a.items.length} emptyText="No attempt yet: the run is waiting for the worker.">
       {(a) => (
-        <ol className="attempts">
+        <ul className="attempts">
           {a.items.map((t: any) => (
             <li key={t.number}>
-              #{t.number} <Badge value={t.status} /> {when(t.startedAt)}
+              Attempt {t.number} <Badge value={t.status} /> {when(t.startedAt)}
               {t.finishedAt ? ` → ${when(t.finishedAt)}` : ""}
-              {t.worker ? <small className="hint"> by {t.worker}</small> : null}
               {t.error ? <div className="error-text">{t.error}</div> : null}
             </li>
           ))}
-        </ol>
+        </ul>
       )}
     </Async>
   );
