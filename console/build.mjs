@@ -1,6 +1,7 @@
 // Builds the console into the Python package (billbridge/api/console/): index.html and
 // content-hashed assets. One command: `npm --prefix console ci && npm --prefix console run build`.
 import { build } from "esbuild";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,16 +19,23 @@ const result = await build({
   format: "esm",
   target: ["es2020"],
   outdir: join(out, "assets"),
-  entryNames: "[name]-[hash]",
-  assetNames: "[name]-[hash]",
-  metafile: true,
-  legalComments: "linked",
+  entryNames: "[name]",
+  legalComments: "external",
   jsx: "automatic",
   define: { "process.env.NODE_ENV": '"production"' },
   logLevel: "warning",
+  write: false,
 });
 
-const files = Object.keys(result.metafile.outputs).map((p) => basename(p));
+// Names carry a hash of the content alone, so the same source builds the same files anywhere.
+const files = [];
+for (const file of result.outputFiles) {
+  const name = basename(file.path);
+  const hash = createHash("sha256").update(file.contents).digest("hex").slice(0, 10);
+  const hashed = name.endsWith(".LEGAL.txt") ? "licenses.txt" : name.replace(/\.(js|css)$/, `-${hash}.$1`);
+  writeFileSync(join(out, "assets", hashed), file.contents);
+  files.push(hashed);
+}
 const script = files.find((f) => f.endsWith(".js"));
 const style = files.find((f) => f.endsWith(".css"));
 const page = `<!doctype html>
