@@ -118,7 +118,7 @@ def test_the_seed_flow_from_an_empty_database_to_a_delivered_invoice(
     page.get_by_role("button", name="Create integration").click()
 
     # Saved, and loaded back from its panels.
-    expect(page.get_by_text("Saved.")).to_be_visible()
+    expect(page.get_by_text("Saved.", exact=True)).to_be_visible()
     expect(page.get_by_role("heading", level=1, name="Xero UK")).to_be_visible()
     expect(page.get_by_label("Name")).to_have_value("Xero UK")
     expect(page.get_by_label("Account filter")).to_have_value('customFields.country == "UK"')
