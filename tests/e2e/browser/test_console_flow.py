@@ -108,7 +108,11 @@ def test_the_seed_flow_from_an_empty_database_to_a_delivered_invoice(
     pick(page, "Default account code", "Sales", "Sales")
     expect(page.get_by_role("combobox", name="Default account code")).to_have_value("Sales (200)")
     page.get_by_role("button", name="Create integration").click()
-    field_error = page.locator("#config_accountFilter").locator("xpath=ancestor::div[contains(@class,'form-group')][1]").locator(".error-detail")
+    field_error = (
+        page.locator("#config_accountFilter")
+        .locator("xpath=ancestor::div[contains(@class,'form-group')][1]")
+        .locator(".error-detail")
+    )
     expect(field_error).to_contain_text("line 1")
     shots(page, "integration-server-error")
     page.get_by_label("Account filter").fill('customFields.country == "UK"')
@@ -148,7 +152,9 @@ def test_the_seed_flow_from_an_empty_database_to_a_delivered_invoice(
     page.get_by_label("Account file").set_input_files(str(SAMPLES / "account-acme-uk.json"))
     expect(page.get_by_label("Bill JSON")).to_have_value(re.compile("lineItems"))
     page.get_by_role("button", name="Explain routing").click()
-    expect(page.get_by_role("heading", name=re.compile("1 integration\\(s\\) would take it"))).to_be_visible()
+    expect(
+        page.get_by_role("heading", name=re.compile("1 integration\\(s\\) would take it"))
+    ).to_be_visible()
     # No contact is mapped yet: the preview says so, in words.
     page.get_by_role("button", name="Preview payload").click()
     expect(page.get_by_role("alert")).to_contain_text("no Contact mapped for Account")

@@ -26,9 +26,7 @@ pytestmark = pytest.mark.slow
 expect = pytest.importorskip("playwright.sync_api").expect
 
 
-def test_the_demo_leaves_the_console_on_its_data(
-    tmp_path: Path, page: Any, shots: Shots
-) -> None:
+def test_the_demo_leaves_the_console_on_its_data(tmp_path: Path, page: Any, shots: Shots) -> None:
     console = start_console(tmp_path / "home")
     try:
         page.goto(console.login_url)
