@@ -47,6 +47,7 @@ def test_the_seed_flow_from_an_empty_database_to_a_delivered_invoice(
     page.goto(empty_console.login_url)
     expect(page.get_by_role("heading", name="Integrations")).to_be_visible()
     assert "#key=" not in page.url  # the key left the address bar
+    expect(page.get_by_text("● live")).to_be_visible()  # the event stream, read with fetch
     expect(page.get_by_text("No integrations yet.")).to_be_visible()
     shots(page, "integrations-empty")
     assert_accessible(page, "integrations (empty)")
@@ -201,6 +202,13 @@ def test_the_seed_flow_from_an_empty_database_to_a_delivered_invoice(
     nav(page, "Mappings")
     page.get_by_label("Integration").select_option(label="Xero UK")
     expect(page.get_by_role("cell", name=re.compile("Acme Ltd"))).to_be_visible()
+    # Another account, picked from Xero's contacts.
+    page.get_by_label("m3ter account id", exact=True).fill("acc-globex")
+    pick(page, "Contact", "Globex", "Globex Corporation")
+    page.get_by_role("button", name="Add mapping").click()
+    expect(page.get_by_role("row").filter(has_text="acc-globex")).to_contain_text(
+        "Globex Corporation"
+    )
     page.get_by_text("Bulk import").click()
     page.get_by_label(re.compile("One mapping a line")).fill("acc-globex,")
     page.get_by_role("button", name=re.compile("Import 1 mappings")).click()
