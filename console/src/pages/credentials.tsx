@@ -4,7 +4,7 @@
 // covered several, test and delete.
 
 import { useEffect, useRef, useState } from "react";
-import { del, get, post } from "../api";
+import { del, get, post, put } from "../api";
 import { navigate, useLocation } from "../router";
 import { Async, Badge, Choice, ErrorBox, Notice, PageHeader, useAction, useLoad, when } from "../ui";
 
@@ -43,6 +43,33 @@ export async function goToConsent(credentialId: string): Promise<void> {
   window.location.assign(authorizationUrl);
 }
 
+const REPLACES = "billbridge.replaces.";
+
+/** Reconnect a credential whose refresh was refused. Credentials are never edited: a new one
+ * with the same name goes through the consent, and when it completes the integrations that used
+ * the old one are connected to it and the old one is deleted (finishReconnect). */
+export async function reconnect(old: Credential): Promise<void> {
+  const created = await post("/api/credentials", { name: old.name, destination: old.destination });
+  sessionStorage.setItem(REPLACES + created.credential.id, old.id);
+  window.location.assign(created.authorizationUrl);
+}
+
+/** After the new credential's consent: move the old one's integrations to it. */
+export async function finishReconnect(credentialId: string): Promise<number | null> {
+  const old = sessionStorage.getItem(REPLACES + credentialId);
+  if (!old) return null;
+  sessionStorage.removeItem(REPLACES + credentialId);
+  const { items } = await get<{ items: { id: string; credentialId?: string }[] }>(
+    "/api/integrations?limit=500",
+  );
+  const moved = items.filter((i) => i.credentialId === old);
+  for (const integration of moved) {
+    await put(`/api/integrations/${integration.id}/credential`, { credentialId });
+  }
+  await del(`/api/credentials/${old}`);
+  return moved.length;
+}
+
 export function CredentialsPage() {
   const location = useLocation();
   const [adding, setAdding] = useState(false);
@@ -59,6 +86,21 @@ export function CredentialsPage() {
     const timer = setInterval(credentials.reload, 5000);
     return () => clearInterval(timer);
   }, [pending]);
+
+  // A reconnection finishes here: the integrations move to the new consent.
+  const [moved, setMoved] = useState<number | null>(null);
+  const [moveError, setMoveError] = useState<Error | null>(null);
+  useEffect(() => {
+    if (!connected) return;
+    finishReconnect(connected)
+      .then((n) => {
+        if (n !== null) {
+          setMoved(n);
+          credentials.reload();
+        }
+      })
+      .catch(setMoveError);
+  }, [connected]);
 
   const back = connected && credentials.data?.find((c) => c.id === connected);
   return (
@@ -78,6 +120,10 @@ export function CredentialsPage() {
           </button>
         </Notice>
       ) : null}
+      {moved !== null ? (
+        <Notice kind="ok">Reconnected: {moved} integration(s) now deliver through the new consent.</Notice>
+      ) : null}
+      {moveError ? <ErrorBox error={moveError} /> : null}
       {choose ? (
         <TenantChoice credentialId={choose} onDone={() => navigate(`/credentials?connected=${choose}`, true)} />
       ) : null}
@@ -163,9 +209,13 @@ function CredentialRow(props: { credential: Credential; title: string; reload: (
         </td>
         <td>{when(c.createdAt)}</td>
         <td className="actions">
-          {c.status !== "COMPLETE" ? (
+          {c.status === "INCOMPLETE" ? (
             <button type="button" disabled={action.busy} onClick={() => action.run(() => goToConsent(c.id))}>
-              {c.status === "INCOMPLETE" ? "Continue consent" : "Reconnect"}
+              Continue consent
+            </button>
+          ) : c.status === "NEEDS_RECONNECT" ? (
+            <button type="button" className="primary" disabled={action.busy} onClick={() => action.run(() => reconnect(c))}>
+              Reconnect
             </button>
           ) : (
             <button

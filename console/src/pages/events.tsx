@@ -6,7 +6,7 @@ import { get, post, query } from "../api";
 import { Link } from "../router";
 import { EntityPicker } from "../panels";
 import { Async, Badge, ErrorBox, Notice, PageHeader, useAction, useLoad, when } from "../ui";
-import { goToConsent, loadDestinations } from "./credentials";
+import { goToConsent, loadDestinations, reconnect, type Credential } from "./credentials";
 import { fetchJson, loadIntegrations, type Integration } from "./integrations";
 import type { Run } from "./runs";
 
@@ -115,7 +115,20 @@ function EventCard(props: { event: Event; integration?: Integration; reload: () 
       ) : null}
       <div className="buttons">
         {event.type === "integration.authentication.error" && integration?.credentialId ? (
-          <button type="button" className="primary" disabled={action.busy} onClick={() => action.run(() => goToConsent(integration.credentialId as string))}>
+          <button
+            type="button"
+            className="primary"
+            disabled={action.busy}
+            onClick={() =>
+              action.run(async () => {
+                const credential = await get<Credential>(`/api/credentials/${integration.credentialId}`);
+                if (credential.status === "COMPLETE") {
+                  throw new Error(`${credential.name} is connected again: replay the run.`);
+                }
+                await (credential.status === "INCOMPLETE" ? goToConsent(credential.id) : reconnect(credential));
+              })
+            }
+          >
             Reconnect the credential
           </button>
         ) : null}
