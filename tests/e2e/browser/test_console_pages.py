@@ -15,6 +15,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -191,34 +192,36 @@ def test_reconnect_needed_moves_the_integrations_to_a_new_consent(
     empty_console: Console, page: Any, shots: Shots
 ) -> None:
     key = empty_console.login_url.split("#key=", 1)[1]
-    api = httpx.Client(
+    with httpx.Client(
         base_url=empty_console.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    )
-    created = api.post(
-        "/api/credentials", json={"name": "QuickBooks US", "destination": "quickbooks"}
-    )
-    consent = httpx.get(created.json()["authorizationUrl"], follow_redirects=True, timeout=30)
-    assert consent.status_code == 200, consent.text
-    old = created.json()["credential"]["id"]
-    integration = api.post(
-        "/api/integrations", json={"name": "QuickBooks", "destination": "quickbooks"}
-    ).json()
-    api.put(f"/api/integrations/{integration['id']}/credential", json={"credentialId": old})
-    # QuickBooks refused a refresh (as the engine records it when that happens).
-    with sqlite3.connect(empty_console.log.parent / "billbridge.db") as db:
-        db.execute("UPDATE credentials SET status = 'NEEDS_RECONNECT' WHERE id = ?", (old,))
+    ) as api:
+        created = api.post(
+            "/api/credentials", json={"name": "QuickBooks US", "destination": "quickbooks"}
+        )
+        consent = httpx.get(created.json()["authorizationUrl"], follow_redirects=True, timeout=30)
+        assert consent.status_code == 200, consent.text
+        old = created.json()["credential"]["id"]
+        integration = api.post(
+            "/api/integrations", json={"name": "QuickBooks", "destination": "quickbooks"}
+        ).json()
+        api.put(f"/api/integrations/{integration['id']}/credential", json={"credentialId": old})
+        # QuickBooks refused a refresh (as the engine records it when that happens).
+        with closing(sqlite3.connect(empty_console.log.parent / "billbridge.db")) as db, db:
+            db.execute("UPDATE credentials SET status = 'NEEDS_RECONNECT' WHERE id = ?", (old,))
 
-    page.goto(empty_console.login_url)
-    page.get_by_role("link", name="Credentials").click()
-    row = page.get_by_role("row").filter(has_text="QuickBooks US")
-    expect(row).to_contain_text("Reconnect needed")
-    shots(page, "reconnect-needed", full=False)
-    row.get_by_role("button", name="Reconnect").click()
-    expect(
-        page.get_by_text("Reconnected: 1 integration(s) now deliver through the new consent.")
-    ).to_be_visible()
-    expect(page.get_by_role("row").filter(has_text="QuickBooks US")).to_have_count(1)
-    expect(page.get_by_role("row").filter(has_text="QuickBooks US")).to_contain_text("Connected")
-    moved = api.get(f"/api/integrations/{integration['id']}").json()
-    assert moved["credentialId"] not in (None, old)
-    assert api.get(f"/api/credentials/{old}").status_code == 404
+        page.goto(empty_console.login_url)
+        page.get_by_role("link", name="Credentials").click()
+        row = page.get_by_role("row").filter(has_text="QuickBooks US")
+        expect(row).to_contain_text("Reconnect needed")
+        shots(page, "reconnect-needed", full=False)
+        row.get_by_role("button", name="Reconnect").click()
+        expect(
+            page.get_by_text("Reconnected: 1 integration(s) now deliver through the new consent.")
+        ).to_be_visible()
+        expect(page.get_by_role("row").filter(has_text="QuickBooks US")).to_have_count(1)
+        expect(page.get_by_role("row").filter(has_text="QuickBooks US")).to_contain_text(
+            "Connected"
+        )
+        moved = api.get(f"/api/integrations/{integration['id']}").json()
+        assert moved["credentialId"] not in (None, old)
+        assert api.get(f"/api/credentials/{old}").status_code == 404
