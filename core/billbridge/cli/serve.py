@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -124,14 +125,12 @@ def run_server(
     if console_key:
         made, secret = engine.api_keys.create("console", "admin")
         key_id = made.id
-        click.echo(f"console: {base}/#key={secret}", err=True)
-        click.echo(
-            "  (an admin key made for this run; it is revoked when the server stops)", err=True
-        )
+        lines = [
+            f"console: {base}/#key={secret}",
+            "  (an admin key made for this run; it is revoked when the server stops)",
+        ]
     else:
-        click.echo(
-            f"console: {base}/ (sign in with an API key: billbridge api-keys create)", err=True
-        )
+        lines = [f"console: {base}/ (sign in with an API key: billbridge api-keys create)"]
     config = uvicorn.Config(
         app,
         host=host,
@@ -143,11 +142,25 @@ def run_server(
     )
     try:
         with _signals_end_the_server():
-            uvicorn.Server(config).run()
+            _server(config, lambda: click.echo("\n".join(lines), err=True)).run()
     finally:
         if key_id is not None:
             engine.api_keys.revoke(key_id)
     click.echo("billbridge serve stopped", err=True)
+
+
+def _server(config: Any, ready: Callable[[], object]) -> Any:
+    """uvicorn's server, calling ``ready`` once it listens: the console URL is printed only
+    when it can be opened, since people and scripts act on that line at once."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                ready()
+
+    return Server(config)
 
 
 @contextmanager

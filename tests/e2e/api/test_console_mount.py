@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+from api_harness import Served
 from test_errors import raw
 
 from billbridge.api.webconsole import bundle
-from conftest import Served
 
 
 def test_the_bundle_is_inside_the_package() -> None:

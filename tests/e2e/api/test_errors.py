@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from api_harness import Api, Served, make_engine, serve_api
 
 from billbridge.api import ApiSettings
-from conftest import Api, Served, make_engine, serve_api
 
 
 def error(code: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from api_harness import QUICKBOOKS_COMPANY, XERO_UK, XERO_US, Api, Served, pretty, sample
 from jsonschema import Draft7Validator
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,7 +27,6 @@ from starlette.routing import Route
 
 from billbridge.api import BackgroundWorker
 from billbridge.testing.emulation.server import serve
-from conftest import QUICKBOOKS_COMPANY, XERO_UK, XERO_US, Api, Served, pretty, sample
 from support import stored_tokens
 
 ACME = sample("account-acme-uk.json")

@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from console_harness import Console, Shots, assert_accessible, start_console
 
-from conftest import Console, Shots, assert_accessible, start_console
 from support import ROOT
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def test_the_demo_leaves_the_console_on_its_data(tmp_path: Path, page: Any, shot
         expect(page.get_by_role("combobox", name="Credit memo item")).to_have_value(
             re.compile(r"^Credits and Adjustments \(\d+\)$")
         )
-        expect(page.get_by_label("Commitment consumed")).to_be_checked()
+        expect(page.get_by_role("checkbox", name="Commitment consumed")).to_be_checked()
         shots(page, "integration-panel")
         page.get_by_role("combobox", name="Debit memo item").click()
         page.get_by_role("combobox", name="Debit memo item").fill("S")
