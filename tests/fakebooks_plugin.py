@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -57,7 +59,15 @@ PANEL = {
     "title": "Fakebooks",
     "description": "A fake destination for tests.",
     "type": "object",
-    "properties": {},
+    "properties": {
+        "memo": {"type": "string", "title": "Memo", "description": "Printed on invoices."},
+        "signature": {
+            "type": "string",
+            "title": "Signature",
+            "description": "A secret the invoices are signed with (test only).",
+            "writeOnly": True,
+        },
+    },
     "additionalProperties": False,
 }
 
@@ -103,6 +113,7 @@ def _payload(
             for li in bill.line_items
         ],
         "memo": config.get("memo"),
+        "signed": config.get("signature"),
     }
 
 
@@ -254,9 +265,10 @@ class _Hooks:
         self.__dict__.update(hooks)
 
 
-def plugin(*, batch: bool, status: bool = False) -> object:
+def plugin(*, batch: bool, status: bool = False, **replaced: Any) -> object:
     """The plugin object: this module's hooks, with the batch hook when ``batch`` and the
-    status read-back hook when ``status``."""
+    status read-back hook when ``status``; hook functions in ``replaced`` take the place of
+    the ones of the same attribute name."""
     hooks = _Hooks(
         register_destinations=register_destinations,
         authenticate=authenticate,
@@ -281,6 +293,7 @@ def plugin(*, batch: bool, status: bool = False) -> object:
             return send_bills(connection, deliveries, idempotency_key)
 
         hooks.batch_hook = batch_hook
+    hooks.__dict__.update(replaced)
     return hooks
 
 
@@ -328,6 +341,12 @@ class Provider:
         self.oauth.add_client(CLIENT_ID, CLIENT_SECRET)
         #: When set, the token endpoint answers this instead (status, body, content type).
         self.token_override: tuple[int, str, str] | None = None
+        #: When true, refusals quote the request's Authorization header (as careless APIs do).
+        self.echo_authorization = False
+        #: When set, the token endpoint answers only once this event is set (a slow provider).
+        self.token_gate: threading.Event | None = None
+        #: Set while a token request waits at the gate.
+        self.token_waiting = threading.Event()
         #: Invoices by id; ``keys`` maps idempotency keys to the answer first given.
         self.invoices: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any]] = {}
@@ -375,13 +394,19 @@ class Provider:
         return None
 
     def _write(
-        self, invoice: dict[str, Any], key: str | None, existing: str | None
+        self,
+        invoice: dict[str, Any],
+        key: str | None,
+        existing: str | None,
+        authorization: str | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             if key and key in self.keys:
                 return self.keys[key]
             if invoice.get("customer") in self.refuse_customers:
                 answer: dict[str, Any] = {"error": f"customer {invoice['customer']} is archived"}
+                if self.echo_authorization:
+                    answer["error"] += f" (request sent with Authorization: {authorization})"
             elif existing is not None:
                 if existing in self.paid:
                     answer = {"error": "paid", "status": 409}
@@ -404,7 +429,10 @@ class Provider:
         if refused is not None:
             return refused
         answer = self._write(
-            loads(await request.body()), request.headers.get("Idempotency-Key"), None
+            loads(await request.body()),
+            request.headers.get("Idempotency-Key"),
+            None,
+            request.headers.get("Authorization"),
         )
         return self._answer(answer)
 
@@ -416,6 +444,7 @@ class Provider:
             loads(await request.body()),
             request.headers.get("Idempotency-Key"),
             request.path_params["id"],
+            request.headers.get("Authorization"),
         )
         return self._answer(answer)
 
@@ -458,7 +487,10 @@ class Provider:
         items = loads(await request.body())
         with self._lock:
             self.batches.append([item["key"] for item in items])
-        answers = [self._write(item["invoice"], item["key"], item["id"]) for item in items]
+        authorization = request.headers.get("Authorization")
+        answers = [
+            self._write(item["invoice"], item["key"], item["id"], authorization) for item in items
+        ]
         return Response(dumps(answers), media_type="application/json")
 
     def invoices_for(self, bill_id: str) -> list[dict[str, Any]]:
@@ -466,6 +498,10 @@ class Provider:
         return [i for i in self.invoices.values() if i["billId"] == bill_id]
 
     async def _token(self, request: Request) -> Response:
+        if self.token_gate is not None:
+            self.token_waiting.set()
+            gate = self.token_gate
+            await anyio.to_thread.run_sync(lambda: gate.wait(30))
         if self.token_override is not None:
             status, body, content_type = self.token_override
             return Response(body, status_code=status, media_type=content_type)
@@ -517,9 +553,14 @@ def make_engine(
     batch: bool = False,
     status: bool = False,
     extra: Sequence[tuple[str, object]] = (),
+    hooks: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> Any:
-    """An engine with the ``fakebooks`` plugin, on ``clock``, talking to the provider."""
+    """An engine with the ``fakebooks`` plugin, on ``clock``, talking to the provider.
+
+    ``hooks`` replace hook implementations of the plugin object by attribute name
+    (``send_bill``, ``batch_hook`` for ``send_bills``): each a ``hookimpl``-marked function.
+    """
     from billbridge import Engine
     from billbridge.plugin.manager import load_plugins
     from billbridge.secrets import SecretBox
@@ -532,7 +573,7 @@ def make_engine(
         ),
         plugins=load_plugins(
             entry_points=True,
-            extra=[(KEY, plugin(batch=batch, status=status)), *extra],
+            extra=[(KEY, plugin(batch=batch, status=status, **(hooks or {}))), *extra],
             blocked=(),
         ),
         clock=clock,

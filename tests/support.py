@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 import fakebooks_plugin as fake
 from billbridge import Engine
-from billbridge.domain.models import loads
+from billbridge.domain.models import CredentialTokens, loads
+from billbridge.store import atomically
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import RunningServer
 
@@ -89,3 +90,8 @@ def bill_version(document: dict[str, Any], version: int, **changes: Any) -> dict
 
 def statuses(world: World, **filters: Any) -> list[str]:
     return sorted(r.status.value for r in world.engine.runs.list(limit=None, **filters))
+
+
+def stored_tokens(engine: Engine, credential_id: str) -> CredentialTokens:
+    """A credential's tokens as stored (decrypted): what the public API never hands out."""
+    return atomically(engine.uow, lambda uow: uow.credentials.tokens(credential_id))

@@ -35,7 +35,7 @@ from billbridge.domain.clock import Clock, SystemClock
 from billbridge.domain.intake import AccountInput, BillInput, Received, receive, receive_at
 from billbridge.domain.models import Run, thaw
 from billbridge.domain.runs import RetryPolicy
-from billbridge.domain.schemas import CORE_SCHEMAS, core_schema, published_panel
+from billbridge.domain.schemas import core_schema, published_panel, published_schemas
 from billbridge.domain.uischema import ui_schema
 from billbridge.errors import FieldError, ValidationFailed
 from billbridge.plugin.contract import Destination
@@ -63,7 +63,7 @@ from billbridge.services.status import StatusPoller, StatusReport
 from billbridge.services.submission import SubmitCounts, SubmitResult, Submitter
 from billbridge.services.webhooks import Webhooks
 from billbridge.settings import Settings
-from billbridge.store import Database, UnitOfWork, atomically, unit_of_work_factory
+from billbridge.store import Database, atomically, unit_of_work_factory
 
 __all__ = ["Engine"]
 
@@ -96,8 +96,11 @@ class Engine:
         if database_url is not None:
             self.settings = attrs.evolve(self.settings, database_url=database_url)
         self.plugins = plugins if plugins is not None else load_plugins()
+        self.plugins.set_timeouts(self.settings.plugin_timeout_for)
         self.clock: Clock = clock or SystemClock()
-        self.db = Database(self.settings.resolved_database_url)
+        self.db = Database(
+            self.settings.resolved_database_url, busy_timeout=self.settings.sqlite_busy_timeout
+        )
         self.db.ensure_schema()
         self._secret_box = secret_box
         self._secret_box_lock = threading.Lock()
@@ -112,7 +115,9 @@ class Engine:
 
     def _compose(self, retry: RetryPolicy | None) -> None:
         uow, plugins, clock = self.uow, self.plugins, self.clock
-        self.config_secrets = ConfigSecrets(plugins=plugins, secret_box=lambda: self.secret_box)
+        self.config_secrets = ConfigSecrets(
+            uow=uow, plugins=plugins, secret_box=lambda: self.secret_box
+        )
         self.integrations = Integrations(
             uow=uow, plugins=plugins, secrets=self.config_secrets, clock=clock
         )
@@ -218,32 +223,13 @@ class Engine:
     def __repr__(self) -> str:
         return f"Engine({self.db.display_url!r})"
 
-    def rotate_secrets(self) -> int:
-        """Re-encrypt every stored secret with the newest key; returns how many were rewritten.
+    def rotate_secrets(self) -> dict[str, int]:
+        """Re-encrypt every stored secret with the newest key; how many of each kind.
 
         Rotation: put a new key first in ``BILLBRIDGE_SECRET_KEY`` (keep the old one after it),
-        run this, then drop the old key.
+        run this, then drop the old key (see :meth:`ConfigSecrets.rotate`).
         """
-
-        def work(uow: UnitOfWork) -> int:
-            count = 0
-            for credential in uow.credentials.list():
-                uow.credentials.update(credential)
-                count += 1
-            for destination in uow.oauth_apps.destinations():
-                app = uow.oauth_apps.get(destination)
-                if app is not None and app.client_id and app.client_secret:
-                    uow.oauth_apps.put(
-                        destination,
-                        client_id=app.client_id,
-                        client_secret=app.client_secret,
-                        redirect_uri=app.redirect_uri,
-                        at=self.clock.now(),
-                    )
-                    count += 1
-            return count + uow.webhooks.rotate_secrets()
-
-        return atomically(self.uow, work)
+        return atomically(self.uow, self.config_secrets.rotate)
 
     # -- bills ------------------------------------------------------------------------------
 
@@ -380,12 +366,9 @@ class Engine:
         return published_panel(key, self.destination(key).schema)
 
     def published_schemas(self) -> dict[str, dict[str, Any]]:
-        """Every schema a UI builder needs, by name: the core's, then
-        ``destinations/<key>`` per installed destination; every ``$id`` is unique."""
-        schemas = {name: core_schema(name) for name in CORE_SCHEMAS}
-        for destination in self.destinations():
-            schemas[f"destinations/{destination.key}"] = self.panel_schema(destination.key)
-        return schemas
+        """Every schema a UI builder needs (see
+        :func:`~billbridge.domain.schemas.published_schemas`)."""
+        return published_schemas({d.key: d.schema for d in self.destinations()})
 
     def forms(
         self,

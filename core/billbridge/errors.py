@@ -39,6 +39,7 @@ __all__ = [
     "PermanentError",
     "PluginConflict",
     "RateLimited",
+    "SecretKeyError",
     "StaleVersion",
     "Superseded",
     "TenantChoiceRequired",
@@ -93,6 +94,14 @@ class Conflict(BillbridgeError):
 
 class StaleVersion(Conflict):
     """Optimistic locking: the object changed since the version the caller read."""
+
+
+class SecretKeyError(BillbridgeError):
+    """No usable secret key, or a stored secret that none of the keys can open.
+
+    A configuration problem, not a destination's or a plugin's: runs that need the secret end
+    ERROR with an event that says what to set.
+    """
 
 
 class Superseded(BillbridgeError):

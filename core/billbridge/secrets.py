@@ -12,24 +12,20 @@ every credential, which is why the message says so.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from billbridge.domain.models import Secret
-from billbridge.errors import BillbridgeError
+from billbridge.errors import SecretKeyError
+from billbridge.logs import get_logger
 
 __all__ = ["SECRET_KEY_ENV", "SecretBox", "SecretKeyError", "generate_key"]
 
 SECRET_KEY_ENV = "BILLBRIDGE_SECRET_KEY"
 
-log = logging.getLogger(__name__)
-
-
-class SecretKeyError(BillbridgeError):
-    """No usable key, or a stored secret that none of the keys can open."""
+log = get_logger(__name__)
 
 
 def generate_key() -> str:
@@ -78,6 +74,26 @@ class SecretBox:
                 "a stored secret cannot be decrypted with the configured keys "
                 f"(was {SECRET_KEY_ENV} changed without keeping the old key?)"
             ) from None
+
+    def require_readable(self, sample: str | None) -> None:
+        """Refuse to write secrets with keys that cannot read the ones already stored.
+
+        ``sample`` is one stored secret (``None``: nothing stored yet). Writing anyway would
+        leave two generations of secrets that no single key ring opens.
+        """
+        if sample is not None and not self.can_decrypt(sample):
+            raise SecretKeyError(
+                "refusing to store secrets: the configured keys cannot read the secrets already "
+                f"stored; put the previous key back in {SECRET_KEY_ENV} (after the new one)"
+            )
+
+    def can_decrypt(self, token: str) -> bool:
+        """True when one of the keys opens ``token`` (nothing decrypted is kept)."""
+        try:
+            self._fernet.decrypt(token.encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
 
     def rotate(self, token: str) -> str:
         """Re-encrypt a stored secret with the newest key."""

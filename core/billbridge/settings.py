@@ -11,6 +11,7 @@ embedding service can pass :class:`Settings` explicitly.
 * ``BILLBRIDGE_<KEY>_REDIRECT_URI``: its registered redirect URI
 * ``BILLBRIDGE_<KEY>_API_URL``: API root override (emulators, proxies)
 * ``BILLBRIDGE_<KEY>_AUTHORIZE_URL`` / ``_TOKEN_URL`` / ``_REVOKE_URL``: OAuth endpoint overrides
+* ``BILLBRIDGE_<KEY>_PLUGIN_TIMEOUT``: seconds a call into the plugin may take (default 300)
 
 ``<KEY>`` is the destination key in upper case (``QUICKBOOKS``, ``QUICKBOOKS_SANDBOX``, ``XERO``).
 """
@@ -53,6 +54,9 @@ class DestinationSettings:
     authorize_url: str | None = None
     token_url: str | None = None
     revoke_url: str | None = None
+    #: Seconds any call into the destination's plugin may take before it is given up (a hung
+    #: ``send_bill`` then counts as a transient failure); ``None``: the engine's default.
+    plugin_timeout: float | None = None
 
     @classmethod
     def from_env(cls, key: str) -> DestinationSettings:
@@ -72,6 +76,7 @@ class DestinationSettings:
             authorize_url=env("AUTHORIZE_URL"),
             token_url=env("TOKEN_URL"),
             revoke_url=env("REVOKE_URL"),
+            plugin_timeout=_seconds(prefix + "PLUGIN_TIMEOUT", env("PLUGIN_TIMEOUT")),
         )
 
     def over(self, fallback: DestinationSettings) -> DestinationSettings:
@@ -98,6 +103,10 @@ class Settings:
     token_refresh_margin: timedelta = timedelta(minutes=5)
     #: Timeout of every HTTP call to a destination or token endpoint, in seconds.
     http_timeout: float = 60.0
+    #: SQLite: seconds a statement waits for another writer before "database is locked".
+    sqlite_busy_timeout: float = 30.0
+    #: Seconds any plugin call may take unless a destination sets its own ``plugin_timeout``.
+    plugin_timeout: float = 300.0
     #: Seconds a worker's tenant lease and run claims last without renewal (a worker that
     #: dies is replaced after this long).
     worker_lease_seconds: float = 120.0
@@ -133,7 +142,25 @@ class Settings:
         """Where the embedded default keeps its secret key when none is configured."""
         return self.home / "secret.key"
 
+    def plugin_timeout_for(self, key: str) -> float:
+        """How long a call into destination ``key``'s plugin may take."""
+        configured = self.destination(key).plugin_timeout
+        return configured if configured is not None else self.plugin_timeout
+
     def destination(self, key: str) -> DestinationSettings:
         """Settings for ``key``: explicit ones first, then the environment."""
         explicit = self.destinations.get(key, DestinationSettings())
         return explicit.over(DestinationSettings.from_env(key))
+
+
+def _seconds(name: str, value: str | None) -> float | None:
+    """A positive number of seconds from the environment (``None`` when unset)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds

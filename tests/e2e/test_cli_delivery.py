@@ -125,3 +125,31 @@ def test_bad_input_is_one_line(cli: tuple[Any, Engine], tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown status" in result.stderr
     result = run("runs", "show", "nope")
     assert result.exit_code == 1 and "run nope not found" in result.stderr
+
+
+def test_the_worker_also_sends_the_webhooks_its_deliveries_raise(
+    cli: tuple[Any, Engine],
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append(json.loads(await request.body()))
+        return JSONResponse({"ok": True})
+
+    run, engine = cli
+    integration = engine.integrations.create(name="Fake", destination="fakebooks")
+    engine.integrations.connect(integration.id, fake.connect(engine).id)
+    engine.mappings.create(
+        entity="Account", entity_id=json.loads(ACME.read_text())["id"],
+        external_table="Customer", external_id="c1", external_system="fakebooks",
+    )  # fmt: skip
+    with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as hooks:
+        engine.webhooks.create(f"{hooks.url}/hook", event_types=["run.complete"])
+        ok(run("bills", "submit", str(ACME_BILL), "--account", str(ACME)))
+        ok(run("worker", "--once", "--quiet"))
+    assert [body["type"] for body in received] == ["run.complete"]

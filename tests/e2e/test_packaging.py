@@ -48,8 +48,13 @@ def test_the_wheel_holds_everything(wheel: Path) -> None:
         "billbridge_quickbooks/py.typed",
         "billbridge_xero/schema.json",
         "billbridge/demo_samples/bill-acme-uk-2025-09.json",
+        "billbridge/api/console/index.html",
     ):
         assert expected in names
+    # The console's built bundle: no Node needed to install or run it.
+    assets = [n for n in names if n.startswith("billbridge/api/console/assets/")]
+    assert any(n.endswith(".js") for n in assets) and any(n.endswith(".css") for n in assets)
+    assert not any("node_modules" in n or n.startswith("console/") for n in names)
     entry_points = next(n for n in names if n.endswith("dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[billbridge.destinations]" in text

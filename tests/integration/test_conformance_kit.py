@@ -41,7 +41,7 @@ class TestFakebooksConforms(DestinationConformance):
     destination = fake.KEY
     plugin = fake.plugin(batch=True, status=True)
     valid_configs = [{}]
-    invalid_configs = [({"memo": "not an option of this panel"}, "/memo")]
+    invalid_configs = [({"memo": 5}, "/memo"), ({"colour": "red"}, "/colour")]
 
     @pytest.fixture
     def harness(self) -> Iterator[Harness]:

@@ -11,11 +11,12 @@ import multiprocessing
 import os
 import stat
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import attrs
 import httpx
@@ -41,7 +42,7 @@ from billbridge.settings import Settings
 from billbridge.store import atomically
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import serve
-from support import World
+from support import ACME, ACME_BILL, World, stored_tokens
 
 REDIRECT = fake.REDIRECT
 make_engine = fake.make_engine
@@ -120,7 +121,7 @@ def test_access_denied_is_a_clear_error_and_nothing_is_saved(world: World) -> No
     with pytest.raises(CredentialError, match=r"refused access \(access_denied"):
         world.engine.credentials.complete(params["state"], error=params["error"])
     assert world.engine.credentials.get(credential.id).status is CredentialStatus.INCOMPLETE
-    assert world.engine.credentials.get(credential.id).access_token is None
+    assert stored_tokens(world.engine, credential.id).access_token is None
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,12 @@ def test_access_denied_is_a_clear_error_and_nothing_is_saved(world: World) -> No
         (400, '{"error": "invalid_grant"}', "application/json", "invalid_grant"),
         (500, "upstream exploded", "text/plain", "HTTP 500"),
         (200, "<html>login</html>", "text/html", "not JSON"),
-        (200, '{"token_type": "bearer"}', "application/json", "invalid token response"),
+        (
+            200,
+            '{"token_type": "bearer"}',
+            "application/json",
+            "token response that is not valid OAuth 2.0",
+        ),
     ],
 )
 def test_token_endpoint_failures_save_nothing(
@@ -142,7 +148,7 @@ def test_token_endpoint_failures_save_nothing(
         world.engine.credentials.complete(params["state"], params["code"])
     stored = world.engine.credentials.get(credential.id)
     assert stored.status is CredentialStatus.INCOMPLETE
-    assert stored.access_token is None
+    assert stored_tokens(world.engine, credential.id).access_token is None
 
 
 def test_several_tenants_ask_for_a_choice(world: World) -> None:
@@ -217,6 +223,7 @@ def test_deleting_a_credential_revokes_it_and_disconnects(world: World) -> None:
 
 def test_a_token_about_to_expire_is_refreshed_before_use(world: World) -> None:
     credential = connect(world)
+    first_refresh = stored_tokens(world.engine, credential.id).refresh_token
     first = world.engine.credentials.connection(credential.id)
     assert world.provider.oauth.stats["refreshes"] == 0
     world.clock.advance(1800 - 60)  # inside the five-minute margin
@@ -224,8 +231,7 @@ def test_a_token_about_to_expire_is_refreshed_before_use(world: World) -> None:
     assert second.access_token != first.access_token
     assert world.provider.oauth.stats["refreshes"] == 1
     assert fake.whoami(second) == {"tenants": ["t-uk"]}
-    stored = world.engine.credentials.get(credential.id)
-    assert stored.refresh_token != credential.refresh_token  # rotated and persisted
+    assert stored_tokens(world.engine, credential.id).refresh_token != first_refresh  # rotated
 
 
 def test_a_401_refreshes_once_and_retries_once(world: World) -> None:
@@ -369,9 +375,14 @@ def test_key_rotation(database_url: str, tmp_path: Path) -> None:
 def _rotate(world: World, old_key: str, new_key: str) -> None:
     credential = connect(world)
     world.engine.use_secret_keys(SecretBox([new_key, old_key]))
-    assert world.engine.rotate_secrets() == 2  # one credential, one OAuth app
+    assert world.engine.rotate_secrets() == {
+        "credentials": 1,
+        "oauthApps": 1,
+        "destinationSecrets": 0,
+        "webhookSecrets": 0,
+    }
     world.engine.use_secret_keys(SecretBox([new_key]))
-    assert world.engine.credentials.get(credential.id).access_token is not None
+    assert stored_tokens(world.engine, credential.id).access_token is not None
     with world.engine.db.engine.connect() as conn:
         stored = conn.execute(text("SELECT access_token_enc FROM credentials")).scalar_one()
     with pytest.raises(SecretKeyError):
@@ -447,6 +458,29 @@ def test_loopback_consent_completes_from_the_command_line(world: World) -> None:
     assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in seen[0]
 
 
+def test_a_stray_request_to_the_loopback_listener_does_not_abort_the_consent(
+    world: World,
+) -> None:
+    credential = world.engine.credentials.create("Fake UK", "fakebooks")
+    strays: list[int] = []
+
+    def browser(url: str) -> None:
+        redirect = dict(parse_qsl(urlsplit(url).query))["redirect_uri"]
+
+        def visit() -> None:
+            # Something else on this machine calls the listener first: a guessed state, and
+            # an error without one. Both are refused; the real callback still completes.
+            strays.append(httpx.get(redirect, params={"state": "guess", "code": "x"}).status_code)
+            strays.append(httpx.get(redirect, params={"error": "access_denied"}).status_code)
+            httpx.get(url, follow_redirects=True)
+
+        threading.Thread(target=visit, daemon=True).start()
+
+    done = connect_interactively(world.engine, credential, open_url=browser)
+    assert done.status is CredentialStatus.COMPLETE
+    assert strays == [400, 400]
+
+
 def test_cli_credentials_commands(world: World) -> None:
     credential = connect(world)
     integration = world.engine.integrations.create(name="Fake", destination="fakebooks")
@@ -485,3 +519,26 @@ def test_no_oauth_app_is_a_clear_error(database_url: str, tmp_path: Path) -> Non
         os.environ.pop("BILLBRIDGE_FAKEBOOKS_CLIENT_ID", None)
         with pytest.raises(CredentialError, match="no OAuth app configured for fakebooks"):
             engine.credentials.authorization_url(credential.id, REDIRECT)
+
+
+def test_a_refresh_holds_no_database_lock_while_the_provider_answers(world: World) -> None:
+    credential = connect(world)
+    integration = world.engine.integrations.create(name="Writer", destination="fakebooks")
+    world.clock.advance(1800)  # the access token has expired: the next connection refreshes
+    world.provider.token_gate = threading.Event()
+    refreshing = threading.Thread(
+        target=world.engine.credentials.connection, args=(credential.id,), daemon=True
+    )
+    refreshing.start()
+    try:
+        assert world.provider.token_waiting.wait(10), "the refresh never reached the provider"
+        # While the provider takes its time, the rest of billbridge writes as usual (on SQLite a
+        # transaction open around the exchange would hold the write lock for its whole length).
+        started = time.monotonic()
+        world.engine.integrations.disable(integration.id)
+        world.engine.submit_bill(ACME_BILL, ACME)
+        assert time.monotonic() - started < 5
+    finally:
+        world.provider.token_gate.set()
+        refreshing.join(10)
+    assert world.provider.oauth.stats["refreshes"] == 1

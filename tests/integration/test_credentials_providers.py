@@ -28,6 +28,7 @@ from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import DestinationSettings, Settings
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import RunningServer
+from support import stored_tokens
 
 CLIENT_ID = "test-app"
 CLIENT_SECRET = "test-app-secret-0123456789"
@@ -99,10 +100,10 @@ def test_quickbooks_consent_refresh_rotation_and_revoke(
     assert done.status is CredentialStatus.COMPLETE
     assert (done.tenant_id, done.tenant_name) == ("9130000000000001", "Fake Books Inc")
     assert done.access_token_expires_at == clock.now() + timedelta(hours=1)
-    first_refresh = done.refresh_token
+    first_refresh = stored_tokens(engine, done.id).refresh_token
     clock.advance(3600)
     connection = engine.credentials.connection(done.id)
-    rotated = engine.credentials.get(done.id)
+    rotated = stored_tokens(engine, done.id)
     assert rotated.refresh_token != first_refresh  # rotated and stored
     assert emulator.oauth.stats["refreshes"] == 1
     assert connection.access_token == rotated.access_token
@@ -122,11 +123,11 @@ def test_xero_consent_choice_single_use_refresh_tokens_and_grace(
     assert {c.name for c in choice.value.choices} == {"Demo UK", "Demo US"}
     done = engine.credentials.choose_tenant(credential.id, "t-us")
     assert (done.tenant_id, done.tenant_name) == ("t-us", "Demo US")
-    spent = done.refresh_token
+    spent = stored_tokens(engine, done.id).refresh_token
     assert spent is not None
     clock.advance(1800)
     engine.credentials.connection(done.id)  # refreshes: the old refresh token is now spent
-    assert engine.credentials.get(done.id).refresh_token != spent
+    assert stored_tokens(engine, done.id).refresh_token != spent
 
     def reuse(token: Secret) -> httpx.Response:
         return httpx.post(

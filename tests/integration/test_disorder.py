@@ -11,9 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import DataError
 
-from billbridge import Engine
-from billbridge.errors import Conflict
+import fakebooks_plugin as fake
+from billbridge import Engine, hookimpl
+from billbridge.errors import Conflict, DestinationValidationError, TransientError
+from billbridge.plugin.contract import SendResult
+from billbridge.store.repositories import LedgerRepository
 from support import ACME, ACME_BILL, World, bill_version, statuses
 
 
@@ -155,3 +159,181 @@ def test_concurrent_identical_submissions_queue_one_run(world: World) -> None:
     finally:
         for engine in engines:
             engine.close()
+
+
+# --- one bad bill never blocks good ones ---------------------------------------------------------
+
+
+def numbered(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    account = {**ACME, "id": f"acct-{n}"}
+    return {**ACME_BILL, "id": f"bill-{n}", "accountId": account["id"]}, account
+
+
+@pytest.mark.parametrize("batch", [True], ids=["batch"])
+def test_a_batch_refused_for_one_member_is_split_and_the_others_go(world: World) -> None:
+    world.integration()
+    for n in range(6):
+        bill, account = numbered(n)
+        world.map_account(account, f"cust-{n}")
+        world.engine.submit_bill(bill, account)
+
+    @hookimpl(specname="send_bills")
+    def refusing(connection: Any, deliveries: Any, idempotency_key: str) -> Any:
+        # A destination that refuses a whole request because of one member (a body it cannot
+        # read), doing nothing: fakebooks' own batch otherwise.
+        if any(d.bill.id == "bill-3" for d in deliveries):
+            raise DestinationValidationError("the request was refused", detail="line 1: bad")
+        return fake.send_bills(connection, deliveries, idempotency_key)
+
+    engine = world.other_engine(batch=True, hooks={"batch_hook": refusing})
+    try:
+        engine.deliver_pending()
+        by_bill = {r.bill_id: r for r in engine.runs.list(limit=None)}
+    finally:
+        engine.close()
+    assert by_bill["bill-3"].status.value == "ERROR"
+    assert by_bill["bill-3"].error == "the request was refused: line 1: bad"
+    assert {b: r.status.value for b, r in by_bill.items() if b != "bill-3"} == {
+        f"bill-{n}": "COMPLETE" for n in (0, 1, 2, 4, 5)
+    }
+
+
+def test_a_plugin_bug_is_reported_without_python_words(world: World) -> None:
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    world.engine.submit_bill(ACME_BILL, ACME)
+
+    @hookimpl(specname="send_bill")
+    def broken(**_: Any) -> Any:
+        raise KeyError("customer")
+
+    @hookimpl(specname="send_bills")
+    def broken_batch(**_: Any) -> Any:
+        raise KeyError("customer")
+
+    engine = world.other_engine(batch=True, hooks={"send_bill": broken, "batch_hook": broken_batch})
+    try:
+        engine.deliver_pending()
+        (run,) = engine.runs.list(limit=None)
+    finally:
+        engine.close()
+    assert run.status.value == "AWAITING_RETRY"
+    assert run.error == (
+        "the destination's plugin failed unexpectedly (its error is in the worker's log)"
+    )
+    assert "KeyError" not in (run.error or "")
+
+
+# --- attempts stay bounded even when recording fails --------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [False], ids=["single"])
+@pytest.mark.parametrize(
+    ("result", "complaint"),
+    [
+        (SendResult(external_id="x" * 250), "an external id of 250 characters (at most 200)"),
+        (SendResult(external_id="42", state={"when": object()}), "state that cannot be written"),
+        (SendResult(external_id=""), "no external id"),
+    ],
+    ids=["long-id", "state", "empty-id"],
+)
+def test_results_the_store_cannot_hold_end_the_run_naming_the_plugin(
+    world: World, result: SendResult, complaint: str
+) -> None:
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    world.engine.submit_bill(ACME_BILL, ACME)
+
+    @hookimpl(specname="send_bill")
+    def odd(**_: Any) -> Any:
+        return result
+
+    engine = world.other_engine(hooks={"send_bill": odd})
+    try:
+        engine.deliver_pending()
+        (run,) = engine.runs.list(limit=None)
+        events = engine.events.list()
+    finally:
+        engine.close()
+    assert run.status.value == "ERROR"
+    assert run.error is not None and run.error.startswith(
+        f"the fakebooks plugin returned {complaint}"
+    )
+    assert [e.type.value for e in events] == ["integration.perform.error"]
+
+
+@pytest.mark.parametrize("batch", [False], ids=["single"])
+def test_a_failing_write_still_counts_the_attempt_and_stops_at_the_cap(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    world.engine.submit_bill(ACME_BILL, ACME)
+
+    def refuse(self: Any, entries: Any) -> None:
+        if entries:
+            raise DataError("INSERT", {}, Exception("value too long for the column"))
+
+    monkeypatch.setattr(LedgerRepository, "record", refuse)
+    cap = world.engine.deliverer.retry.max_attempts
+    for _ in range(cap + 3):
+        world.engine.deliver_pending()
+        world.clock.advance(4000)
+    (run,) = world.engine.runs.list(limit=None)
+    assert run.status.value == "TIMEOUT_LIMIT_EXCEEDED"
+    assert run.attempts == cap
+    assert len(world.engine.runs.attempts(run.id)) == cap
+    assert "could not record" in (run.error or "")
+    assert [e.type.value for e in world.engine.events.list()] == ["integration.perform.error"]
+    # The destination recognised every repeat: one invoice.
+    assert len(world.provider.invoices_for(ACME_BILL["id"])) == 1
+
+
+# --- no plugin can stall or crash the engine ------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [False], ids=["single"])
+def test_a_hung_plugin_call_becomes_a_transient_failure(world: World) -> None:
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    world.engine.submit_bill(ACME_BILL, ACME)
+    release = threading.Event()
+
+    @hookimpl(specname="send_bill")
+    def hung(**_: Any) -> Any:
+        release.wait(30)
+        raise TransientError("released")
+
+    engine = world.other_engine(hooks={"send_bill": hung}, plugin_timeout=0.5)
+    try:
+        report = engine.deliver_pending()
+        (run,) = engine.runs.list(limit=None)
+    finally:
+        release.set()
+        engine.close()
+    assert report.attempted == 1
+    assert run.status.value == "AWAITING_RETRY"
+    assert (
+        run.error
+        == "the fakebooks plugin did not finish send_bill within 0.5 s; it is tried again later"
+    )
+
+
+@pytest.mark.parametrize("batch", [False], ids=["single"])
+def test_a_plugin_calling_exit_does_not_end_the_worker(world: World) -> None:
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    world.engine.submit_bill(ACME_BILL, ACME)
+
+    @hookimpl(specname="send_bill")
+    def leaving(**_: Any) -> Any:
+        raise SystemExit(3)
+
+    engine = world.other_engine(hooks={"send_bill": leaving})
+    try:
+        engine.deliver_pending()
+        (run,) = engine.runs.list(limit=None)
+    finally:
+        engine.close()
+    assert run.status.value == "AWAITING_RETRY"
+    assert "unexpectedly" in (run.error or "") or "tried to stop" in (run.error or "")

@@ -366,6 +366,76 @@ def test_required_unknown_and_business_rules(env: Env) -> None:
     assert ok["Invoice"]["TotalAmt"] == D("100.00")
 
 
+def taxed(env: Env, code: str, amount: str = "100.00") -> dict[str, Any]:
+    line = sales_line(env.company, "Platform", amount, 1, amount)
+    line["SalesItemLineDetail"]["TaxCodeRef"] = {"value": code}
+    return line
+
+
+def test_tax_codes_and_rates_are_listed(env: Env) -> None:
+    standard = env.company.id_of("TaxCode", "20.0% S")
+    _, body = env.json("GET", f"taxcode/{standard}")
+    (detail,) = body["TaxCode"]["SalesTaxRateList"]["TaxRateDetail"]
+    _, rate = env.json("GET", f"taxrate/{detail['TaxRateRef']['value']}")
+    assert (rate["TaxRate"]["Name"], rate["TaxRate"]["RateValue"]) == ("20.0% S", D("20"))
+    status, listed = env.query("select * from TaxRate")
+    assert status == 200
+    assert {r["Name"]: r["RateValue"] for r in listed["QueryResponse"]["TaxRate"]} == {
+        "20.0% S": D("20"),
+        "5.0% R": D("5"),
+        "0.0% Z": D("0"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("calculation", "total", "tax"),
+    [
+        (None, "180.00", "30.00"),  # not sent: tax is added, as TaxExcluded
+        ("TaxExcluded", "180.00", "30.00"),
+        # Inside the amounts: 100 × 20/120 = 16.67 and 50 × 20/120 = 8.33, one tax line.
+        ("TaxInclusive", "150.00", "25.00"),
+        ("NotApplicable", "150.00", "0"),
+    ],
+)
+def test_tax_is_computed_from_the_companys_rates(
+    env: Env, calculation: str | None, total: str, tax: str
+) -> None:
+    standard = env.company.id_of("TaxCode", "20.0% S")
+    extra = {"GlobalTaxCalculation": calculation} if calculation else {}
+    lines = [taxed(env, standard), taxed(env, standard, "50.00"), taxed(env, "NON", "0.00")]
+    status, created = env.json("POST", "invoice", body=env.invoice(Line=lines, **extra))
+    assert status == 200, created
+    invoice = created["Invoice"]
+    assert (invoice["TotalAmt"], invoice["Balance"]) == (D(total), D(total))
+    assert invoice["TxnTaxDetail"]["TotalTax"] == D(tax)
+    if D(tax):
+        (tax_line,) = invoice["TxnTaxDetail"]["TaxLine"]
+        detail = tax_line["TaxLineDetail"]
+        assert (tax_line["Amount"], detail["TaxPercent"]) == (D(tax), D("20"))
+    # US codes carry no rate of their own: no tax.
+    _, plain = env.json("POST", "invoice", body=env.invoice(Line=[taxed(env, "TAX")]))
+    assert plain["Invoice"]["TotalAmt"] == D("100.00")
+    assert plain["Invoice"]["TxnTaxDetail"]["TotalTax"] == D("0")
+
+
+def test_tax_rounds_per_rate_and_refuses_unknown_calculations(env: Env) -> None:
+    reduced = env.company.id_of("TaxCode", "5.0% R")
+    lines = [taxed(env, reduced, "0.10") for _ in range(3)]
+    _, created = env.json("POST", "invoice", body=env.invoice(Line=lines))
+    # 0.30 × 5 % = 0.015 → 0.02 on the rate's total, where each line alone would round to 0.01.
+    assert created["Invoice"]["TxnTaxDetail"]["TotalTax"] == D("0.02")
+    status, body = env.json(
+        "POST", "invoice", body=env.invoice(GlobalTaxCalculation="TaxSometimes")
+    )
+    assert status == 400 and body["Fault"]["Error"][0]["code"] == "2010"
+    status, body = env.json("POST", "invoice", body=env.invoice(Line=[taxed(env, "NO-SUCH")]))
+    assert status == 400
+    assert (body["Fault"]["Error"][0]["code"], body["Fault"]["Error"][0]["element"]) == (
+        "610",
+        "TaxCodeRef",
+    )
+
+
 def test_paid_closed_and_ended_subscription(env: Env) -> None:
     _, created = env.json("POST", "invoice", body=env.invoice(TxnDate="2026-02-10"))
     invoice = created["Invoice"]
@@ -383,6 +453,61 @@ def test_paid_closed_and_ended_subscription(env: Env) -> None:
     status, body = env.json("POST", "invoice", body=env.invoice(TxnDate="2026-02-01"))
     assert status == 400 and body["Fault"]["Error"][0]["code"] == "6190"
     assert env.json("GET", f"invoice/{invoice['Id']}")[0] == 200
+
+
+def test_void_zeroes_an_invoice_and_keeps_it(env: Env) -> None:
+    _, created = env.json("POST", "invoice", body=env.invoice(PrivateNote="bill 7"))
+    invoice = created["Invoice"]
+    body = {"Id": invoice["Id"], "SyncToken": "1"}
+    status, stale = env.json("POST", "invoice", body=body, params={"operation": "void"})
+    assert status == 400 and stale["Fault"]["Error"][0]["code"] == "5010"
+    body["SyncToken"] = "0"
+    status, voided = env.json("POST", "invoice", body=body, params={"operation": "void"})
+    assert status == 200, voided
+    kept = voided["Invoice"]
+    assert (kept["Id"], kept["DocNumber"], kept["SyncToken"]) == (
+        invoice["Id"],
+        invoice["DocNumber"],
+        "1",
+    )
+    assert (kept["TotalAmt"], kept["Balance"]) == (D("0"), D("0"))
+    assert kept["PrivateNote"] == "Voided - bill 7"
+    assert [line["Amount"] for line in kept["Line"]] == [D("0"), D("0")]
+    assert env.company.invoices[invoice["Id"]]["TotalAmt"] == 0
+    assert env.emulator.calls["void:Invoice"] == 1
+    # The number stays taken by the voided invoice.
+    again = env.invoice(DocNumber=invoice["DocNumber"])
+    assert env.json("POST", "invoice", body=again)[1]["Fault"]["Error"][0]["code"] == "6140"
+
+
+def test_void_refuses_paid_invoices_and_credit_memos_and_delete_removes(env: Env) -> None:
+    _, created = env.json("POST", "invoice", body=env.invoice())
+    paid = created["Invoice"]
+    env.emulator.mark_paid(env.realm, paid["Id"])
+    status, body = env.json(
+        "POST", "invoice", body={"Id": paid["Id"], "SyncToken": "0"}, params={"operation": "void"}
+    )
+    assert status == 400 and "linked to a payment" in body["Fault"]["Error"][0]["Detail"]
+    assert env.company.invoices[paid["Id"]]["TotalAmt"] == D("100.00")
+    _, memo = env.json("POST", "creditmemo", body=env.invoice())
+    memo_id = memo["CreditMemo"]["Id"]
+    status, body = env.json(
+        "POST", "creditmemo", body={"Id": memo_id, "SyncToken": "0"}, params={"operation": "void"}
+    )
+    assert status == 400 and body["Fault"]["Error"][0]["code"] == "4001"
+    status, body = env.json(
+        "POST",
+        "creditmemo",
+        body={"Id": memo_id, "SyncToken": "0"},
+        params={"operation": "delete"},
+    )
+    assert status == 200 and body["CreditMemo"] == {
+        "Id": memo_id,
+        "status": "Deleted",
+        "domain": "QBO",
+    }
+    assert memo_id not in env.company.credit_memos
+    assert env.json("GET", f"creditmemo/{memo_id}")[1]["Fault"]["Error"][0]["code"] == "610"
 
 
 def test_requestid_replays_the_first_answer(env: Env) -> None:

@@ -47,6 +47,7 @@ from billbridge.domain.clock import SystemClock
 from billbridge.domain.models import RunStatus
 from billbridge.secrets import generate_key
 from billbridge.store import atomically
+from support import stored_tokens
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -157,8 +158,9 @@ def test_one_refresh_for_fifty_deliveries_across_processes(
             first_refresh_tokens = {}
             for name, credential_id in prepared.credentials.items():
                 credential = engine.credentials.get(credential_id)
-                assert credential.refresh_token is not None
-                first_refresh_tokens[name] = credential.refresh_token.reveal()
+                refresh_token = stored_tokens(engine, credential_id).refresh_token
+                assert refresh_token is not None
+                first_refresh_tokens[name] = refresh_token.reveal()
                 # Expired for the engine (every worker will want to refresh) ...
                 expired = attrs.evolve(credential, access_token_expires_at=engine.clock.now())
                 atomically(engine.uow, lambda uow, c=expired: uow.credentials.update(c))
@@ -207,7 +209,7 @@ def test_one_refresh_for_fifty_deliveries_across_processes(
                 )
             # The rotated refresh token is the one stored now: the spent one is gone for good.
             for name, credential_id in prepared.credentials.items():
-                stored = engine.credentials.get(credential_id).refresh_token
+                stored = stored_tokens(engine, credential_id).refresh_token
                 assert stored is not None and stored.reveal() != first_refresh_tokens[name]
         finally:
             engine.close()

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 from benchmarks.bills import account_id
 from click.testing import CliRunner
@@ -35,13 +37,15 @@ from test_reliability_world import (
     submit,
 )
 
+import fakebooks_plugin as fake
 from billbridge.cli import _State, main
-from billbridge.domain.models import CredentialStatus, RunStatus
+from billbridge.domain.models import CredentialStatus, RunStatus, dumps
 from billbridge.engine import Engine
 from billbridge.errors import AuthenticationFailed, BillbridgeError
 from billbridge.secrets import generate_key
 from billbridge.store import atomically
 from billbridge.testing.emulation.clock import ManualClock
+from support import ACME, ACME_BILL, stored_tokens
 
 STORED_SECRET = "stored-app-secret-5d8e2b71c0"
 
@@ -230,3 +234,78 @@ def test_exceptions_from_the_token_endpoint_carry_no_secret(
             assert atomically(engine.uow, lambda uow: uow.tenants.states()) == []
         finally:
             engine.close()
+
+
+# --- providers that echo secrets ----------------------------------------------------------------
+
+
+def everything_people_see(world: Any, caplog: pytest.LogCaptureFixture) -> str:
+    """Runs, attempts, events, the log and the CLI's JSON, as one text."""
+    engine = world.engine
+    runs = engine.runs.list(limit=None)
+    parts = [repr(runs), repr(engine.events.list(limit=None)), caplog.text]
+    parts += [repr(engine.runs.attempts(run.id)) for run in runs]
+    state = _State(None)
+    state._engine = engine
+    for args in (["runs", "list", "--json"], ["events", "list", "--json"], ["credentials", "list"]):
+        parts.append(CliRunner().invoke(main, args, obj=state).output)
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("batch", [False], ids=["single"])
+def test_a_token_endpoint_echoing_the_refresh_token_leaks_nothing(
+    world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    (credential,) = world.engine.credentials.list()
+    refresh = stored_tokens(world.engine, credential.id).refresh_token.reveal()
+    world.provider.token_override = (
+        400,
+        f'{{"error": "invalid_request", "error_description": "refresh token {refresh} is '
+        f'malformed; you sent refresh_token={refresh}"}}',
+        "application/json",
+    )
+    world.clock.advance(3600)  # the access token expired: delivering refreshes first
+    world.engine.submit_bill(ACME_BILL, ACME)
+    world.engine.deliver_pending()
+    (run,) = world.engine.runs.list(limit=None)
+    assert "invalid_request" in (run.error or "")  # the provider's words, redacted
+    seen = everything_people_see(world, caplog)
+    assert refresh not in seen and refresh[:16] not in seen
+    assert "[redacted]" in seen
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])
+def test_an_api_error_echoing_the_authorization_header_leaks_nothing(
+    world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    world.integration()
+    world.map_account(ACME, "cust-acme")
+    world.provider.refuse_customers.add("cust-acme")
+    world.provider.echo_authorization = True
+    world.engine.submit_bill(ACME_BILL, ACME)
+    world.engine.deliver_pending()
+    (credential,) = world.engine.credentials.list()
+    access = stored_tokens(world.engine, credential.id).access_token.reveal()
+    (run,) = world.engine.runs.list(limit=None)
+    assert run.status is RunStatus.ERROR
+    assert "Authorization: Bearer [redacted]" in (run.error or "")
+    seen = everything_people_see(world, caplog)
+    assert access not in seen and access[:16] not in seen
+
+
+def test_credentials_serialise_without_tokens(world: Any) -> None:
+    credential = fake.connect(world.engine, "Fake UK")
+    for shown in (
+        world.engine.credentials.get(credential.id),
+        world.engine.credentials.list()[0],
+        credential,
+    ):
+        text_forms = [dumps(shown), repr(shown), str(attrs.asdict(shown))]
+        tokens = stored_tokens(world.engine, credential.id)
+        for secret in (tokens.access_token, tokens.refresh_token):
+            assert secret is not None
+            assert all(secret.reveal() not in form for form in text_forms)

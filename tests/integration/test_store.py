@@ -28,6 +28,7 @@ from billbridge.domain.models import (
     BillEntityConfig,
     Credential,
     CredentialStatus,
+    CredentialTokens,
     Event,
     EventType,
     ExternalMapping,
@@ -89,6 +90,12 @@ def make_mapping(**changes: Any) -> ExternalMapping:
     return attrs.evolve(base, **changes)
 
 
+TOKENS = CredentialTokens(
+    access_token=Secret("access-token-plaintext-1234"),
+    refresh_token=Secret("refresh-token-plaintext-5678"),
+)
+
+
 def make_credential(**changes: Any) -> Credential:
     base = Credential(
         id=new_id(),
@@ -97,8 +104,6 @@ def make_credential(**changes: Any) -> Credential:
         status=CredentialStatus.COMPLETE,
         created_at=T0,
         tenant_id="tenant-1",
-        access_token=Secret("access-token-plaintext-1234"),
-        refresh_token=Secret("refresh-token-plaintext-5678"),
         access_token_expires_at=T0 + timedelta(minutes=30),
         scopes=("accounting.transactions", "offline_access"),
         data={"connectionId": "conn-1"},
@@ -540,8 +545,6 @@ def test_credential_crud(db: Database, secret_box: SecretBox) -> None:
         name="QBO",
         destination="quickbooks",
         status=CredentialStatus.INCOMPLETE,
-        access_token=None,
-        refresh_token=None,
         expires_at=T0 + timedelta(minutes=10),
         created_at=T0 + timedelta(seconds=1),
     )
@@ -549,19 +552,21 @@ def test_credential_crud(db: Database, secret_box: SecretBox) -> None:
         repo = uow.credentials
         assert repo.add(credential) == credential
         assert repo.add(incomplete) == incomplete
+        with_tokens = repo.update(credential, TOKENS)
+        assert with_tokens == attrs.evolve(credential, has_tokens=True)
+        credential = with_tokens
 
     with unit(db, secret_box) as uow:
         repo = uow.credentials
         loaded = repo.get(credential.id, for_update=True)
         assert loaded == credential
-        assert loaded.access_token is not None
-        assert loaded.access_token.reveal() == "access-token-plaintext-1234"
+        assert "plaintext" not in repr(loaded) and "plaintext" not in str(attrs.asdict(loaded))
+        assert repo.tokens(credential.id) == TOKENS
         assert repo.list() == [credential, incomplete]
         assert repo.list(destination="quickbooks") == [incomplete]
-        refreshed = attrs.evolve(
-            credential, access_token=Secret("access-token-2"), refresh_token=None
-        )
+        refreshed = attrs.evolve(credential, tenant_name="Renamed")
         assert repo.update(refreshed) == refreshed
+        assert repo.tokens(credential.id) == TOKENS  # kept when not given
         with pytest.raises(NotFound):
             repo.update(make_credential())
         with pytest.raises(NotFound, match="credential"):
@@ -573,7 +578,7 @@ def test_credential_crud(db: Database, secret_box: SecretBox) -> None:
         version = uow.session.scalar(
             text("SELECT version FROM credentials WHERE id = :id"), {"id": credential.id}
         )
-        assert version == 2
+        assert version == 3
         repo.delete(incomplete.id)
         with pytest.raises(NotFound):
             repo.delete(incomplete.id)
@@ -583,7 +588,7 @@ def test_credential_crud(db: Database, secret_box: SecretBox) -> None:
 def test_credential_tokens_are_stored_encrypted(db: Database, secret_box: SecretBox) -> None:
     credential = make_credential()
     with unit(db, secret_box) as uow:
-        uow.credentials.add(credential)
+        uow.credentials.update(uow.credentials.add(credential), TOKENS)
     with db.engine.connect() as connection:
         row = connection.execute(
             text("SELECT * FROM credentials WHERE id = :id"), {"id": credential.id}

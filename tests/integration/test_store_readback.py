@@ -1,4 +1,4 @@
-"""The ledger's status read-back columns on SQLite and PostgreSQL: migration 0008 (documents
+"""The ledger's status read-back columns on SQLite and PostgreSQL: migration 0009 (documents
 delivered before it are read back once), due documents in bulk, writes that never land on a
 document replaced meanwhile, failures that keep what was read before, and runs filtered by
 what their invoice became."""
@@ -65,7 +65,7 @@ def entry(
 
 def test_documents_delivered_before_the_migration_are_read_back_once(db: Database) -> None:
     with db.engine.begin() as connection:
-        command.downgrade(alembic_config(connection), "0007_one_open_run_per_version")
+        command.downgrade(alembic_config(connection), "0008_credential_refresh_lease")
         connection.execute(
             text(
                 "INSERT INTO integrations (id, destination, entity_type, name, global_config, "

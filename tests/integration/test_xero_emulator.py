@@ -713,6 +713,32 @@ def test_status_changes_follow_xero(env: Env) -> None:
     assert deleted["Invoices"][0]["Status"] == "DELETED"
 
 
+def test_voiding_and_deleting_follow_the_status(env: Env) -> None:
+    # AUTHORISED and SUBMITTED void (REFERENCE: "AUTHORISED or SUBMITTED, no payments"); the
+    # voided document keeps its number and amounts.
+    for status in ("AUTHORISED", "SUBMITTED"):
+        invoice = create(env, Status=status, InvoiceNumber=f"V-{status}")
+        _, voided = env.write("POST", {"InvoiceID": invoice["InvoiceID"], "Status": "VOIDED"})
+        (answer,) = voided["Invoices"]
+        assert (answer["Status"], answer["InvoiceNumber"]) == ("VOIDED", invoice["InvoiceNumber"])
+        assert answer["Total"] == invoice["Total"]
+    # A draft cannot be voided, only deleted, which gives its number up.
+    draft = create(env, InvoiceNumber="D-1")
+    _, refused = env.write("POST", {"InvoiceID": draft["InvoiceID"], "Status": "VOIDED"})
+    assert errors_of(refused["Invoices"][0]) == ["Invoice not of valid status for modification"]
+    env.write("POST", {"InvoiceID": draft["InvoiceID"], "Status": "DELETED"})
+    assert create(env, InvoiceNumber="D-1")["StatusAttributeString"] == "OK"
+    # Credit notes likewise.
+    _, made = env.write(
+        "PUT", env.invoice(Type="ACCRECCREDIT", Status="AUTHORISED"), kind="CreditNotes"
+    )
+    note = made["CreditNotes"][0]
+    _, voided = env.write(
+        "POST", {"CreditNoteID": note["CreditNoteID"], "Status": "VOIDED"}, kind="CreditNotes"
+    )
+    assert voided["CreditNotes"][0]["Status"] == "VOIDED"
+
+
 def test_locked_periods_refuse_documents_dated_in_them(env: Env) -> None:
     before = create(env, Date="2026-01-10")
     env.emulator.lock_period(env.org.tenant_id, date(2026, 1, 31))

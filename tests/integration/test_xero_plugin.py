@@ -411,7 +411,17 @@ def test_send_bill_creates_the_invoice_once(xero: Xero) -> None:
     assert result.url == (
         f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={result.external_id}"
     )
-    assert dict(result.state) == {"kind": "Invoice", "status": "DRAFT"}
+    assert dict(result.state) == {
+        "kind": "Invoice",
+        "status": "DRAFT",
+        "totals": {
+            "currency": "GBP",
+            "bill": "1270.00",
+            "lines": "1270.00",
+            "tax": "254.00",
+            "destination": "1524.00",
+        },
+    }
     (invoice,) = xero.documents()
     assert invoice["InvoiceID"] == result.external_id
     assert invoice["SubTotal"] == D("1270.00") and invoice["TotalTax"] == D("254.00")
@@ -425,6 +435,36 @@ def test_send_bill_creates_the_invoice_once(xero: Xero) -> None:
     assert request.idempotency_key is not None
     assert "key-1" in request.idempotency_key
     assert len(request.idempotency_key) <= MAX_IDEMPOTENCY_KEY
+
+
+def test_the_bills_unit_price_goes_out_as_it_is(xero: Xero) -> None:
+    line = {"lineItemType": "USAGE", "productId": "p-events"}
+    bill = make_bill(
+        7,
+        lines=[
+            {
+                **line,
+                "description": "Events",
+                "quantity": "12.8205",
+                "averageUnitPrice": "14.50",
+                "subtotal": "185.90",
+            },
+            {
+                **line,
+                "description": "Pings",
+                "quantity": "3",
+                "averageUnitPrice": "0.001",
+                "subtotal": "0.003",
+            },
+        ],
+    )
+    xero.send(bill, ACCOUNT)
+    (invoice,) = xero.documents()
+    # Xero accepted them (LineAmount = Quantity × UnitAmount), with the bill's prices.
+    assert [(str(li["Quantity"]), str(li["UnitAmount"])) for li in invoice["LineItems"]] == [
+        ("12.8205", "14.5000"),
+        ("3.0000", "0.0010"),
+    ]
 
 
 def test_a_lost_response_and_a_retry_with_the_same_key_create_one_invoice(xero: Xero) -> None:
@@ -494,9 +534,11 @@ def test_credit_notes_for_negative_bills(xero: Xero) -> None:
     updated = xero.send(bigger, ACCOUNT, previous=ledger(result, bill), key="v2")
     assert updated.external_id == result.external_id and updated.created is False
     assert xero.documents("CreditNote")[0]["SubTotal"] == D("90.00")
-    # A later version that is a charge again cannot reuse the credit note.
-    with pytest.raises(PermanentError, match="cannot turn one into the other"):
-        xero.send(make_bill(7, amount="10", version=3), ACCOUNT, previous=ledger(updated, bill))
+    # A later version that is a charge again: the draft credit note is deleted, giving its
+    # number up, and an invoice takes its place.
+    again = xero.send(make_bill(7, amount="10", version=3), ACCOUNT, previous=ledger(updated, bill))
+    assert again.state["kind"] == "Invoice" and again.number == "INV-00007"
+    assert again.state["voided"][0]["status"] == "DELETED"
 
 
 def test_a_jpy_bill(xero: Xero) -> None:
@@ -1105,3 +1147,299 @@ def test_send_bills_splits_large_bodies_by_size(xero: Xero) -> None:
     ]
     # Each bill is about 1.2 MB: two fit under 3.5 MB, a third would not.
     assert sizes == [2, 2]
+
+
+# --- tax -------------------------------------------------------------------------------------------
+
+TAX_LINES = [
+    {
+        "lineItemType": "STANDING_CHARGE",
+        "description": "Platform",
+        "quantity": 1,
+        "averageUnitPrice": "100.00",
+        "subtotal": "100.00",
+        "productId": "p-platform",
+    },
+    {
+        "lineItemType": "USAGE",
+        "description": "Events",
+        "quantity": 1,
+        "averageUnitPrice": "40.00",
+        "subtotal": "40.00",
+        "productId": "p-events",
+    },
+]
+
+
+def tax_config(amounts: str, rate: str = "20") -> dict[str, Any]:
+    return {
+        **CONFIG,
+        "lineAmountTypes": amounts,
+        "taxTypesByLineType": {"USAGE": "RROUTPUT"},
+        "taxRates": [
+            {"taxType": "OUTPUT2", "ratePercent": rate},
+            {"taxType": "RROUTPUT", "ratePercent": "5"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("amounts", "tax", "total"),
+    [
+        # 100.00 at 20 % and 40.00 at 5 %, each line's tax rounded.
+        ("Exclusive", "22.00", "162.00"),
+        ("Inclusive", "18.57", "140.00"),
+        ("NoTax", "0.00", "140.00"),
+    ],
+)
+def test_the_preview_shows_the_total_xero_then_computes(
+    xero: Xero, amounts: str, tax: str, total: str
+) -> None:
+    bill = make_bill(31, lines=TAX_LINES)
+    config = tax_config(amounts)
+    planned = hooks.preview_bill(
+        destination="xero",
+        bill=bill,
+        account=ACCOUNT,
+        config=config,
+        mappings=xero.mappings(ACCOUNT),
+        previous=None,
+    )
+    assert planned["totals"] == {
+        "currency": "GBP",
+        "bill": "140.00",
+        "lines": "140.00",
+        "tax": tax,
+        "destination": total,
+        "amounts": amounts,
+        "unknown": [],
+    }
+    element = planned["body"]["Invoices"][0]
+    assert [li["TaxType"] for li in element["LineItems"]] == ["OUTPUT2", "RROUTPUT"]
+    assert element["LineAmountTypes"] == amounts
+    result = xero.send(bill, ACCOUNT, config=config)
+    (invoice,) = xero.documents()
+    # What Xero computed from its own rates is what the preview said.
+    assert (invoice["TotalTax"], invoice["Total"]) == (D(tax), D(total))
+    assert result.state["totals"]["destination"] == total
+    assert "notes" not in result.state
+
+
+def test_a_rate_in_the_panel_that_xero_does_not_have_is_noted(xero: Xero) -> None:
+    result = xero.send(
+        make_bill(32, lines=TAX_LINES), ACCOUNT, config=tax_config("Exclusive", "17.5")
+    )
+    assert result.state["notes"] == [
+        "Xero totals invoice INV-00032 (bill bill-32) at 162.00 GBP, but billbridge expected "
+        "159.50 (tax 19.50 at the panel's rates added to the lines' 140.00): check the tax rates "
+        "in the panel (taxRates) against the rates in Xero"
+    ]
+
+
+def test_lines_without_a_tax_type_leave_the_expected_total_to_xero(xero: Xero) -> None:
+    config = {"defaultAccountCode": "200"}
+    planned = hooks.preview_bill(
+        destination="xero",
+        bill=make_bill(33),
+        account=ACCOUNT,
+        config=config,
+        mappings=xero.mappings(ACCOUNT),
+        previous=None,
+    )
+    assert (planned["totals"]["tax"], planned["totals"]["destination"]) == (None, None)
+    assert planned["totals"]["unknown"] == [
+        "line ('Platform for bill 33') has no tax code: Xero applies the item's or "
+        "account's own tax type"
+    ]
+
+
+# --- a bill whose total changes sign ------------------------------------------------------------
+
+REFUND = {
+    "lineItemType": "CREDIT_MEMO",
+    "description": "Refund",
+    "quantity": 1,
+    "averageUnitPrice": "-150",
+    "subtotal": "-150",
+    "productId": "p-platform",
+}
+AUTHORISED = {**CONFIG, "invoiceStatus": "AUTHORISED"}
+
+
+def credited(n: int, version: int) -> Bill:
+    """Bill ``n`` with its 100.00 charge and a refund of 150.00: it totals -50.00."""
+    charge = {
+        "lineItemType": "STANDING_CHARGE",
+        "description": f"Platform for bill {n}",
+        "quantity": 1,
+        "averageUnitPrice": "100",
+        "subtotal": "100",
+        "productId": "p-platform",
+    }
+    return make_bill(n, lines=[charge, REFUND], version=version)
+
+
+def voids(xero: Xero) -> list[Any]:
+    """The status changes the plugin sent (voids and deletes), as Xero received them."""
+    return [
+        c.body
+        for c in xero.emulator.captured
+        if c.tenant_id == xero.org.tenant_id
+        and c.method == "POST"
+        and any(
+            set(doc) <= {"InvoiceID", "CreditNoteID", "Status"}
+            for docs in c.body.values()
+            for doc in docs
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "after"), [("AUTHORISED", "VOIDED"), ("SUBMITTED", "VOIDED"), ("DRAFT", "DELETED")]
+)
+def test_an_invoice_whose_bill_became_a_credit_is_replaced(
+    xero: Xero, status: str, after: str
+) -> None:
+    config = {**CONFIG, "invoiceStatus": status}
+    bill = make_bill(41)
+    first = xero.send(bill, ACCOUNT, config=config, key="v1")
+    result = xero.send(
+        credited(41, 2), ACCOUNT, config=config, previous=ledger(first, bill), key="v2"
+    )
+    (invoice,) = xero.documents()
+    assert invoice["Status"] == after and invoice["InvoiceID"] == first.external_id
+    (note,) = xero.documents("CreditNote")
+    assert (note["CreditNoteID"], note["CreditNoteNumber"], note["Total"]) == (
+        result.external_id,
+        "INV-00041",
+        D("60.00"),
+    )
+    assert result.state["kind"] == "CreditNote" and result.created
+    assert result.state["voided"] == [
+        {
+            "kind": "Invoice",
+            "id": first.external_id,
+            "number": "INV-00041",
+            "status": after,
+            "billVersion": 1,
+        }
+    ]
+    done = "was voided" if after == "VOIDED" else "was deleted (it was a draft)"
+    assert result.state["notes"] == [
+        f"bill bill-41 version 2 totals -50.00 GBP, so it is now a credit note: Xero invoice "
+        f"{first.external_id} (INV-00041), made for version 1, {done}, and credit note "
+        f"{result.external_id} (INV-00041) replaces it"
+    ]
+    assert voids(xero) == [{"Invoices": [{"InvoiceID": first.external_id, "Status": after}]}]
+
+
+def test_a_credit_note_whose_bill_became_a_charge_is_voided(xero: Xero) -> None:
+    note = xero.send(credited(42, 1), ACCOUNT, config=AUTHORISED, key="v1")
+    result = xero.send(
+        make_bill(42, version=2), ACCOUNT, config=AUTHORISED, previous=ledger(note, credited(42, 1))
+    )
+    assert xero.documents("CreditNote")[0]["Status"] == "VOIDED"
+    assert (result.state["kind"], result.number) == ("Invoice", "INV-00042")
+    assert voids(xero) == [
+        {"CreditNotes": [{"CreditNoteID": note.external_id, "Status": "VOIDED"}]}
+    ]
+
+
+def test_lost_answers_while_replacing_neither_void_nor_create_twice(xero: Xero) -> None:
+    bill = make_bill(43)
+    first = xero.send(bill, ACCOUNT, config=AUTHORISED, key="v1")
+    previous = ledger(first, bill)
+    plan = xero.shared.plan
+    plan.methods = ("POST",)  # the void's answer is lost
+    plan.script("lost")
+    with pytest.raises(TransientError):
+        xero.send(credited(43, 2), ACCOUNT, config=AUTHORISED, previous=previous, key="v2")
+    plan.methods = ("PUT",)  # then the credit note's
+    plan.script("lost")
+    with pytest.raises(TransientError):
+        xero.send(credited(43, 2), ACCOUNT, config=AUTHORISED, previous=previous, key="v2")
+    plan.methods = ()
+    result = xero.send(credited(43, 2), ACCOUNT, config=AUTHORISED, previous=previous, key="v2")
+    assert len(voids(xero)) == 1
+    (note,) = xero.documents("CreditNote")
+    assert note["CreditNoteID"] == result.external_id
+
+
+def test_a_paid_invoice_is_not_voided(xero: Xero) -> None:
+    bill = make_bill(44)
+    first = xero.send(bill, ACCOUNT, config=AUTHORISED, key="v1")
+    xero.emulator.mark_paid(xero.org.tenant_id, first.external_id)
+    with pytest.raises(InvoiceAlreadyPaid) as caught:
+        xero.send(credited(44, 2), ACCOUNT, config=AUTHORISED, previous=ledger(first, bill))
+    assert str(caught.value) == (
+        f"Xero invoice {first.external_id} (INV-00044), made for version 1 of bill bill-44, is "
+        "paid and cannot be voided; version 2 totals -50.00 GBP and would replace it with a "
+        "credit note: settle the difference in Xero by hand"
+    )
+    assert xero.documents("CreditNote") == [] and voids(xero) == []
+
+
+def test_a_number_kept_by_a_voided_invoice_is_not_reused(xero: Xero) -> None:
+    bill = make_bill(45)
+    first = xero.send(bill, ACCOUNT, config=AUTHORISED, key="v1")
+    note = xero.send(credited(45, 2), ACCOUNT, config=AUTHORISED, previous=ledger(first, bill))
+    with pytest.raises(DestinationValidationError) as caught:
+        xero.send(
+            make_bill(45, version=3),
+            ACCOUNT,
+            config=AUTHORISED,
+            previous=ledger(note, credited(45, 2)),
+        )
+    assert str(caught.value) == (
+        f"the number INV-00045 is still held by Xero invoice {first.external_id}, voided for "
+        "version 1 (a voided document keeps its number): give the bill another number "
+        "(invoiceNumberPrefix), or let Xero number it (invoiceNumberSource), then replay the run"
+    )
+    # Refused before anything changed: the credit note is still there, not voided.
+    assert xero.documents("CreditNote")[0]["Status"] == "AUTHORISED"
+
+
+def test_send_bills_replaces_a_document_among_the_batch(xero: Xero) -> None:
+    bill = make_bill(46)
+    first = xero.send(bill, ACCOUNT, config=AUTHORISED, key="v1")
+    outcomes = send_bills(
+        xero,
+        [
+            delivery(xero, credited(46, 2), ledger(first, bill), config=AUTHORISED),
+            delivery(xero, make_bill(47), config=AUTHORISED),
+        ],
+    )
+    replaced, created = outcomes
+    assert isinstance(replaced, SendResult) and isinstance(created, SendResult)
+    assert replaced.state["kind"] == "CreditNote"
+    assert replaced.state["voided"][0]["id"] == first.external_id
+    assert created.state["kind"] == "Invoice" and "voided" not in created.state
+
+
+def test_the_preview_of_a_replacement_shows_the_void(xero: Xero) -> None:
+    bill = make_bill(48)
+    first = xero.send(bill, ACCOUNT, config=AUTHORISED, key="v1")
+    planned = hooks.preview_bill(
+        destination="xero",
+        bill=credited(48, 2),
+        account=ACCOUNT,
+        config=AUTHORISED,
+        mappings=xero.mappings(ACCOUNT),
+        previous=ledger(first, bill),
+    )
+    assert (planned["operation"], planned["entity"], planned["method"]) == (
+        "replace",
+        "CreditNote",
+        "PUT",
+    )
+    assert planned["replaces"] == {
+        "entity": "Invoice",
+        "id": first.external_id,
+        "number": "INV-00048",
+        "void": {
+            "method": "POST",
+            "path": "/api.xro/2.0/Invoices",
+            "query": {"summarizeErrors": "false"},
+            "body": {"Invoices": [{"InvoiceID": first.external_id, "Status": "VOIDED"}]},
+        },
+    }

@@ -50,6 +50,13 @@ class FakeIntegrations:
         self.rows[integration.id] = saved
         return saved
 
+    def sealed_sample(self) -> str | None:  # what secret_sample finds in configurations
+        for integration in self.rows.values():
+            for value in integration.destination_config.values():
+                if isinstance(value, dict) and "$sealed" in value:
+                    return str(value["$sealed"])
+        return None
+
     def set_consecutive_errors(self, integration_id: str, count: int) -> None:
         self.rows[integration_id] = attrs.evolve(self.get(integration_id), consecutive_errors=count)
 
@@ -121,6 +128,9 @@ class FakeUnitOfWork:
 
     def commit(self) -> None:
         self.commits += 1
+
+    def secret_sample(self) -> str | None:
+        return self.integrations.sealed_sample()
 
 
 class FixedClock:

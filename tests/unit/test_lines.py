@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billbridge.domain.lines import (
+    RECURRING_LINE_TYPES,
     USAGE_LINE_TYPES,
     InvoicePlan,
     LineOptions,
     SortBy,
     SplitMode,
+    fallback_config_errors,
     plan_invoice,
     resolve_item,
     service_dates,
@@ -411,6 +413,116 @@ def test_memo_items(kind: str, option: str) -> None:
 def test_credit_memo_item_is_not_used_for_debit_memos() -> None:
     debit = line_item(lineItemType="DEBIT_MEMO", productId="p-prod")
     assert resolve_item(debit, FULL_MAPPINGS, opts(credit_memo_item="CR")) == "prod"
+
+
+# --- fallback items -------------------------------------------------------------------------------
+
+FALLBACKS = {
+    "allow_fallback_items": True,
+    "fallback_one_time_item": "ONE-OFF",
+    "fallback_recurring_item": "RECURRING",
+}
+
+
+def test_fallback_items_are_off_by_default() -> None:
+    unmapped = line_item(lineItemType="STANDING_CHARGE", productId="p-unmapped")
+    assert resolve_item(unmapped, FULL_MAPPINGS, opts()) is None
+    # Configured but not allowed: still nothing, so today's MissingMapping stays the default.
+    configured = opts(**{**FALLBACKS, "allow_fallback_items": False})
+    assert resolve_item(unmapped, FULL_MAPPINGS, configured) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("USAGE", "RECURRING"),
+        ("OVERAGE_USAGE", "RECURRING"),
+        ("COUNTER_RUNNING_TOTAL_CHARGE", "RECURRING"),
+        ("MINIMUM_SPEND", "RECURRING"),
+        ("STANDING_CHARGE", "ONE-OFF"),
+        ("AD_HOC", "ONE-OFF"),
+        ("CREDIT_MEMO", "ONE-OFF"),
+        ("USAGE_CREDIT", "ONE-OFF"),
+        ("A_TYPE_M3TER_ADDS_NEXT_YEAR", "ONE-OFF"),
+    ],
+)
+def test_unmatched_lines_fall_back_by_line_type(kind: str, expected: str) -> None:
+    unmapped = line_item(lineItemType=kind, productId="p-unmapped")
+    assert resolve_item(unmapped, FULL_MAPPINGS, opts(**FALLBACKS)) == expected
+    assert (kind in RECURRING_LINE_TYPES) == (expected == "RECURRING")
+
+
+def test_mappings_and_memo_items_win_over_fallbacks() -> None:
+    mapped = line_item(lineItemType="USAGE", productId="p-prod")
+    assert resolve_item(mapped, FULL_MAPPINGS, opts(**FALLBACKS)) == "prod"
+    memo = line_item(lineItemType="CREDIT_MEMO", productId="p-unmapped")
+    assert resolve_item(memo, FULL_MAPPINGS, opts(**FALLBACKS, credit_memo_item="CR")) == "CR"
+    # Only one of the two configured: the other kind of line finds nothing.
+    recurring_only = opts(allow_fallback_items=True, fallback_recurring_item="RECURRING")
+    standing = line_item(lineItemType="STANDING_CHARGE", productId="p-unmapped")
+    assert resolve_item(standing, FULL_MAPPINGS, recurring_only) is None
+
+
+def test_the_plan_says_which_lines_fell_back() -> None:
+    bill = make_bill(
+        item("10", "1", productId="p-api", sequenceNumber=1, description="API"),
+        item("20", "1", productId="p-new", sequenceNumber=2, description="New product"),
+        item("5", "2", lineItemType="USAGE", sequenceNumber=3, description="Unknown usage"),
+    )
+    plan = plan_invoice(bill, ACME_MAPPINGS, opts(**FALLBACKS))
+    assert [(ln.item_id, ln.fallback) for ln in plan.lines] == [
+        ("7", False),
+        ("ONE-OFF", True),
+        ("RECURRING", True),
+    ]
+    assert plan.fallbacks() == [
+        {
+            "line": "line 2 ('New product')",
+            "lineItemType": "STANDING_CHARGE",
+            "item": "ONE-OFF",
+            "option": "unmatchedOneTimeItem",
+        },
+        {
+            "line": "line 3 ('Unknown usage')",
+            "lineItemType": "USAGE",
+            "item": "RECURRING",
+            "option": "unmatchedRecurringItem",
+        },
+    ]
+    # A credit note keeps the record of what fell back.
+    assert plan.negated().fallbacks() == plan.fallbacks()
+
+
+def test_merged_lines_prefer_a_mapped_member_to_a_fallback() -> None:
+    usage = {"lineItemType": "USAGE", "aggregationId": "agg-1"}
+    bill = make_bill(
+        item("1", "1", productId="p-new", sequenceNumber=1, **usage),
+        item("2", "1", productId="p-api", sequenceNumber=2, **usage),
+    )
+    plan = plan_invoice(bill, ACME_MAPPINGS, opts(**FALLBACKS, split=SplitMode.AGGREGATION))
+    (merged,) = plan.lines
+    assert (merged.item_id, merged.fallback) == ("7", False)
+
+
+def test_fallback_options_are_read_and_checked() -> None:
+    options = LineOptions.from_config(
+        {
+            "allowFallbackItems": True,
+            "unmatchedOneTimeItem": "11",
+            "unmatchedRecurringItem": "",
+        },
+        unit_price_places=2,
+    )
+    assert (options.allow_fallback_items, options.fallback_one_time_item) == (True, "11")
+    assert options.fallback_recurring_item is None
+    assert fallback_config_errors({"allowFallbackItems": True, "unmatchedOneTimeItem": "11"}) == []
+    assert fallback_config_errors({"unmatchedOneTimeItem": "11"}) == []
+    (error,) = fallback_config_errors({"allowFallbackItems": True})
+    assert (error.path, error.message) == (
+        "/allowFallbackItems",
+        "fallback items are allowed but none is chosen: pick an unmatched one-time item "
+        "(unmatchedOneTimeItem) or an unmatched recurring item (unmatchedRecurringItem)",
+    )
 
 
 # --- order --------------------------------------------------------------------------------------
@@ -817,6 +929,22 @@ def test_exact_mode_derives_quantity_and_price() -> None:
     assert_multiplies_out(plan, more)
 
 
+def test_exact_mode_keeps_the_bills_unit_price_when_it_multiplies_out() -> None:
+    bill = make_bill(
+        item("185.90", "12.8205", price="14.50"),  # 12.8205 × 14.50 = 185.89725 → 185.90
+        item("0.003", "3", price="0.001"),  # a sub-cent price on a line worth nothing
+        item("-29.00", "-2", price="14.50"),  # a credit: the sign moves to the price
+    )
+    more = opts(unit_price_places=7)
+    assert figures(plan_invoice(bill, NO_MAPPINGS, more)) == [
+        ("Line", "12.8205", "14.5", "185.90"),
+        ("Line", "3", "0.001", "0.00"),
+        ("Line", "2", "-14.5", "-29.00"),
+    ]
+    # With two places the sub-cent price cannot be sent as it is: derived, and it shows 0.
+    assert figures(plan_invoice(bill, NO_MAPPINGS, opts()))[1] == ("Line", "3", "0", "0.00")
+
+
 def test_exact_mode_negative_quantity_is_sent_positive() -> None:
     bill = make_bill(item("-20", "-10", price="2"), item("50", "1"))
     plan = plan_invoice(bill, NO_MAPPINGS, opts())
@@ -991,10 +1119,11 @@ def test_jpy_amounts_have_no_decimals_but_prices_may() -> None:
     options = opts()
     plan = plan_invoice(bill, NO_MAPPINGS, options)
     assert plan.currency == "JPY"
+    # 1 × 0.5 rounds to 1 yen and 1 × 0.4 to none: the bill's prices multiply out, so they stay.
     assert figures(plan) == [
         ("Line", "3", "333.33", "1000"),
-        ("Line", "1", "1", "1"),
-        ("Line", "1", "0", "0"),
+        ("Line", "1", "0.5", "1"),
+        ("Line", "1", "0.4", "0"),
     ]
     assert plan.total == D("1001")
     assert_multiplies_out(plan, options)
@@ -1005,7 +1134,8 @@ def test_three_decimal_currency_needs_three_price_places() -> None:
     with pytest.raises(DestinationValidationError, match="cannot carry KWD amounts"):
         plan_invoice(bill, NO_MAPPINGS, opts(unit_price_places=2))
     plan = plan_invoice(bill, NO_MAPPINGS, opts(unit_price_places=4))
-    assert figures(plan) == [("Line", "1", "1.235", "1.235")]
+    # 1 × 1.2345 rounds to 1.235 dinars: the bill's price multiplies out and is kept.
+    assert figures(plan) == [("Line", "1", "1.2345", "1.235")]
 
 
 def test_amounts_beyond_the_limit_are_refused() -> None:
@@ -1179,6 +1309,52 @@ def test_plan_properties(bill: Bill, options: LineOptions) -> None:
     for ln in plan.lines:
         assert places_of(ln.amount) == minor
         assert not (ln.amount.is_zero() and ln.amount.is_signed())
+
+
+@st.composite
+def priced_lines(draw: st.DrawFn) -> dict[str, Any]:
+    """A line whose subtotal is its quantity times its unit price, as m3ter computes it
+    (sometimes rounded to the cent)."""
+    quantity = draw(
+        st.decimals(min_value=D("-50"), max_value=D("100000"), places=draw(st.integers(0, 5)))
+    )
+    price = draw(
+        st.decimals(min_value=D("-500"), max_value=D("500"), places=draw(st.integers(0, 7)))
+    )
+    subtotal = quantity * price
+    if draw(st.booleans()):
+        subtotal = round_half_up(subtotal, 2)
+    return item(str(subtotal), str(quantity), price=str(price))
+
+
+priced_bills = st.builds(
+    lambda lines, currency: make_bill(*lines, currency=currency),
+    st.lists(priced_lines(), min_size=1, max_size=6),
+    st.sampled_from(["USD", "GBP", "JPY", "KWD"]),
+)
+
+
+@PROPS
+@given(bill=priced_bills, options=line_options)
+def test_exact_mode_keeps_every_bill_price_that_multiplies_out(
+    bill: Bill, options: LineOptions
+) -> None:
+    options = attrs.evolve(options, split=SplitMode.NONE, strict=False)
+    plan = plan_or_none(bill, options)
+    if plan is None:
+        return
+    minor = minor_units(bill.currency)
+    for ln in plan.lines:
+        (source,) = ln.source
+        quantity, price = source.quantity, source.average_unit_price
+        if quantity is None or price is None:
+            continue
+        sent_quantity = round_half_up(abs(quantity), options.quantity_places)
+        signed = -price if quantity < 0 else price
+        if sent_quantity.is_zero() or places_of(signed.normalize()) > options.unit_price_places:
+            continue
+        if round_half_up(sent_quantity * signed, minor) == ln.amount:
+            assert (ln.quantity, ln.unit_price) == (sent_quantity, signed), ln
 
 
 @PROPS

@@ -20,6 +20,7 @@ from billbridge.domain.money import (
     quantum,
     round_half_up,
     round_money,
+    unit_price_for,
 )
 from billbridge.errors import BillbridgeError
 
@@ -298,3 +299,75 @@ def test_allocate_leaves_exact_amounts_alone(values: list[Decimal]) -> None:
 @given(values=amount_lists)
 def test_allocate_ties_are_deterministic(values: list[Decimal]) -> None:
     assert allocate(values, "GBP") == allocate(list(values), "GBP")
+
+
+# --- unit_price_for ----------------------------------------------------------------------------
+
+quantities = st.decimals(
+    min_value=D("0.0001"), max_value=D("100000"), places=4, allow_nan=False, allow_infinity=False
+)
+bill_prices = st.decimals(
+    min_value=D("-10000"), max_value=D("10000"), places=7, allow_nan=False, allow_infinity=False
+)
+
+
+def test_unit_price_for_keeps_the_bills_price() -> None:
+    # 12.8205 × 14.50 = 185.89725 → 185.90: the bill's price multiplies out, so it is sent,
+    # not the 14.5002145 that 185.90 / 12.8205 would give.
+    assert unit_price_for(D("185.90"), D("12.8205"), D("14.50"), places=7, minor=2) == D("14.50")
+    # A sub-cent price on a line that rounds to nothing is still the bill's price, not 0.
+    assert unit_price_for(D("0.00"), D("3"), D("0.001"), places=4, minor=2) == D("0.001")
+
+
+def test_unit_price_for_derives_only_when_it_must() -> None:
+    # 3 × 40 = 120, not 100: the bill's price does not multiply out; 100 / 3 does not either
+    # at 2 places (3 × 33.33 = 99.99), so no price works with this quantity.
+    assert unit_price_for(D("100.00"), D("3"), D("40"), places=2, minor=2) is None
+    assert unit_price_for(D("100.00"), D("3"), D("40"), places=7, minor=2) == D("33.3333333")
+    # More decimals than the destination keeps: derived, never rounded silently.
+    assert unit_price_for(D("0.05"), D("10"), D("0.00499"), places=4, minor=2) == D("0.0050")
+    assert unit_price_for(D("10.00"), D("4"), None, places=2, minor=2) == D("2.50")
+
+
+def test_unit_price_for_needs_a_positive_quantity() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        unit_price_for(D("1.00"), D("0"), D("1"), places=2, minor=2)
+    with pytest.raises(TypeError):
+        unit_price_for(D("1.00"), D("1"), 1.0, places=2, minor=2)  # type: ignore[arg-type]
+
+
+@PROPS
+@given(quantity=quantities, price=bill_prices, places=st.integers(2, 7), currency=currencies)
+def test_unit_price_for_keeps_every_price_that_multiplies_out(
+    quantity: Decimal, price: Decimal, places: int, currency: str
+) -> None:
+    minor = minor_units(currency)
+    assume(places >= minor)
+    # The amount the bill's own figures give, in the destination's rules.
+    amount = round_half_up(quantity * price, minor)
+    assume(places_of(price.normalize()) <= places)
+    assert unit_price_for(amount, quantity, price, places=places, minor=minor) == price
+
+
+@PROPS
+@given(
+    amount=amounts,
+    quantity=quantities,
+    price=st.one_of(st.none(), bill_prices),
+    places=st.integers(2, 7),
+    currency=currencies,
+)
+def test_unit_price_for_always_multiplies_out(
+    amount: Decimal, quantity: Decimal, price: Decimal | None, places: int, currency: str
+) -> None:
+    minor = minor_units(currency)
+    amount = round_half_up(amount, minor)
+    chosen = unit_price_for(amount, quantity, price, places=places, minor=minor)
+    if chosen is None:
+        return
+    assert round_half_up(quantity * chosen, minor) == amount
+    assert places_of(chosen.normalize()) <= places
+    if price is not None and chosen != price:
+        # The bill's price was passed over only because it could not be sent as it is.
+        fits = places_of(price.normalize()) <= places
+        assert not fits or round_half_up(quantity * price, minor) != amount

@@ -80,7 +80,8 @@ def test_the_destinations_own_words_are_kept() -> None:
     assert describe(DestinationValidationError("refused", detail="Invoice # must be unique.")) == (
         "refused: Invoice # must be unique."
     )
-    assert describe(BillbridgeError()) == "BillbridgeError"
+    assert describe(BillbridgeError()) == "failed without a message"
+    assert "KeyError" not in describe(KeyError("x"))
 
 
 def test_only_failures_that_may_have_been_carried_out_are_ambiguous() -> None:

@@ -1,4 +1,5 @@
-"""The helpers every destination plugin shares: derived keys, batch bookkeeping, reconciling.
+"""The helpers every destination plugin shares: derived keys, batch bookkeeping, reconciling,
+replacing a document with the other kind, and the well-known state keys.
 
 Pure: fakes stand in for the destination (a ``send`` that records its chunks, holders held in a
 dict), so every rule of the exception policy is pinned down without a network.
@@ -7,23 +8,29 @@ dict), so every rule of the exception policy is pinned down without a network.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import attrs
 import pytest
 
+from billbridge.domain.models import LedgerEntry
 from billbridge.errors import (
     AuthenticationFailed,
     DestinationValidationError,
+    InvoiceAlreadyPaid,
     MissingMapping,
     RateLimited,
     TokenExpired,
     TransientError,
 )
-from billbridge.plugin.batches import Chunking, prepare_each, send_in_batches
+from billbridge.plugin.batches import Chunking, prepare_each, send_apart, send_in_batches
 from billbridge.plugin.contract import DeliveryOutcome, SendResult
 from billbridge.plugin.idempotency import batch_idempotency_key, derived_key
 from billbridge.plugin.reconcile import Claim, reconcile_by_number
+from billbridge.plugin.replace import Earlier, Replacement, replace_document
+from billbridge.plugin.state import add_note, record_fallbacks, record_voided
 
 # --- derived keys ------------------------------------------------------------------------------
 
@@ -222,6 +229,47 @@ def test_nothing_to_send_sends_nothing() -> None:
     assert destination.requests == []
 
 
+def test_items_sent_apart_come_back_in_their_place() -> None:
+    destination = Destination()
+    refused = DestinationValidationError("untranslatable")
+    items: list[Item | Exception] = [Item("a"), Item("swap-b"), refused, Item("c"), Item("swap-d")]
+    alone: list[str] = []
+
+    def send_one(item: Item) -> SendResult:
+        alone.append(item.name)
+        if item.name == "swap-d":
+            raise TransientError("lost")
+        return SendResult(external_id=f"alone:{item.name}")
+
+    outcomes = send_apart(
+        items,
+        apart=lambda item: item.name.startswith("swap"),
+        send_one=send_one,
+        send_rest=lambda rest: deliver(rest, destination, Chunking(30)),
+    )
+    assert ids(outcomes) == [
+        "ok:a",
+        "alone:swap-b",
+        "DestinationValidationError",
+        "ok:c",
+        "TransientError",
+    ]
+    assert destination.requests == [["a", "c"]] and alone == ["swap-b", "swap-d"]
+
+
+def test_a_batch_refused_as_a_whole_is_raised_before_anything_is_sent_apart() -> None:
+    destination = Destination(failures={1: RateLimited("slow", retry_after=1)})
+    alone: list[str] = []
+    with pytest.raises(RateLimited):
+        send_apart(
+            [Item("a"), Item("swap-b")],
+            apart=lambda item: item.name.startswith("swap"),
+            send_one=lambda item: alone.append(item.name) or SendResult(external_id="x"),
+            send_rest=lambda rest: deliver(rest, destination, Chunking(30)),
+        )
+    assert alone == []
+
+
 # --- reconciling a taken number ----------------------------------------------------------------
 
 
@@ -322,3 +370,121 @@ def test_the_first_holder_that_is_ours_wins_and_adopt_defaults_to_update() -> No
         taken=lambda holder: DestinationValidationError("taken"),
     )
     assert result.external_id == "mine" and updated == ["mine"]
+
+
+# --- replacing a document with the other kind -----------------------------------------------------
+
+
+def earlier_delivery(**state: Any) -> LedgerEntry:
+    return LedgerEntry(
+        integration_id="int-1",
+        bill_id="bill-1",
+        bill_version=1,
+        external_id="inv-1",
+        external_number="INV-1",
+        updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+        state=state,
+    )
+
+
+REPLACEMENT = Replacement(
+    system="Books",
+    bill_id="bill-1",
+    bill_version=2,
+    total=Decimal("-70.00"),
+    currency="GBP",
+    kind="CreditNote",
+    number="INV-1",
+)
+
+
+class Replacing:
+    """An earlier invoice standing as told, and the voids and creates made."""
+
+    def __init__(self, standing: str) -> None:
+        self.standing = standing
+        self.calls: list[str] = []
+
+    def replace(self, previous: LedgerEntry | None = None) -> SendResult:
+        def look() -> Earlier:
+            self.calls.append("look")
+            return Earlier("Invoice", "inv-1", "INV-1", self.standing)  # type: ignore[arg-type]
+
+        def void(earlier: Earlier) -> Any:
+            self.calls.append(f"void {earlier.id}")
+            return "VOIDED"
+
+        def create() -> SendResult:
+            self.calls.append("create")
+            return SendResult(external_id="cn-1", number="INV-1", state={"kind": "CreditNote"})
+
+        return replace_document(
+            REPLACEMENT, previous or earlier_delivery(), look=look, void=void, create=create
+        )
+
+
+def test_an_open_document_is_voided_then_replaced_and_both_are_recorded() -> None:
+    books = Replacing("OPEN")
+    result = books.replace(earlier_delivery(voided=[{"kind": "CreditNote", "id": "cn-0"}]))
+    assert books.calls == ["look", "void inv-1", "create"]
+    assert result.external_id == "cn-1" and result.state["kind"] == "CreditNote"
+    assert result.state["voided"] == [
+        {"kind": "CreditNote", "id": "cn-0"},
+        {"kind": "Invoice", "id": "inv-1", "number": "INV-1", "status": "VOIDED", "billVersion": 1},
+    ]
+    assert result.state["notes"] == [
+        "bill bill-1 version 2 totals -70.00 GBP, so it is now a credit note: Books invoice inv-1 "
+        "(INV-1), made for version 1, was voided, and credit note cn-1 (INV-1) replaces it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("standing", "said"),
+    [
+        ("VOIDED", "was already voided"),
+        ("DELETED", "was already deleted"),
+        ("MISSING", "no longer exists in Books"),
+    ],
+)
+def test_what_is_already_gone_is_not_voided_again(standing: str, said: str) -> None:
+    books = Replacing(standing)
+    result = books.replace()
+    assert books.calls == ["look", "create"]
+    assert said in result.state["notes"][0]
+    assert result.state["voided"][0]["status"] == standing
+
+
+def test_a_paid_document_is_left_alone() -> None:
+    books = Replacing("PAID")
+    with pytest.raises(InvoiceAlreadyPaid, match="is paid and cannot be voided"):
+        books.replace()
+    assert books.calls == ["look"]
+
+
+def test_a_number_a_voided_document_keeps_is_refused_before_anything_changes() -> None:
+    books = Replacing("OPEN")
+    held = [
+        {
+            "kind": "CreditNote",
+            "id": "cn-0",
+            "number": "INV-1",
+            "status": "VOIDED",
+            "billVersion": 0,
+        }
+    ]
+    with pytest.raises(DestinationValidationError, match="still held by Books credit note cn-0"):
+        books.replace(earlier_delivery(voided=held))
+    assert books.calls == []
+    # A deleted one gave its number up.
+    freed = [{**held[0], "status": "DELETED"}]
+    assert books.replace(earlier_delivery(voided=freed)).external_id == "cn-1"
+
+
+def test_state_helpers() -> None:
+    state: dict[str, Any] = {}
+    assert record_fallbacks(state, []) == {}
+    assert add_note(state, "one") == {"notes": ["one"]}
+    assert record_voided({}, None, None) == {}
+    assert record_voided({}, {"voided": [{"id": "a"}]}, {"id": "b"}) == {
+        "voided": [{"id": "a"}, {"id": "b"}]
+    }

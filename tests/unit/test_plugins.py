@@ -232,3 +232,70 @@ def test_routed_hooks_are_firstresult(name: str, spec: Any) -> None:
     options = spec.billbridge_spec
     broadcast = {"register_destinations", "integration_disabled"}
     assert options.get("firstresult", False) is (name not in broadcast)
+
+
+def test_a_third_party_plugin_claiming_a_bundled_key_is_the_one_to_block() -> None:
+    with pytest.raises(PluginConflict) as conflict:
+        load_plugins(entry_points=True, extra=[("imposter", make_plugin("imposter", ["xero"]))])
+    message = str(conflict.value)
+    assert "block 'imposter' with BILLBRIDGE_DISABLED_PLUGINS=imposter" in message
+    assert "BILLBRIDGE_DISABLED_PLUGINS=xero" not in message
+
+
+def test_two_plugins_claiming_one_key_do_not_name_one_to_block() -> None:
+    with pytest.raises(PluginConflict, match="BILLBRIDGE_DISABLED_PLUGINS=NAME"):
+        load_plugins(
+            entry_points=False,
+            extra=[("alpha", make_plugin("alpha", ["k"])), ("beta", make_plugin("beta", ["k"]))],
+        )
+
+
+@pytest.mark.parametrize("raised", [SystemExit(2), KeyboardInterrupt()])
+def test_a_plugin_ending_the_program_while_loading_is_left_out(raised: BaseException) -> None:
+    module = ModuleType("leaving")
+
+    @hookimpl
+    def register_destinations() -> list[Destination]:
+        raise raised
+
+    module.register_destinations = register_destinations  # type: ignore[attr-defined]
+    registry = load_plugins(
+        entry_points=False, extra=[("leaving", module), ("fine", make_plugin("fine", ["ok"]))]
+    )
+    assert list(registry.destinations) == ["ok"]
+    (failure,) = registry.failures
+    assert failure.name == "leaving"
+    assert "register_destinations failed: the plugin" in failure.error
+
+
+@pytest.mark.parametrize(
+    ("destination", "complaint"),
+    [
+        (Destination(key="", title="Empty", schema=PANEL, external_tables=()), "key '' is not"),
+        (Destination(key="Bad Key", title="Bad", schema=PANEL, external_tables=()), "not valid"),
+        (
+            Destination(
+                key="noisy",
+                title="Noisy",
+                schema={**PANEL, "properties": {"x": {"type": "text"}}},
+                external_tables=(),
+            ),
+            "noisy: panel schema",
+        ),
+    ],
+    ids=["empty-key", "bad-key", "panel"],
+)
+def test_a_destination_that_cannot_be_served_is_refused_by_name(
+    destination: Destination, complaint: str
+) -> None:
+    module = ModuleType("broken")
+
+    @hookimpl
+    def register_destinations() -> list[Destination]:
+        return [destination]
+
+    module.register_destinations = register_destinations  # type: ignore[attr-defined]
+    registry = load_plugins(entry_points=False, extra=[("broken", module)])
+    assert registry.destinations == {}
+    (failure,) = registry.failures
+    assert failure.name == "broken" and complaint in failure.error, failure.error

@@ -56,8 +56,17 @@ OPTIONS_TESTED = {
     "sortLineItemsBy",
     "strictLineItemMapping",
     "defaultTaxCode",
+    "taxCodesByLineType",
+    "taxCalculation",
+    "taxRates",
     "salesTerm",
     "customerMemo",
+    "invoiceNumberSource",
+    "invoiceNumberPrefix",
+    "invoiceNumberTooLong",
+    "allowFallbackItems",
+    "unmatchedOneTimeItem",
+    "unmatchedRecurringItem",
     # Status read-back, not translation: tests/unit/test_status_mapping.py.
     "paymentMethodMapping",
 }
@@ -333,6 +342,28 @@ def test_payment_options_emails_tax_term_and_memo(acme: tuple[Bill, Account]) ->
     assert all(detail(ln)["TaxCodeRef"] == {"value": "TAX"} for ln in payload["Line"])
 
 
+def test_tax_code_per_line_type_and_the_calculation() -> None:
+    bill = bill_of(
+        line(1, "100.00", kind="STANDING_CHARGE"),
+        line(2, "40.00", kind="USAGE"),
+        line(3, "10.00", kind="AD_HOC"),
+    )
+    config = {
+        "defaultTaxCode": "7",
+        "taxCodesByLineType": {"USAGE": "8", "AD_HOC": ""},
+        "taxCalculation": "TaxExcluded",
+        "taxRates": [{"taxCode": "7", "ratePercent": "20"}, {"taxCode": "8", "ratePercent": "5"}],
+    }
+    doc = translate(bill, config)
+    assert [detail(li)["TaxCodeRef"]["value"] for li in lines_of(doc)] == ["7", "8", "7"]
+    assert doc.payload["GlobalTaxCalculation"] == "TaxExcluded"
+    # QuickBooks rounds per rate: 110.00 at 20 % and 40.00 at 5 %.
+    assert (doc.totals.tax, doc.totals.destination) == (D("24.00"), D("174.00"))
+    assert "GlobalTaxCalculation" not in translate(bill, {"defaultTaxCode": "7"}).payload
+    with pytest.raises(DestinationValidationError, match="taxCalculation must be one of"):
+        translate(bill, {"taxCalculation": "Sometimes"})
+
+
 def test_account_manager_cc_only_when_it_looks_like_an_email(acme: tuple[Bill, Account]) -> None:
     bill, account = acme
     config = {"accountManagerEmailCustomField": "country"}  # holds "UK", not an address
@@ -422,11 +453,55 @@ def test_long_invoice_number_is_left_to_quickbooks() -> None:
     assert fits.doc_number == number[:DOC_NUMBER_MAX]
 
 
+def test_invoice_number_source_and_prefix() -> None:
+    base = bill_of(
+        line(1, "1.00"), sequential_invoice_number="INV-7", external_invoice_reference="EXT-7"
+    )
+    assert translate(base, {"invoiceNumberPrefix": "US-"}).doc_number == "US-INV-7"
+    external = {"invoiceNumberSource": "EXTERNAL_INVOICE_REFERENCE", "invoiceNumberPrefix": "R"}
+    assert translate(base, external).doc_number == "REXT-7"
+    own = translate(base, {"invoiceNumberSource": "QUICKBOOKS", "invoiceNumberPrefix": "US-"})
+    assert own.doc_number is None and "DocNumber" not in own.payload
+    # The bill's own number stays in the private note, whatever goes into DocNumber.
+    assert "invoice number INV-7" in own.payload["PrivateNote"]
+
+
+def test_a_prefixed_number_too_long_is_refused_or_left_to_quickbooks() -> None:
+    long = bill_of(line(1, "1.00"), sequential_invoice_number="INV-" + "9" * 15)
+    refuse = {"invoiceNumberPrefix": "US-", "invoiceNumberTooLong": "REFUSE"}
+    with pytest.raises(DestinationValidationError) as caught:
+        translate(long, refuse)
+    assert str(caught.value) == (
+        "the invoice number 'US-INV-999999999999999' (prefix 'US-' and the bill's "
+        "sequentialInvoiceNumber 'INV-999999999999999') has 22 characters; QuickBooks takes at "
+        "most 21: shorten the invoice number prefix (invoiceNumberPrefix), or let QuickBooks "
+        "number such bills (invoiceNumberTooLong), then replay the run"
+    )
+    left = translate(long, {"invoiceNumberPrefix": "US-"})  # the default leaves it to QuickBooks
+    assert left.doc_number is None
+    assert any("longer than QuickBooks allows" in w for w in left.warnings)
+
+
 def test_dates_fall_back_to_the_bill_date() -> None:
     day = datetime(2026, 3, 1).date()
     doc = translate(bill_of(line(1, "1.00"), bill_date=day))
     assert doc.payload["TxnDate"] == "2026-03-01" and "DueDate" not in doc.payload
     assert "TxnDate" not in translate(bill_of(line(1, "1.00"))).payload
+
+
+def test_a_due_date_before_the_issue_date_is_refused() -> None:
+    day = datetime(2026, 3, 1).date
+    early = bill_of(line(1, "1.00"), bill_date=day(), due_date=datetime(2026, 2, 27).date())
+    with pytest.raises(DestinationValidationError) as caught:
+        translate(early)
+    assert str(caught.value) == (
+        "bill bill-1 version 1: the due date 2026-02-27 is before the issue date 2026-03-01 "
+        "(billDate); nothing was sent: correct the bill's dueDate and submit it again"
+    )
+    # The external invoice date is the issue date when the bill has one; the same day is fine.
+    dated = attrs.evolve(early, external_invoice_date=datetime(2026, 2, 20).date())
+    assert translate(dated).payload["DueDate"] == "2026-02-27"
+    assert translate(attrs.evolve(early, due_date=day())).payload["DueDate"] == "2026-03-01"
 
 
 def test_urls_and_markers() -> None:
@@ -466,6 +541,23 @@ def test_missing_item_mapping_names_the_product(acme: tuple[Bill, Account]) -> N
         translate_bill(bill, account, {}, ResolvedMappings(entries))
     assert (caught.value.entity, caught.value.entity_id) == ("Product", "p-api")
     assert "API Calls" in str(caught.value)
+
+
+def test_fallback_items_for_unmapped_lines_only_when_allowed() -> None:
+    bill = bill_of(
+        line(1, "10.00", kind="STANDING_CHARGE", product="p-new"),
+        line(2, "5.00", kind="USAGE", product="p-newer"),
+        line(3, "1.00", product="p-platform"),
+    )
+    fallbacks = {"unmatchedOneTimeItem": "31", "unmatchedRecurringItem": "32"}
+    with pytest.raises(MissingMapping, match="allowFallbackItems"):
+        translate(bill, fallbacks)
+    doc = translate(bill, {**fallbacks, "allowFallbackItems": True})
+    assert [detail(li)["ItemRef"]["value"] for li in lines_of(doc)] == ["31", "32", "11"]
+    assert [entry["option"] for entry in doc.plan.fallbacks()] == [
+        "unmatchedOneTimeItem",
+        "unmatchedRecurringItem",
+    ]
 
 
 def test_missing_item_for_an_aggregation_and_a_memo() -> None:

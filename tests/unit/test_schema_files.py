@@ -486,6 +486,9 @@ QBO_KEYS = [
     "splitUsageLineItems",
     "creditMemoItem",
     "debitMemoItem",
+    "allowFallbackItems",
+    "unmatchedOneTimeItem",
+    "unmatchedRecurringItem",
     "sendZeroQuantityLines",
     "allowBankTransferPayment",
     "allowCreditCardPayment",
@@ -494,8 +497,14 @@ QBO_KEYS = [
     "sortLineItemsBy",
     "strictLineItemMapping",
     "defaultTaxCode",
+    "taxCodesByLineType",
+    "taxCalculation",
+    "taxRates",
     "salesTerm",
     "customerMemo",
+    "invoiceNumberSource",
+    "invoiceNumberPrefix",
+    "invoiceNumberTooLong",
     "paymentMethodMapping",
 ]
 
@@ -506,6 +515,8 @@ def test_quickbooks_panel_keys_in_order() -> None:
     assert panel.get("required", []) == []
     tables = {k: v.get("x-external-table") for k, v in panel["properties"].items()}
     assert tables["creditMemoItem"] == tables["debitMemoItem"] == "Item"
+    assert tables["unmatchedOneTimeItem"] == tables["unmatchedRecurringItem"] == "Item"
+    assert panel["properties"]["allowFallbackItems"]["default"] is False
     assert tables["defaultTaxCode"] == "TaxCode"
     assert tables["salesTerm"] == "Term"
     mapping = panel["properties"]["paymentMethodMapping"]["items"]["properties"]
@@ -567,9 +578,16 @@ def test_xero_panel_keys_and_defaults() -> None:
         "lineAmountTypes",
         "defaultAccountCode",
         "defaultTaxType",
+        "taxTypesByLineType",
+        "taxRates",
         "trackingCategories",
         "brandingThemeId",
         "invoiceNumberSource",
+        "invoiceNumberPrefix",
+        "invoiceNumberTooLong",
+        "allowFallbackItems",
+        "unmatchedOneTimeItem",
+        "unmatchedRecurringItem",
         "referenceSource",
         "paymentMethodMapping",
     }
@@ -582,6 +600,18 @@ def test_xero_panel_keys_and_defaults() -> None:
     for key in ("splitUsageLineItems", "sortLineItemsBy", "accountManagerEmailCustomField"):
         shared = {k: v for k, v in props[key].items() if k != "description"}
         assert shared == {k: v for k, v in qbo[key].items() if k != "description"}
+    # The number options take the same values; only the limit and the default differ, since
+    # each destination keeps what it did before the option existed.
+    consts = {c["const"] for c in props["invoiceNumberTooLong"]["oneOf"]}
+    assert consts == {c["const"] for c in qbo["invoiceNumberTooLong"]["oneOf"]}
+    assert (props["invoiceNumberTooLong"]["default"], qbo["invoiceNumberTooLong"]["default"]) == (
+        "REFUSE",
+        "DESTINATION",
+    )
+    assert (props["invoiceNumberPrefix"]["maxLength"], qbo["invoiceNumberPrefix"]["maxLength"]) == (
+        254,
+        20,
+    )
     # Both map payment methods to the same reporting labels; Xero's are bank accounts.
     xero_map = props["paymentMethodMapping"]["items"]["properties"]
     qbo_map = qbo["paymentMethodMapping"]["items"]["properties"]

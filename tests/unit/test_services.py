@@ -24,7 +24,7 @@ def uow() -> FakeUnitOfWork:
 def integrations(uow: FakeUnitOfWork) -> Integrations:
     plugins = registry_with(DESTINATION)
     box = SecretBox([generate_key()])
-    secrets = ConfigSecrets(plugins=plugins, secret_box=lambda: box)
+    secrets = ConfigSecrets(uow=uow, plugins=plugins, secret_box=lambda: box)
     return Integrations(uow=uow, plugins=plugins, secrets=secrets, clock=FixedClock(T0))
 
 
@@ -40,7 +40,7 @@ def test_an_integration_is_validated_sealed_and_saved(
     assert uow.integrations.get(made.id) == made
     assert made.config.account_filter == "address.country == UK"
     assert "s3cret" not in repr(made.destination_config)  # sealed before it is stored
-    assert uow.commits == 1
+    assert uow.commits == 2  # the key check before sealing, then the save
 
 
 def test_every_problem_is_reported_and_nothing_saved(

@@ -233,6 +233,32 @@ def test_an_invoice_number_over_255_characters_is_refused() -> None:
     assert translate(make_bill([line()], sequentialInvoiceNumber="N" * 255)).number == "N" * 255
 
 
+def test_invoice_number_prefix_on_invoices_and_credit_notes() -> None:
+    prefixed = translate(make_bill([line()]), {"invoiceNumberPrefix": "UK-"})
+    assert prefixed.payload["InvoiceNumber"] == "UK-INV-42"
+    credit = make_bill([line(subtotal=-10, averageUnitPrice=-10)])
+    assert translate(credit, {"invoiceNumberPrefix": "UK-"}).number == "UK-INV-42"
+    own = translate(
+        make_bill([line()]), {"invoiceNumberSource": "XERO", "invoiceNumberPrefix": "X"}
+    )
+    assert "InvoiceNumber" not in own.payload
+
+
+def test_a_prefixed_number_too_long_is_refused_or_left_to_xero() -> None:
+    bill = make_bill([line()], sequentialInvoiceNumber="N" * 250)
+    with pytest.raises(DestinationValidationError) as caught:
+        translate(bill, {"invoiceNumberPrefix": "UK-2026-"})
+    assert str(caught.value).startswith(
+        f"the invoice number 'UK-2026-{'N' * 250}' (prefix 'UK-2026-' and the bill's "
+        f"sequentialInvoiceNumber '{'N' * 250}') has 258 characters; Xero takes at most 255: "
+    )
+    left = translate(
+        bill, {"invoiceNumberPrefix": "UK-2026-", "invoiceNumberTooLong": "DESTINATION"}
+    )
+    assert "InvoiceNumber" not in left.payload
+    assert any("longer than Xero allows (255 characters)" in w for w in left.warnings)
+
+
 @pytest.mark.parametrize(
     ("source", "bill_fields", "expected"),
     [
@@ -314,6 +340,26 @@ def test_branding_theme_tax_type_and_tracking_on_every_line() -> None:
     assert (
         document.payload["LineItems"][0]["Tracking"]
         is not document.payload["LineItems"][1]["Tracking"]
+    )
+
+
+def test_tax_type_per_line_type() -> None:
+    bill = make_bill([line(lineItemType="STANDING_CHARGE"), line(), line(lineItemType="AD_HOC")])
+    config = {
+        "defaultTaxType": "OUTPUT2",
+        "taxTypesByLineType": {"USAGE": "RROUTPUT", "AD_HOC": ""},
+        "taxRates": [{"taxType": "OUTPUT2", "ratePercent": "20"}],
+        "lineAmountTypes": "Inclusive",
+    }
+    document = translate(bill, config)
+    assert [li["TaxType"] for li in document.payload["LineItems"]] == [
+        "OUTPUT2",
+        "RROUTPUT",
+        "OUTPUT2",
+    ]
+    assert document.totals.destination is None
+    assert document.totals.unknown == (
+        "no rate is given for RROUTPUT in the panel's tax rates (taxRates)",
     )
 
 
@@ -483,6 +529,21 @@ def test_dates_come_from_the_external_invoice_date_first() -> None:
     assert "Date" not in payload and "DueDate" not in payload
 
 
+def test_a_due_date_before_the_issue_date_is_refused() -> None:
+    early = make_bill([line()], externalInvoiceDate="2026-02-03", dueDate="2026-02-02")
+    with pytest.raises(DestinationValidationError) as caught:
+        translate(early)
+    assert str(caught.value) == (
+        "bill bill-1 version 1: the due date 2026-02-02 is before the issue date 2026-02-03 "
+        "(externalInvoiceDate); nothing was sent: correct the bill's dueDate and submit it again"
+    )
+    # Credits too: the bill's dates are wrong whatever document it becomes.
+    credit = make_bill([line(subtotal=-10, averageUnitPrice=-10)], dueDate="2026-01-31")
+    with pytest.raises(DestinationValidationError, match="before the issue date 2026-02-01"):
+        translate(credit)
+    assert translate(make_bill([line()], dueDate="2026-02-01")).payload["DueDate"] == "2026-02-01"
+
+
 # --- credit notes ------------------------------------------------------------------------------
 
 
@@ -582,6 +643,31 @@ def test_a_line_with_neither_item_nor_default_account_names_the_product(acme: Ac
         "Item",
     )
     assert "Widgets" in str(caught.value) and "defaultAccountCode" in str(caught.value)
+
+
+def test_fallback_items_take_unmapped_lines_before_the_default_account() -> None:
+    bill = make_bill(
+        [
+            line(lineItemType="STANDING_CHARGE", productId="p-new"),
+            line(lineItemType="USAGE", productId="p-newer"),
+            line(),
+        ]
+    )
+    fallbacks = {"unmatchedOneTimeItem": "FEES", "unmatchedRecurringItem": "EVENTS"}
+    # Not allowed: unmapped lines post to the default account, as before.
+    before = translate(bill, fallbacks).payload["LineItems"]
+    assert [(li.get("ItemCode"), li.get("AccountCode")) for li in before] == [
+        (None, "200"),
+        (None, "200"),
+        ("API-CALLS", None),
+    ]
+    document = translate(bill, {**fallbacks, "allowFallbackItems": True})
+    assert [li.get("ItemCode") for li in document.payload["LineItems"]] == [
+        "FEES",
+        "EVENTS",
+        "API-CALLS",
+    ]
+    assert [entry["item"] for entry in document.plan.fallbacks()] == ["FEES", "EVENTS"]
 
 
 def test_a_line_with_only_an_aggregation_names_the_aggregation() -> None:

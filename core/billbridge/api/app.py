@@ -1,6 +1,6 @@
 """The ASGI application: ``create_app(engine, settings)``.
 
-Routes live under ``/api`` (the console will be served at ``/``), plus ``/healthz``,
+Routes live under ``/api`` (the web console is served at ``/``), plus ``/healthz``,
 ``/readyz``, ``/metrics`` and ``/openapi.json``. Middleware: CORS (off unless origins are
 configured) and a request body size limit. Engine calls run in the thread pool: the engine is
 thread-safe, and its calls block on the database and the destinations.
@@ -38,6 +38,7 @@ from billbridge.api.resources import (
 )
 from billbridge.api.settings import ApiSettings
 from billbridge.api.stream import ROUTES as STREAM_ROUTES
+from billbridge.api.webconsole import ConsoleFallback
 from billbridge.api.worker import BackgroundWorker
 from billbridge.domain.models import dumps
 from billbridge.engine import Engine
@@ -91,6 +92,8 @@ def create_app(
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
+    # The console answers what no route took (an unknown /api route stays a JSON 404).
+    app.router.default = ConsoleFallback(app.router.not_found)
     app.state.engine = engine
     app.state.settings = settings
     app.state.metrics = metrics

@@ -14,11 +14,11 @@ way, and unexpected errors are reported by a reference, not their text.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from billbridge.domain.redaction import redact
 from billbridge.errors import (
     AuthenticationFailed,
     BillbridgeError,
@@ -35,10 +35,11 @@ from billbridge.errors import (
     UnknownDestination,
     ValidationFailed,
 )
+from billbridge.logs import get_logger
 
 __all__ = ["ApiError", "error_body", "from_exception"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class ApiError(Exception):
@@ -70,8 +71,16 @@ class ApiError(Exception):
 def error_body(
     code: str, message: str, errors: Sequence[FieldError] = (), **extra: Any
 ) -> dict[str, Any]:
-    """The error shape: ``{code, message, errors: [{path, message}], ...extra}``."""
-    return {"code": code, "message": message, "errors": [e.to_dict() for e in errors], **extra}
+    """The error shape: ``{code, message, errors: [{path, message}], ...extra}``.
+
+    Messages are redacted: an error may quote a destination that echoed a secret back.
+    """
+    return {
+        "code": code,
+        "message": redact(message),
+        "errors": [{"path": e.path, "message": redact(e.message)} for e in errors],
+        **extra,
+    }
 
 
 def from_exception(exc: Exception) -> ApiError:

@@ -55,8 +55,10 @@ class ApiSettings:
         """Settings from the ``BILLBRIDGE_API_*`` environment variables."""
         max_body = os.environ.get("BILLBRIDGE_API_MAX_BODY_BYTES", "").strip()
         public = os.environ.get("BILLBRIDGE_API_PUBLIC_URL", "").strip()
+        # Unset variables keep the defaults (a slotted class's attribute is not its default).
+        extra = {"max_body_bytes": int(max_body)} if max_body else {}
         return cls(
             cors_origins=_origins(os.environ.get("BILLBRIDGE_API_CORS_ORIGINS", "")),
-            max_body_bytes=int(max_body) if max_body else cls.max_body_bytes,
             public_url=public.rstrip("/") or None,
+            **extra,
         )

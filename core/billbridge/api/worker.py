@@ -1,8 +1,8 @@
 """The background loop of ``billbridge serve``: deliver due runs, read invoice statuses back,
 send webhooks, count outcomes.
 
-It runs in one daemon thread beside the web server and reuses what ``billbridge worker`` does
-(``engine.deliver_pending()`` and ``engine.poll_invoice_statuses()``, then a wait until the next
+It runs in one daemon thread beside the web server and runs the loop ``billbridge worker`` runs
+(delivery, then ``engine.poll_invoice_statuses()``, then webhooks; then a wait until the next
 run or read-back is due, or the poll interval).
 Stopping lets the pass under way finish (runs claimed by a pass cut short would otherwise wait
 for their claim to lapse before another worker resumes them) and waits at most ``timeout``.
@@ -10,9 +10,13 @@ for their claim to lapse before another worker resumes them) and waits at most `
 
 from __future__ import annotations
 
-import logging
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
+
+from billbridge.logs import get_logger
+from billbridge.services.delivery.loop import LoopSettings, WorkerLoop
 
 if TYPE_CHECKING:
     from billbridge.api.metrics import Metrics
@@ -20,11 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = ["BackgroundWorker"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class BackgroundWorker:
-    """Delivers runs (unless ``deliver=False``) and webhooks (unless ``webhooks=False``)."""
+    """Delivers runs (unless ``deliver=False``) and webhooks (unless ``webhooks=False``).
+
+    The loop is :class:`~billbridge.services.delivery.loop.WorkerLoop`, the one ``billbridge
+    worker`` runs: it survives the database going away and stops only on configuration errors.
+    """
 
     def __init__(
         self,
@@ -40,8 +48,9 @@ class BackgroundWorker:
         self.webhooks = webhooks
         self.poll = poll
         self.metrics = metrics
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: WorkerLoop | None = None
+        self._pass_started = engine.clock.now()
 
     @property
     def running(self) -> bool:
@@ -52,50 +61,58 @@ class BackgroundWorker:
         """Start the loop in a daemon thread (nothing to do when there is nothing to run)."""
         if not (self.deliver or self.webhooks) or self.running:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="billbridge-worker", daemon=True)
+        self._loop = self._make_loop()
+        self._thread = threading.Thread(target=self._run, name="billbridge-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 120.0) -> bool:
         """Ask the loop to stop after its current pass; True when it stopped in time."""
-        self._stop.set()
+        if self._loop is not None:
+            self._loop.stop()
         if self._thread is None:
             return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def run_once(self) -> None:
-        """One pass: deliver what is due, count its outcomes, read statuses back, send due
-        webhooks."""
+    def run_once(self) -> float:
+        """One pass: deliver what is due, count its outcomes, read invoice statuses back, send
+        due webhooks; returns the seconds the loop would wait before the next pass."""
+        return self._make_loop().run_once()
+
+    def _make_loop(self) -> WorkerLoop:
         engine = self.engine
+        # Statuses before webhooks: a payment read back reaches subscribers in the same pass.
+        passes: list[Callable[[], object]] = []
+        due: list[Callable[[], datetime | None]] = []
         if self.deliver:
-            started = engine.clock.now()
-            engine.deliver_pending()
-            if self.metrics is not None:
-                mine = engine.deliverer.worker_id
-                self.metrics.observe_outcomes(engine.monitoring.outcomes(started, worker=mine))
-            engine.poll_invoice_statuses()
+            passes.append(engine.poll_invoice_statuses)
+            due.append(engine.next_status_check_at)
         if self.webhooks:
-            engine.webhooks.dispatch()
+            passes.append(engine.webhooks.dispatch)
+        return WorkerLoop(
+            engine.deliverer if self.deliver else None,
+            engine.clock,
+            settings=LoopSettings(poll=self.poll),
+            passes=passes,
+            due=due,
+            report=self._observe,
+            starting=self._mark,
+        )
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception as exc:
-                # Kept alive: the next pass may well succeed (a database restart, a network
-                # blip). The type only: an exception's text may quote data.
-                log.error("background worker pass failed: %s", type(exc).__name__, exc_info=exc)
-            self._stop.wait(self._wait())
+    def _mark(self) -> None:
+        self._pass_started = self.engine.clock.now()
 
-    def _wait(self) -> float:
-        if not self.deliver:
-            return self.poll
+    def _observe(self, _report: object) -> None:
+        if self.metrics is None:
+            return
+        engine = self.engine
+        mine = engine.deliverer.worker_id
+        self.metrics.observe_outcomes(engine.monitoring.outcomes(self._pass_started, worker=mine))
+
+    def _run(self) -> None:
+        assert self._loop is not None  # made by start()
         try:
-            times = (self.engine.next_due_at(), self.engine.next_status_check_at())
-        except Exception:
-            return self.poll
-        due = [t for t in times if t is not None]
-        if not due:
-            return self.poll
-        return max(0.0, min(self.poll, (min(due) - self.engine.clock.now()).total_seconds()))
+            self._loop.run()
+        except Exception as exc:
+            # A configuration error (a schema too new, an unusable key): said once, loudly.
+            log.error("the background worker stopped: %s", exc, exc_info=exc)

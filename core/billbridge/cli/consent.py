@@ -9,6 +9,7 @@ stops after that request or when the credential's consent window ends.
 from __future__ import annotations
 
 import html
+import secrets
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -33,6 +34,7 @@ class LoopbackListener:
     def __init__(self, port: int = 0) -> None:
         received: dict[str, str] = {}
         done = threading.Event()
+        listener = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -40,7 +42,13 @@ class LoopbackListener:
                 if parts.path != CALLBACK_PATH or done.is_set():
                     self.send_error(404)
                     return
-                received.update(parse_qsl(parts.query, keep_blank_values=True))
+                query = dict(parse_qsl(parts.query, keep_blank_values=True))
+                if not secrets.compare_digest(query.get("state", ""), listener.expected_state):
+                    # Not the consent we sent the user to (a stray request, a stale tab, a
+                    # page guessing): refused, and the listener keeps waiting for the real one.
+                    self.send_error(400, "not the consent billbridge is waiting for")
+                    return
+                received.update(query)
                 failed = "error" in received
                 text = (
                     f"Access was not granted ({html.escape(received.get('error', ''))})."
@@ -59,6 +67,8 @@ class LoopbackListener:
                 # The default handler prints every request line, which includes the code.
                 return
 
+        #: The ``state`` of the consent URL sent to the user: only its callback is taken.
+        self.expected_state = ""
         self._server = HTTPServer(("127.0.0.1", port), Handler)
         self._received = received
         self._done = done
@@ -102,6 +112,7 @@ def connect_interactively(
     listener = LoopbackListener(port)
     try:
         url = engine.credentials.authorization_url(credential.id, listener.redirect_uri)
+        listener.expected_state = dict(parse_qsl(urlsplit(url).query)).get("state", "")
         open_url(url)
         remaining = (
             (credential.expires_at - engine.clock.now()).total_seconds()

@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, ParamSpec, TypeVar
 
 import click
+from rich.markup import escape
 
 from billbridge.cli.output import err
+from billbridge.domain.redaction import redact
 from billbridge.errors import BillbridgeError, ValidationFailed
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE", "fail", "guard"]
@@ -26,10 +28,13 @@ EXIT_USAGE = 2
 
 
 def fail(message: str, details: Sequence[str] = (), code: int = EXIT_ERROR) -> NoReturn:
-    """Print ``error: message`` (and each detail on its own line) to stderr and exit."""
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    """Print ``error: message`` (and each detail on its own line) to stderr and exit.
+
+    Redacted: a message may quote a destination that echoed a secret back.
+    """
+    err.print(f"[bold red]error:[/] {escape(redact(message))}", markup=True)
     for line in details:
-        err.print(f"  {line}", markup=False)
+        err.print(f"  {redact(line)}", markup=False)
     sys.exit(code)
 
 

@@ -82,20 +82,17 @@ def schemas() -> None:
 @guard
 def schemas_export(directory: Path) -> None:
     """Write every core and destination schema into DIRECTORY."""
-    from billbridge.domain.schemas import CORE_SCHEMAS, core_schema
+    from billbridge.domain.schemas import published_schemas
     from billbridge.plugin.manager import load_plugins
 
-    directory.mkdir(parents=True, exist_ok=True)
+    panels = {key: d.schema for key, d in load_plugins().destinations.items()}
     written = []
-    for name in CORE_SCHEMAS:
+    # The same documents the HTTP API publishes: each destination's panel with an $id of its
+    # own (QuickBooks and its sandbox share a schema) and secrets that accept the sentinel.
+    for name, schema in published_schemas(panels).items():
         path = directory / f"{name}.schema.json"
-        path.write_text(dumps(core_schema(name), indent=2) + "\n", encoding="utf-8")
-        written.append(path)
-    destinations_dir = directory / "destinations"
-    destinations_dir.mkdir(exist_ok=True)
-    for key, destination in sorted(load_plugins().destinations.items()):
-        path = destinations_dir / f"{key}.schema.json"
-        path.write_text(dumps(thaw(destination.schema), indent=2) + "\n", encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dumps(schema, indent=2) + "\n", encoding="utf-8")
         written.append(path)
     for path in written:
         out.print(str(path), markup=False)

@@ -29,5 +29,12 @@ def secrets_generate_key() -> None:
 @guard
 def secrets_rotate(state: State) -> None:
     """Re-encrypt every stored secret with the first key of BILLBRIDGE_SECRET_KEY."""
-    count = state.engine.rotate_secrets()
-    out.print(f"re-encrypted {count} record(s) with the newest key", markup=False)
+    counts = state.engine.rotate_secrets()
+    names = {
+        "credentials": "credential(s)",
+        "oauthApps": "OAuth app secret(s)",
+        "destinationSecrets": "destination setting secret(s)",
+        "webhookSecrets": "webhook signing secret(s)",
+    }
+    parts = ", ".join(f"{counts.get(kind, 0)} {label}" for kind, label in names.items())
+    out.print(f"re-encrypted with the newest key: {parts}", markup=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import click
@@ -51,15 +50,6 @@ def _status_line(report: Any) -> str:
     )
 
 
-def _next_wait(engine: Any, poll: float) -> float:
-    """Seconds until the next run or status read-back is due, at most ``poll``."""
-    due = [t for t in (engine.next_due_at(), engine.next_status_check_at()) if t is not None]
-    if not due:
-        return poll
-    seconds: float = (min(due) - engine.clock.now()).total_seconds()
-    return max(0.0, min(poll, seconds))
-
-
 @click.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
 @click.option("--poll", type=float, default=5.0, show_default=True, help="Seconds between checks.")
@@ -68,19 +58,44 @@ def _next_wait(engine: Any, poll: float) -> float:
 @guard
 def worker(state: State, once: bool, poll: float, quiet: bool) -> None:
     """Deliver waiting runs, and read delivered invoices' statuses back when due: once, or
-    continuously (Ctrl-C stops after the current batch)."""
+    continuously (Ctrl-C stops after the current batch).
+
+    Each pass also sends the webhook deliveries that are due.
+
+    The database going away (a restart, a cut connection, SQLite busy) does not stop it: it
+    waits, with a growing backoff, and carries on; only a configuration error stops it.
+    """
+    from billbridge.services.delivery.loop import LoopSettings, WorkerLoop
+
     engine = state.engine
-    while True:
-        report = _deliver_with_progress(engine, quiet or not sys.stderr.isatty())
-        if report.attempted or once:
-            err.print(_report_line(report), markup=False)
+
+    def read_back() -> None:
         statuses = engine.poll_invoice_statuses()
         if statuses.read or statuses.failed:
             err.print(_status_line(statuses), markup=False)
-        if once:
-            return
-        try:
-            time.sleep(_next_wait(engine, poll))
-        except KeyboardInterrupt:
-            err.print("worker stopped", markup=False)
-            return
+
+    if once:
+        quiet = quiet or not sys.stderr.isatty()
+        err.print(_report_line(_deliver_with_progress(engine, quiet)), markup=False)
+        read_back()
+        engine.webhooks.dispatch()
+        return
+
+    def report(done: Any) -> None:
+        if done.attempted:
+            err.print(_report_line(done), markup=False)
+
+    # Statuses, then webhooks, ride on the same loop: a payment read back and the events a
+    # delivery raised reach their subscribers without a second process.
+    loop = WorkerLoop(
+        engine.deliverer,
+        engine.clock,
+        settings=LoopSettings(poll=poll),
+        passes=[read_back, engine.webhooks.dispatch],
+        due=[engine.next_status_check_at],
+        report=report,
+    )
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        err.print("worker stopped", markup=False)

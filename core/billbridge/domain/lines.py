@@ -12,7 +12,10 @@ The rules, in the order :func:`plan_invoice` applies them:
    last, and equal numbers keep the bill's order.
 2. **Items.** Each line is given an external item by :func:`resolve_item`: the configured
    credit/debit memo item for ``CREDIT_MEMO``/``DEBIT_MEMO`` lines, else the first mapping found
-   for the accounting product, the product, the aggregation, the compound aggregation.
+   for the accounting product, the product, the aggregation, the compound aggregation; else,
+   only when the integration allows fallback items, the panel's unmatched recurring item
+   (:data:`RECURRING_LINE_TYPES`) or unmatched one-time item (every other type). Lines that
+   fell back are marked (:attr:`InvoiceLine.fallback`, :meth:`InvoicePlan.fallbacks`).
 3. **Splitting** (:class:`SplitMode`). ``NONE``: one invoice line per bill line.
    ``USAGE_BAND``: a line with pricing bands becomes one invoice line per band (when the bands'
    subtotals add up to the line's subtotal; otherwise the line stays whole and a warning says
@@ -54,17 +57,22 @@ from billbridge.domain.money import (
     minor_units,
     round_half_up,
     round_money,
+    unit_price_for,
 )
-from billbridge.errors import DestinationValidationError
+from billbridge.errors import DestinationValidationError, FieldError
 from billbridge.plugin.contract import ResolvedMappings
 
 __all__ = [
+    "RECURRING_LINE_TYPES",
     "USAGE_LINE_TYPES",
     "InvoiceLine",
     "InvoicePlan",
     "LineOptions",
     "SortBy",
     "SplitMode",
+    "fallback_config_errors",
+    "fallback_hint",
+    "fallback_option",
     "plan_invoice",
     "resolve_item",
     "service_dates",
@@ -101,6 +109,28 @@ USAGE_LINE_TYPES: frozenset[str] = frozenset({"USAGE", "OVERAGE_USAGE"})
 These are the charges priced from aggregated usage. Counter charges, commitments, minimum spend,
 credits and memos are never merged: each of them means something on its own.
 """
+
+RECURRING_LINE_TYPES: frozenset[str] = frozenset(
+    {
+        "USAGE",
+        "OVERAGE_USAGE",
+        "OVERAGE_SURCHARGE",
+        "COUNTER_RUNNING_TOTAL_CHARGE",
+        "COMMITMENT_CONSUMED",
+        "BALANCE_CONSUMED",
+        "MINIMUM_SPEND",
+    }
+)
+"""Line item types that take the panel's *unmatched recurring item* when nothing maps.
+
+Usage and the charges that recur with it every billing period (counters, consumption of a
+commitment or balance, the minimum spend topping usage up). Every other type (standing
+charges, fees, one-off charges, adjustments, credits, memos, and types m3ter adds later) takes
+the *unmatched one-time item*.
+"""
+
+#: The panel key of each fallback item.
+FALLBACK_OPTIONS = {True: "unmatchedRecurringItem", False: "unmatchedOneTimeItem"}
 
 _E = TypeVar("_E", SplitMode, SortBy)
 
@@ -166,6 +196,11 @@ class LineOptions:
     credit_memo_item: str | None = None
     debit_memo_item: str | None = None
     item_table: str = "Item"
+    #: ``allowFallbackItems``: unmatched lines take the fallback items below (off by default,
+    #: so that an unmapped product stays a MissingMapping unless someone chose otherwise).
+    allow_fallback_items: bool = False
+    fallback_one_time_item: str | None = None
+    fallback_recurring_item: str | None = None
 
     @classmethod
     def from_config(
@@ -179,8 +214,9 @@ class LineOptions:
         """Read the panel keys of a destination configuration; absent keys take the defaults.
 
         Keys: ``splitUsageLineItems``, ``sortLineItemsBy``, ``sendZeroQuantityLines``,
-        ``strictLineItemMapping``, ``creditMemoItem``, ``debitMemoItem``. An empty memo item
-        means "not set". A value of the wrong kind raises ``ValueError`` (the panel schema
+        ``strictLineItemMapping``, ``creditMemoItem``, ``debitMemoItem``,
+        ``allowFallbackItems``, ``unmatchedOneTimeItem``, ``unmatchedRecurringItem``. An empty
+        item means "not set". A value of the wrong kind raises ``ValueError`` (the panel schema
         should have refused it already).
         """
         return cls(
@@ -193,6 +229,13 @@ class LineOptions:
             credit_memo_item=_item_option(config.get("creditMemoItem"), "creditMemoItem"),
             debit_memo_item=_item_option(config.get("debitMemoItem"), "debitMemoItem"),
             item_table=item_table,
+            allow_fallback_items=_flag(config.get("allowFallbackItems"), "allowFallbackItems"),
+            fallback_one_time_item=_item_option(
+                config.get("unmatchedOneTimeItem"), "unmatchedOneTimeItem"
+            ),
+            fallback_recurring_item=_item_option(
+                config.get("unmatchedRecurringItem"), "unmatchedRecurringItem"
+            ),
         )
 
 
@@ -223,6 +266,14 @@ class InvoiceLine:
     service_start: date | None = None
     service_end: date | None = None
     line_item_type: str = ""
+    #: ``item_id`` is the panel's unmatched one-time or recurring item: nothing was mapped.
+    fallback: bool = False
+
+    @property
+    def label(self) -> str:
+        """How messages name the line: ``line 3 ('API calls')`` (its first bill line)."""
+        first = self.source[0] if self.source else None
+        return _label(first, self.description) if first is not None else repr(self.description)
 
     @property
     def aggregation_id(self) -> str | None:
@@ -253,6 +304,23 @@ class InvoicePlan:
     warnings: tuple[str, ...] = ()
     #: True on a plan returned by :meth:`negated` (so that it is never negated twice).
     is_negated: bool = False
+
+    def fallbacks(self) -> list[dict[str, str]]:
+        """The lines that took a fallback item, as JSON for a run's record.
+
+        One entry per such invoice line: ``line`` (how messages name it), ``lineItemType``,
+        ``item`` (the fallback item's id) and ``option`` (the panel key that chose it).
+        """
+        return [
+            {
+                "line": line.label,
+                "lineItemType": line.line_item_type,
+                "item": str(line.item_id),
+                "option": fallback_option(line.line_item_type),
+            }
+            for line in self.lines
+            if line.fallback
+        ]
 
     def negated(self) -> InvoicePlan:
         """The same plan with every amount and unit price negated, for a credit note.
@@ -331,19 +399,27 @@ def _label(line: LineItem, description: str) -> str:
     return f"{where} ({description!r})"
 
 
-def resolve_item(line: LineItem, mappings: ResolvedMappings, options: LineOptions) -> str | None:
-    """The external item for a bill line, or ``None`` when nothing maps.
+def fallback_option(line_item_type: str) -> str:
+    """The panel key of the fallback item a line of this type takes."""
+    return FALLBACK_OPTIONS[line_item_type in RECURRING_LINE_TYPES]
 
-    Precedence: ``CREDIT_MEMO`` lines take ``options.credit_memo_item`` and ``DEBIT_MEMO`` lines
-    ``options.debit_memo_item`` when those are set (memos are usually not about one product);
-    then the mapping of the accounting product (it is what the books care about, which is why
-    m3ter has it), the product, the aggregation and the compound aggregation, each looked up in
-    ``options.item_table``.
-    """
+
+def _fallback_item(line_item_type: str, options: LineOptions) -> str | None:
+    if not options.allow_fallback_items:
+        return None
+    if line_item_type in RECURRING_LINE_TYPES:
+        return options.fallback_recurring_item
+    return options.fallback_one_time_item
+
+
+def _resolve(
+    line: LineItem, mappings: ResolvedMappings, options: LineOptions
+) -> tuple[str | None, bool]:
+    """:func:`resolve_item`, and whether the item is a fallback one."""
     if line.line_item_type == "CREDIT_MEMO" and options.credit_memo_item:
-        return options.credit_memo_item
+        return options.credit_memo_item, False
     if line.line_item_type == "DEBIT_MEMO" and options.debit_memo_item:
-        return options.debit_memo_item
+        return options.debit_memo_item, False
     candidates = (
         ("Product", line.accounting_product_id),
         ("Product", line.product_id),
@@ -353,8 +429,65 @@ def resolve_item(line: LineItem, mappings: ResolvedMappings, options: LineOption
     for entity, entity_id in candidates:
         found = mappings.get(entity, entity_id, options.item_table)
         if found:
-            return found
-    return None
+            return found, False
+    fallback = _fallback_item(line.line_item_type, options)
+    return fallback, fallback is not None
+
+
+def resolve_item(line: LineItem, mappings: ResolvedMappings, options: LineOptions) -> str | None:
+    """The external item for a bill line, or ``None`` when nothing maps.
+
+    Precedence: ``CREDIT_MEMO`` lines take ``options.credit_memo_item`` and ``DEBIT_MEMO`` lines
+    ``options.debit_memo_item`` when those are set (memos are usually not about one product);
+    then the mapping of the accounting product (it is what the books care about, which is why
+    m3ter has it), the product, the aggregation and the compound aggregation, each looked up in
+    ``options.item_table``; last, when ``options.allow_fallback_items``, the fallback item for
+    the line's type (:data:`RECURRING_LINE_TYPES` take ``fallback_recurring_item``, the others
+    ``fallback_one_time_item``).
+    """
+    return _resolve(line, mappings, options)[0]
+
+
+def fallback_hint(plan: InvoicePlan, system: str) -> str | None:
+    """A sentence to add to a destination's refusal of an item, when the plan used fallbacks.
+
+    The destination names the item it cannot use (or only the field, as QuickBooks' 610 does),
+    never the panel option that chose it; this says which lines took which fallback item, so
+    the person knows to fix the panel rather than a mapping. ``None`` without fallbacks.
+    """
+    used: dict[tuple[str, str], list[str]] = {}
+    for entry in plan.fallbacks():
+        used.setdefault((entry["option"], entry["item"]), []).append(entry["line"])
+    if not used:
+        return None
+    parts = []
+    for (option, item), lines in used.items():
+        kind = "recurring" if option == FALLBACK_OPTIONS[True] else "one-time"
+        verb = "uses" if len(lines) == 1 else "use"
+        parts.append(f"{', '.join(lines)} {verb} the unmatched {kind} item {item} ({option})")
+    return (
+        f"{'; '.join(parts)}: choose items that exist and are active in {system}, then replay "
+        "the run"
+    )
+
+
+def fallback_config_errors(config: Mapping[str, Any]) -> list[FieldError]:
+    """What ``validate_config`` reports about the fallback options of a panel.
+
+    Allowing fallback items without choosing one would change nothing, which is never what the
+    person meant.
+    """
+    if config.get("allowFallbackItems") is not True:
+        return []
+    if config.get("unmatchedOneTimeItem") or config.get("unmatchedRecurringItem"):
+        return []
+    return [
+        FieldError(
+            "/allowFallbackItems",
+            "fallback items are allowed but none is chosen: pick an unmatched one-time item "
+            "(unmatchedOneTimeItem) or an unmatched recurring item (unmatchedRecurringItem)",
+        )
+    ]
 
 
 def _inclusive_end(start: datetime | None, end: datetime) -> date:
@@ -402,9 +535,10 @@ class _Draft:
     band: Band | None = None
     service_start: date | None = None
     service_end: date | None = None
+    fallback: bool = False
 
 
-def _single_draft(line: LineItem, item_id: str | None) -> _Draft:
+def _single_draft(line: LineItem, item: tuple[str | None, bool]) -> _Draft:
     description = _describe(line)
     start, end = service_dates(line)
     return _Draft(
@@ -413,11 +547,12 @@ def _single_draft(line: LineItem, item_id: str | None) -> _Draft:
         exact=line.subtotal if line.subtotal is not None else _ZERO,
         quantity=_quantity(line),
         unit_price=line.average_unit_price,
-        item_id=item_id,
+        item_id=item[0],
         source=(line,),
         line_item_type=line.line_item_type,
         service_start=start,
         service_end=end,
+        fallback=item[1],
     )
 
 
@@ -447,8 +582,10 @@ def _band_description(base: str, bands: Sequence[Band], index: int) -> str:
     return f"{base} (over {_number_text(lower)})"
 
 
-def _band_drafts(line: LineItem, item_id: str | None, warnings: list[str]) -> list[_Draft]:
-    whole = _single_draft(line, item_id)
+def _band_drafts(
+    line: LineItem, item: tuple[str | None, bool], warnings: list[str]
+) -> list[_Draft]:
+    whole = _single_draft(line, item)
     bands = line.bands or ()
     subtotals = [_band_subtotal(b) for b in bands]
     known = [s for s in subtotals if s is not None]
@@ -475,12 +612,13 @@ def _band_drafts(line: LineItem, item_id: str | None, warnings: list[str]) -> li
                 exact=subtotal,
                 quantity=band.band_quantity if band.band_quantity is not None else band.band_units,
                 unit_price=band.unit_price,
-                item_id=item_id,
+                item_id=whole.item_id,
                 source=(line,),
                 line_item_type=line.line_item_type,
                 band=band,
                 service_start=whole.service_start,
                 service_end=whole.service_end,
+                fallback=whole.fallback,
             )
         )
     return drafts
@@ -530,8 +668,13 @@ def _merged_draft(
     # One unit price only when every merged line has the same one; otherwise there is no price
     # "as on the bill" and strict mode derives it (with a warning).
     unit_price = next(iter(prices)) if len(prices) == 1 else None
-    items = [resolve_item(m, mappings, options) for m in members]
-    item_id = next((i for i in items if i is not None), None)
+    resolved = [_resolve(m, mappings, options) for m in members]
+    items = [item for item, _ in resolved]
+    # A member's own mapping says more about the merged line than a fallback item does.
+    item_id, fallback = next(
+        ((i, False) for i, fell_back in resolved if i is not None and not fell_back),
+        next(((i, True) for i, fell_back in resolved if fell_back), (None, False)),
+    )
     if len(set(items)) > 1:
         shown = ", ".join(sorted({str(i) for i in items}))
         warnings.append(
@@ -552,6 +695,7 @@ def _merged_draft(
         line_item_type=first.line_item_type,
         service_start=min(starts) if starts else None,
         service_end=max(ends) if ends else None,
+        fallback=fallback,
     )
 
 
@@ -562,15 +706,15 @@ def _drafts(
     warnings: list[str],
 ) -> list[_Draft]:
     if options.split is SplitMode.NONE:
-        return [_single_draft(li, resolve_item(li, mappings, options)) for li in lines]
+        return [_single_draft(li, _resolve(li, mappings, options)) for li in lines]
     if options.split is SplitMode.USAGE_BAND:
         drafts: list[_Draft] = []
         for li in lines:
-            item_id = resolve_item(li, mappings, options)
+            item = _resolve(li, mappings, options)
             if li.bands:
-                drafts.extend(_band_drafts(li, item_id, warnings))
+                drafts.extend(_band_drafts(li, item, warnings))
             else:
-                drafts.append(_single_draft(li, item_id))
+                drafts.append(_single_draft(li, item))
         return drafts
     # PRODUCT / AGGREGATION: collect members per key, keeping the first member's position.
     # Each slot is (merged?, members); a group's list keeps growing after its slot is placed.
@@ -588,7 +732,7 @@ def _drafts(
     return [
         _merged_draft(members, options.split, mappings, options, warnings)
         if is_group
-        else _single_draft(members[0], resolve_item(members[0], mappings, options))
+        else _single_draft(members[0], _resolve(members[0], mappings, options))
         for is_group, members in slots
     ]
 
@@ -606,9 +750,11 @@ def _derive(
     """Quantity and unit price that multiply out to ``amount`` (exact mode).
 
     The bill's quantity is kept when a unit price with at most ``unit_price_places`` decimals
-    makes ``round_half_up(quantity × price)`` equal the amount; otherwise the line is sent as
-    ``1 × amount``, which always works (``unit_price_places >= minor units`` is checked first).
-    A line with no quantity and no money keeps quantity 0 and shows the bill's unit price.
+    makes ``round_half_up(quantity × price)`` equal the amount: the bill's own unit price when
+    it does (:func:`billbridge.domain.money.unit_price_for`), else one derived from the amount.
+    Otherwise the line is sent as ``1 × amount``, which always works (``unit_price_places >=
+    minor units`` is checked first). A line with no quantity and no money keeps quantity 0 and
+    shows the bill's unit price.
     """
     q = (
         round_half_up(quantity.copy_abs(), options.quantity_places)
@@ -624,8 +770,14 @@ def _derive(
                     shown = _ZERO
             return _ZERO, _trim(shown)
         return _ONE, _trim(amount)
-    p = round_half_up(_CTX.divide(amount, q), options.unit_price_places)
-    if p.copy_abs() <= MAX_AMOUNT and round_half_up(_CTX.multiply(q, p), minor) == amount:
+    # Quantities are sent positive: a negative quantity moves its sign to the price.
+    signed = (
+        price.copy_negate()
+        if price is not None and quantity is not None and quantity < 0
+        else price
+    )
+    p = unit_price_for(amount, q, signed, places=options.unit_price_places, minor=minor)
+    if p is not None and p.copy_abs() <= MAX_AMOUNT:
         return _trim(q), _trim(p)
     return _ONE, _trim(amount)
 
@@ -768,6 +920,7 @@ def plan_invoice(bill: Bill, mappings: ResolvedMappings, options: LineOptions) -
                 service_start=draft.service_start,
                 service_end=draft.service_end,
                 line_item_type=draft.line_item_type,
+                fallback=draft.fallback,
             )
         )
     total = _checked(

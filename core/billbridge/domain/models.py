@@ -33,7 +33,8 @@ import cattrs
 import simplejson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from billbridge.domain.documents import account_problems, bill_problems, nul_paths
+from billbridge.domain.admission import account_problems, bill_problems, nul_paths
+from billbridge.domain.redaction import remember
 from billbridge.errors import FieldError, ValidationFailed
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "BillEntityConfig",
     "Credential",
     "CredentialStatus",
+    "CredentialTokens",
     "CurrencyConversion",
     "DocumentStatus",
     "Event",
@@ -84,7 +86,12 @@ class Secret:
     _value: str = attrs.field(alias="value")
 
     def reveal(self) -> str:
-        """The secret itself. Only for the code that sends it to its owner."""
+        """The secret itself. Only for the code that sends it to its owner.
+
+        The value is remembered, so that text echoing it back (a provider's error) is redacted
+        before it is stored or shown (:mod:`billbridge.domain.redaction`).
+        """
+        remember(self._value)
         return self._value
 
     def __repr__(self) -> str:
@@ -401,21 +408,35 @@ class Credential:
     expires_at: datetime | None = None
     tenant_id: str | None = None
     tenant_name: str | None = None
-    access_token: Secret | None = None
-    refresh_token: Secret | None = None
     access_token_expires_at: datetime | None = None
     refresh_token_expires_at: datetime | None = None
     scopes: tuple[str, ...] = ()
     data: FrozenMap = attrs.field(factory=dict, converter=frozen_map)
+    #: True when tokens are stored (they never leave the store but for a plugin's connection).
+    has_tokens: bool = False
+    #: False when the stored tokens cannot be decrypted with the configured keys (the key was
+    #: changed without keeping the old one): the credential can only be deleted.
+    keys_match: bool = True
 
     @property
     def display_name(self) -> str:
         """How lists show it: ``"NAME (Incomplete)"`` until the consent flow completes."""
+        if not self.keys_match:
+            return f"{self.name} (Cannot decrypt: secret key changed)"
         if self.status is CredentialStatus.INCOMPLETE:
             return f"{self.name} (Incomplete)"
         if self.status is CredentialStatus.NEEDS_RECONNECT:
             return f"{self.name} (Reconnect needed)"
         return self.name
+
+
+@attrs.frozen
+class CredentialTokens:
+    """A credential's tokens, decrypted: only the credentials service and the store hold them,
+    and a plugin sees the access token in its connection. Never part of :class:`Credential`."""
+
+    access_token: Secret | None = None
+    refresh_token: Secret | None = None
 
 
 @attrs.frozen

@@ -35,6 +35,7 @@ __all__ = [
     "quantum",
     "round_half_up",
     "round_money",
+    "unit_price_for",
 ]
 
 DEFAULT_MINOR_UNITS = 2
@@ -150,6 +151,57 @@ def round_half_up(value: Decimal, places: int) -> Decimal:
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """``amount`` rounded half-up to the minor units of ``currency``."""
     return round_half_up(amount, minor_units(currency))
+
+
+def _fits(value: Decimal, places: int) -> bool:
+    """True when ``value`` has at most ``places`` decimals (trailing zeros do not count)."""
+    exponent = value.normalize(_context()).as_tuple().exponent
+    return not isinstance(exponent, int) or exponent >= -places
+
+
+def unit_price_for(
+    amount: Decimal,
+    quantity: Decimal,
+    price: Decimal | None,
+    *,
+    places: int,
+    minor: int,
+) -> Decimal | None:
+    """The unit price to send with ``quantity`` for a line of ``amount``, or ``None``.
+
+    The destination checks ``round_half_up(quantity × unit price, minor) == amount`` and keeps
+    ``places`` decimals of a unit price. The rule:
+
+    1. the bill's own ``price`` (signed like the amount) when it has at most ``places``
+       decimals and multiplies out to ``amount``: it is what the customer was quoted, and a
+       derived ``amount / quantity`` would print ``14.500039`` where the bill says ``14.50``,
+       or ``0`` for a sub-cent price on a line that rounds to nothing;
+    2. else ``amount / quantity`` rounded half-up to ``places``, when that multiplies out;
+    3. else ``None``: no price of ``places`` decimals works with this quantity (the caller
+       sends ``1 × amount``).
+
+    A price is never rounded to fit: a bill price with too many decimals is not "kept", it is
+    replaced by a derived one that is checked like any other.
+
+    :raises ValueError: ``quantity`` is not positive (a zero quantity has no unit price).
+    """
+    check_decimal(amount, "amount")
+    check_decimal(quantity, "quantity")
+    if quantity <= 0:
+        raise ValueError(f"quantity must be positive, got {quantity}")
+    if price is not None:
+        check_decimal(price, "price")
+    ctx = _context()
+    if (
+        price is not None
+        and _fits(price, places)
+        and round_half_up(ctx.multiply(quantity, price), minor) == amount
+    ):
+        return price
+    derived = round_half_up(ctx.divide(amount, quantity), places)
+    if round_half_up(ctx.multiply(quantity, derived), minor) == amount:
+        return derived
+    return None
 
 
 def check_amount(amount: Decimal, *, limit: Decimal = MAX_AMOUNT, what: str = "amount") -> Decimal:

@@ -14,6 +14,7 @@ import attrs
 
 from billbridge.domain.models import EventType, Integration, Run, RunStatus
 from billbridge.domain.ratelimit import in_seconds
+from billbridge.domain.redaction import redact
 from billbridge.domain.runs import RetryPolicy
 from billbridge.errors import (
     AuthenticationFailed,
@@ -23,6 +24,7 @@ from billbridge.errors import (
     MissingMapping,
     PermanentError,
     RateLimited,
+    SecretKeyError,
     Superseded,
     TokenExpired,
     TransientError,
@@ -45,12 +47,19 @@ class Classified:
 
 
 def describe(exc: BaseException) -> str:
-    """The exception as people read it: its message and the destination's own words."""
-    text = str(exc) or type(exc).__name__
+    """The exception as people read it: its message and the destination's own words.
+
+    An exception that is not billbridge's (a bug in a plugin) is not shown: its text is for
+    the plugin's author (the worker logs it), not for the people reading runs and events.
+    """
+    if not isinstance(exc, BillbridgeError):
+        return "the destination's plugin failed unexpectedly (its error is in the worker's log)"
+    text = str(exc) or "failed without a message"
     detail = getattr(exc, "detail", None)
     if detail and detail not in text:
         text = f"{text}: {detail}"
-    return text
+    # Destination text enters billbridge here (runs, attempts, events): no echoed secret.
+    return redact(text)
 
 
 def ambiguous(exc: BaseException) -> bool:
@@ -71,6 +80,10 @@ def classify(
     text = describe(outcome)
     if isinstance(outcome, Superseded):
         return Classified(RunStatus.SUPERSEDED, text, None, None)
+    if isinstance(outcome, SecretKeyError):
+        # billbridge's own configuration, not the destination's nor the plugin's: retrying
+        # cannot help until someone sets the key.
+        return Classified(RunStatus.ERROR, text, None, EventType.PERFORM_ERROR)
     if isinstance(outcome, RateLimited):
         return Classified(
             RunStatus.RATE_LIMIT_RETRY, text, in_seconds(now, outcome.retry_after), None

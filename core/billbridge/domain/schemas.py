@@ -34,8 +34,10 @@ __all__ = [
     "custom_field_name_errors",
     "human_message",
     "published_panel",
+    "published_schemas",
     "redact",
     "secret_options",
+    "unusable_panel_schema",
     "validate",
 ]
 
@@ -281,11 +283,26 @@ def redact(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, An
 
 def check_panel_schema(schema: Mapping[str, Any]) -> list[FieldError]:
     """Problems with a destination's panel schema: valid draft-07, and the panel meta-schema."""
+    problems = unusable_panel_schema(schema)
+    if problems:
+        return problems
+    return validate(thaw(schema), core_schema("destination-panel.meta"))
+
+
+def unusable_panel_schema(schema: Mapping[str, Any]) -> list[FieldError]:
+    """Why a panel cannot be used at all: not a valid draft-07 schema of an object.
+
+    A plugin with such a panel is refused when it loads (configurations could not be checked
+    against it); the finer rules of the panel meta-schema (titles, labelled choices) are the
+    conformance kit's to report.
+    """
     try:
         Draft7Validator.check_schema(thaw(schema))
     except jsonschema.SchemaError as exc:
         return [FieldError(_pointer(exc.path), f"not a valid draft-07 schema: {exc.message}")]
-    return validate(thaw(schema), core_schema("destination-panel.meta"))
+    if schema.get("type") != "object":
+        return [FieldError("/type", 'must be "object": a panel is a form of options')]
+    return []
 
 
 def custom_field_name_errors(config: Mapping[str, Any], key: str) -> list[FieldError]:
@@ -328,6 +345,15 @@ def published_panel(key: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     for name in secret_options(published):
         properties[name] = _accepting_sentinel(properties[name])
     return published
+
+
+def published_schemas(panels: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every schema a UI builder needs, by name: the core's, then ``destinations/<key>`` for
+    each destination's panel in ``panels`` (by key); every ``$id`` is unique."""
+    schemas = {name: core_schema(name) for name in CORE_SCHEMAS}
+    for key in sorted(panels):
+        schemas[f"destinations/{key}"] = published_panel(key, panels[key])
+    return schemas
 
 
 # What a secret's value must satisfy; annotations (title, writeOnly...) stay where UIs read them.

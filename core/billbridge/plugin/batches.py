@@ -54,7 +54,7 @@ from billbridge.errors import (
 )
 from billbridge.plugin.contract import DeliveryOutcome, SendResult
 
-__all__ = ["STOPPING", "Chunking", "prepare_each", "send_in_batches"]
+__all__ = ["STOPPING", "Chunking", "prepare_each", "send_apart", "send_in_batches"]
 
 Source = TypeVar("Source")
 Item = TypeVar("Item")
@@ -214,3 +214,36 @@ def _settle(
         return settle(item, answer)
     except Exception as exc:  # one member's failure is its outcome (module docs)
         return exc
+
+
+def send_apart(
+    items: Sequence[Item | Exception],
+    *,
+    apart: Callable[[Item], bool],
+    send_one: Callable[[Item], SendResult],
+    send_rest: Callable[[Sequence[Item | Exception]], Sequence[DeliveryOutcome]],
+) -> list[DeliveryOutcome]:
+    """Send the items ``apart`` picks one by one, and the rest together; outcomes in order.
+
+    Some deliveries cannot go in a batch request: replacing a document with one of another
+    kind takes a read, a void and a create, in that order (:mod:`billbridge.plugin.replace`).
+    The rest go first, through ``send_rest`` (usually :func:`send_in_batches`), so that a
+    first request failing as a whole is raised before anything was delivered, as the policy
+    above wants; then each item apart through ``send_one``, whose exception is that item's
+    outcome.
+    """
+    alone = {
+        index for index, item in enumerate(items) if not isinstance(item, Exception) and apart(item)
+    }
+    rest = [index for index in range(len(items)) if index not in alone]
+    outcomes: dict[int, DeliveryOutcome] = dict(
+        zip(rest, send_rest([items[index] for index in rest]), strict=True)
+    )
+    for index in sorted(alone):
+        item = items[index]
+        assert not isinstance(item, Exception)  # only prepared items are sent apart
+        try:
+            outcomes[index] = send_one(item)
+        except Exception as exc:  # one delivery's failure is its outcome (module docs)
+            outcomes[index] = exc
+    return [outcomes[index] for index in range(len(items))]

@@ -9,22 +9,33 @@ raises on import (or whose ``register_destinations`` fails) is reported by name 
 
 from __future__ import annotations
 
-import logging
+import concurrent.futures
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from typing import Any
 
 import attrs
 import pluggy
 
-from billbridge.errors import BillbridgeError, PluginConflict, UnknownDestination
+from billbridge.domain.schemas import unusable_panel_schema
+from billbridge.errors import (
+    BillbridgeError,
+    PluginConflict,
+    TransientError,
+    UnknownDestination,
+)
+from billbridge.logs import get_logger
 from billbridge.plugin import hookspecs
 from billbridge.plugin.contract import Destination
 
 __all__ = [
     "DISABLED_PLUGINS_ENV",
     "ENTRY_POINT_GROUP",
+    "PluginCrashed",
     "PluginFailure",
     "PluginInfo",
     "PluginRegistry",
@@ -35,7 +46,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "billbridge.destinations"
 DISABLED_PLUGINS_ENV = "BILLBRIDGE_DISABLED_PLUGINS"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @attrs.frozen
@@ -83,6 +94,11 @@ class PluginRegistry:
         self._owners: dict[str, str] = {}
         self._versions: dict[str, str | None] = {}
         self._callers: dict[tuple[str, str], Any] = {}
+        #: Plugins of billbridge's own distribution (the bundled destinations).
+        self._bundled: set[str] = set()
+        self._timeout_for: Callable[[str], float | None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -101,21 +117,39 @@ class PluginRegistry:
         except pluggy.PluginValidationError as exc:
             self._fail(name, f"invalid hook implementation: {exc}")
             return
-        except Exception as exc:
-            self._fail(name, f"register_destinations failed: {type(exc).__name__}: {exc}")
+        except BaseException as exc:
+            # Even SystemExit or KeyboardInterrupt raised by a plugin's code while it loads:
+            # one plugin must not end the engine (a person's Ctrl-C can simply come again).
+            self._fail(name, f"register_destinations failed: {_words(exc)}")
+            return
+        problems = [p for d in declared for p in _declaration_problems(d)]
+        if problems:
+            self._fail(name, "; ".join(problems))
             return
         for destination in declared:
             owner = self._owners.get(destination.key)
             if owner is not None and owner != name:
                 self.pm.unregister(name=name)
-                raise PluginConflict(
-                    f"destination {destination.key!r} is claimed by two plugins, {owner!r} and "
-                    f"{name!r}; uninstall one or block it with {DISABLED_PLUGINS_ENV}={name}"
-                )
+                raise PluginConflict(self._conflict(destination.key, owner, name))
         for destination in declared:
             self._destinations[destination.key] = destination
             self._owners[destination.key] = name
         self._callers.clear()
+
+    def _conflict(self, key: str, first: str, second: str) -> str:
+        """Which plugin to block when two claim ``key``: never the bundled one first."""
+        bundled = {first, second} & self._bundled
+        other = second if first in bundled else first
+        if len(bundled) == 1:
+            return (
+                f"destination {key!r} is claimed by the plugin {other!r} and by billbridge's "
+                f"bundled plugin {next(iter(bundled))!r}: block {other!r} with "
+                f"{DISABLED_PLUGINS_ENV}={other} (or uninstall it)"
+            )
+        return (
+            f"destination {key!r} is claimed by two plugins, {first!r} and {second!r}: block "
+            f"the one that should not serve it with {DISABLED_PLUGINS_ENV}=NAME (or uninstall it)"
+        )
 
     def _declared_destinations(self, name: str) -> list[Destination]:
         plugin = self.pm.get_plugin(name)
@@ -153,11 +187,13 @@ class PluginRegistry:
                 continue
             try:
                 plugin = entry_point.load()
-            except Exception as exc:
+            except BaseException as exc:  # a plugin calling exit() at import included
                 # A broken third-party plugin must not take the engine (or the others) down.
-                self._fail(entry_point.name, f"import failed: {type(exc).__name__}: {exc}")
+                self._fail(entry_point.name, f"import failed: {_words(exc)}")
                 continue
             dist = entry_point.dist
+            if dist is not None and dist.name == "billbridge":
+                self._bundled.add(entry_point.name)
             self.register(plugin, entry_point.name, version=dist.version if dist else None)
 
     # -- what is installed ---------------------------------------------------------------------
@@ -204,11 +240,19 @@ class PluginRegistry:
 
     # -- calling ----------------------------------------------------------------------------
 
+    def set_timeouts(self, timeout_for: Callable[[str], float | None]) -> None:
+        """Bound every call into a destination's plugin: ``timeout_for(key)`` seconds."""
+        self._timeout_for = timeout_for
+
     def call(self, hook: str, key: str, **kwargs: Any) -> Any:
         """Call ``hook`` on the one plugin that owns destination ``key`` (keyword arguments).
 
         ``destination=key`` is passed for you. Raises :class:`UnknownDestination` for a key no
         plugin serves and :class:`BillbridgeError` when the owner does not implement ``hook``.
+        With timeouts set (:meth:`set_timeouts`), a call that does not return in time raises
+        :class:`~billbridge.errors.TransientError` (the plugin's thread is left to finish on its
+        own: Python cannot stop it); a plugin raising ``SystemExit`` or ``KeyboardInterrupt``
+        raises :class:`PluginCrashed` instead, so it cannot end the engine.
         """
         owner = self.owner(key)
         caller = self._callers.get((hook, owner))
@@ -218,7 +262,24 @@ class PluginRegistry:
             self._callers[(hook, owner)] = caller
         if not caller.get_hookimpls():
             raise BillbridgeError(f"plugin {owner!r} does not implement {hook} for {key!r}")
-        return caller(destination=key, **kwargs)
+        timeout = self._timeout_for(key) if self._timeout_for is not None else None
+        if timeout is None:
+            return _contained(owner, hook, caller, key, kwargs)
+        future = self._pool().submit(_contained, owner, hook, caller, key, kwargs)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TransientError(
+                f"the {owner} plugin did not finish {hook} within {timeout:g} s; "
+                "it is tried again later"
+            ) from None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None:
+                # Generous: a hung call keeps its thread, and must not hold up the others.
+                self._executor = ThreadPoolExecutor(64, thread_name_prefix="billbridge-plugin")
+            return self._executor
 
     def broadcast(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call a non-``firstresult`` hook on every plugin; one failing does not stop the others."""
@@ -251,3 +312,45 @@ def load_plugins(
     if entry_points:
         registry.load_entry_points()
     return registry
+
+
+_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _declaration_problems(destination: Destination) -> list[str]:
+    """Why a declared destination cannot be served (empty when it can)."""
+    if not _KEY.fullmatch(destination.key or ""):
+        return [
+            f"destination key {destination.key!r} is not valid: lower-case letters, digits and "
+            "underscores, starting with a letter (at most 64)"
+        ]
+    problems = [
+        f"{destination.key}: panel schema {e.path or '/'}: {e.message}"
+        for e in unusable_panel_schema(destination.schema)
+    ]
+    return problems[:5]
+
+
+def _words(exc: BaseException) -> str:
+    """An exception as a sentence: its message, or what kind of failure it was."""
+    if isinstance(exc, SystemExit):
+        return f"the plugin tried to end the program (exit code {exc.code!r})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "the plugin raised an interruption"
+    text = str(exc).strip()
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return f"it needs the module {exc.name!r}, which is not installed"
+    if isinstance(exc, ImportError):
+        return f"it could not be imported: {text}"
+    return text or "it failed without a message"
+
+
+class PluginCrashed(BillbridgeError):
+    """A plugin raised ``SystemExit`` or ``KeyboardInterrupt`` inside a hook."""
+
+
+def _contained(owner: str, hook: str, caller: Any, key: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        return caller(destination=key, **kwargs)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise PluginCrashed(f"the {owner} plugin tried to stop the program in {hook}") from exc

@@ -15,6 +15,7 @@ from billbridge.domain.schemas import SEALED, secret_options
 from billbridge.errors import UnknownDestination
 from billbridge.plugin.manager import PluginRegistry
 from billbridge.secrets import SecretBox
+from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically
 
 __all__ = ["ConfigSecrets"]
 
@@ -22,7 +23,14 @@ __all__ = ["ConfigSecrets"]
 class ConfigSecrets:
     """Seal and unseal the secret options of destination configurations."""
 
-    def __init__(self, *, plugins: PluginRegistry, secret_box: Callable[[], SecretBox]) -> None:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        plugins: PluginRegistry,
+        secret_box: Callable[[], SecretBox],
+    ) -> None:
+        self._uow = uow
         self._plugins = plugins
         self._secret_box = secret_box
 
@@ -33,11 +41,28 @@ class ConfigSecrets:
         except UnknownDestination:
             secrets = []
         sealed: dict[str, Any] = thaw(config)
-        for name in secrets:
-            value = sealed.get(name)
-            if isinstance(value, str):
-                sealed[name] = {SEALED: self._secret_box().encrypt(Secret(value))}
+        plain = [name for name in secrets if isinstance(sealed.get(name), str)]
+        if plain:
+            box = self._secret_box()
+            box.require_readable(atomically(self._uow, lambda uow: uow.secret_sample()))
+            for name in plain:
+                sealed[name] = {SEALED: box.encrypt(Secret(sealed[name]))}
         return sealed
+
+    def rotate(self, uow: UnitOfWork) -> dict[str, int]:
+        """Re-encrypt every stored secret with the newest key, in ``uow``; counts per kind.
+
+        Every kind: credentials' tokens, OAuth apps' client secrets, sealed destination
+        configuration options and webhook signing secrets. A secret none of the keys opens
+        raises :class:`~billbridge.secrets.SecretKeyError` and nothing is rewritten.
+        """
+        box = self._secret_box()
+        return {
+            "credentials": uow.credentials.rotate_secrets(),
+            "oauthApps": uow.oauth_apps.rotate_secrets(),
+            "destinationSecrets": uow.integrations.rotate_sealed(box.rotate),
+            "webhookSecrets": uow.webhooks.rotate_secrets(),
+        }
 
     def unseal(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The configuration with sealed secrets decrypted (for the plugin, never for people)."""

@@ -28,9 +28,14 @@ tokens at the provider (best effort) and disconnects the integrations that used 
 from __future__ import annotations
 
 import builtins
-import logging
+import functools
+import os
 import secrets
+import socket
+import threading
+import uuid
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import attrs
@@ -38,7 +43,14 @@ import httpx
 from oauthlib.oauth2 import WebApplicationClient
 
 from billbridge.domain.clock import Clock
-from billbridge.domain.models import Credential, CredentialStatus, Event, EventType, Secret
+from billbridge.domain.models import (
+    Credential,
+    CredentialStatus,
+    CredentialTokens,
+    Event,
+    EventType,
+    Secret,
+)
 from billbridge.errors import (
     AuthenticationFailed,
     BillbridgeError,
@@ -50,7 +62,9 @@ from billbridge.errors import (
     TransientError,
     ValidationFailed,
 )
+from billbridge.logs import get_logger
 from billbridge.plugin.contract import Connection, OAuthCallback, TenantChoice
+from billbridge.plugin.http import transport_problem
 from billbridge.plugin.manager import PluginRegistry
 from billbridge.services.oauth import (
     Endpoints,
@@ -69,7 +83,7 @@ from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
 __all__ = ["Credentials"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _T = TypeVar("_T")
 
@@ -91,6 +105,10 @@ class Credentials:
         self._settings = settings
         self._clock = clock
         self._http = http
+        #: Who this process is, for refresh leases (a thread adds its own id).
+        self._worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -213,7 +231,7 @@ class Credentials:
     def delete(self, credential_id: str, *, revoke: bool = True) -> None:
         """Delete a credential: revoke its tokens (best effort), disconnect its integrations."""
         credential = self.get(credential_id)
-        if revoke and credential.refresh_token is not None:
+        if revoke and credential.has_tokens and credential.keys_match:
             try:
                 self.revoke(credential)
             except BillbridgeError as exc:
@@ -308,6 +326,7 @@ class Credentials:
             credential, code, callback_params, tenant_hint=tenant_id or realm_id
         )
         with_tokens = tokens.apply(credential, self._clock.now())
+        stored = tokens.stored(None)
         chosen = choose(choices, tenant_id)
         if chosen is None:
             pending = attrs.evolve(
@@ -317,9 +336,9 @@ class Credentials:
                     "tenant_choices": [{"tenantId": c.tenant_id, "name": c.name} for c in choices],
                 },
             )
-            atomically(self._uow, lambda uow: uow.credentials.update(pending))
+            atomically(self._uow, lambda uow: uow.credentials.update(pending, stored))
             raise TenantChoiceRequired(credential.id, choices)
-        return self._finish(with_tokens, chosen)
+        return self._finish(with_tokens, chosen, stored)
 
     def _consume(self, state: str) -> Credential:
         """The INCOMPLETE credential whose consent this callback finishes (its state now used)."""
@@ -381,7 +400,12 @@ class Credentials:
             raise CredentialError(f"{tenant_id} is not one of the tenants this consent offered")
         return self._finish(credential, TenantChoice(tenant_id=tenant_id, name=choice.get("name")))
 
-    def _finish(self, credential: Credential, tenant: TenantChoice) -> Credential:
+    def _finish(
+        self,
+        credential: Credential,
+        tenant: TenantChoice,
+        tokens: CredentialTokens | None = None,
+    ) -> Credential:
         data = {k: v for k, v in credential.data.items() if k != "tenant_choices"}
         data.update({k: v for k, v in tenant.data.items() if isinstance(v, str | int | bool)})
         done = attrs.evolve(
@@ -392,13 +416,13 @@ class Credentials:
             tenant_name=tenant.name,
             data=data,
         )
-        return atomically(self._uow, lambda uow: uow.credentials.update(done))
+        return atomically(self._uow, lambda uow: uow.credentials.update(done, tokens))
 
     # -- using tokens -----------------------------------------------------------------------
 
-    def _needs_refresh(self, credential: Credential) -> bool:
+    def _needs_refresh(self, credential: Credential, tokens: CredentialTokens) -> bool:
         expires = credential.access_token_expires_at
-        if credential.access_token is None or expires is None:
+        if tokens.access_token is None or expires is None:
             return True
         return expires - self._settings.token_refresh_margin <= self._clock.now()
 
@@ -411,6 +435,14 @@ class Credentials:
             raise AuthenticationFailed(f"credential {credential.display_name} is not connected")
         return credential
 
+    def _read(self, credential_id: str) -> tuple[Credential, CredentialTokens]:
+        """The credential and its tokens, read together."""
+
+        def read(uow: UnitOfWork) -> tuple[Credential, CredentialTokens]:
+            return uow.credentials.get(credential_id), uow.credentials.tokens(credential_id)
+
+        return atomically(self._uow, read)
+
     def connection(
         self,
         credential_id: str,
@@ -419,23 +451,29 @@ class Credentials:
     ) -> Connection:
         """A connection with an access token valid for at least the refresh margin.
 
+        The connection is the one place a token leaves billbridge: it goes to the plugin.
+
         :param report_limit: receives what the destination says is left of its limits.
         """
-        credential = self._usable(self.get(credential_id))
-        if self._needs_refresh(credential):
-            credential = self.refresh(credential_id)
-        return self._connection_for(credential, report_limit)
+        self.purge()
+        credential, tokens = self._read(credential_id)
+        self._usable(credential)
+        if self._needs_refresh(credential, tokens):
+            credential, tokens = self._refreshed(credential_id)
+        return self._connection_for(credential, tokens, report_limit)
 
     def _connection_for(
-        self, credential: Credential, report_limit: Callable[[str, int], None] | None = None
+        self,
+        credential: Credential,
+        tokens: CredentialTokens,
+        report_limit: Callable[[str, int], None] | None = None,
     ) -> Connection:
-        # _usable() and the refresh guarantee both; this is for the type checker.
-        assert credential.access_token is not None
-        assert credential.tenant_id is not None
+        if tokens.access_token is None or credential.tenant_id is None:
+            raise AuthenticationFailed(f"credential {credential.display_name} has no token")
         return Connection(
             destination=credential.destination,
             tenant_id=credential.tenant_id,
-            access_token=credential.access_token,
+            access_token=tokens.access_token,
             http=self._http,
             api_base_url=self.endpoints(credential.destination).api_base_url,
             credential_id=credential.id,
@@ -454,65 +492,121 @@ class Credentials:
         try:
             return work(connection)
         except TokenExpired:
-            credential = self.refresh(
+            credential, tokens = self._refreshed(
                 credential_id, force=True, seen_access_token=connection.access_token
             )
-            return work(self._connection_for(credential, report_limit))
+            return work(self._connection_for(credential, tokens, report_limit))
 
-    def refresh(
+    def refresh(self, credential_id: str, *, force: bool = False) -> Credential:
+        """Refresh the access token now (once for all concurrent callers); see :meth:`call`.
+
+        :raises AuthenticationFailed: ``invalid_grant``: the credential now needs reconnecting.
+        :raises TransientError: the token endpoint is unreachable or failing; try later.
+        """
+        return self._refreshed(credential_id, force=force)[0]
+
+    def _refreshed(
         self,
         credential_id: str,
         *,
         force: bool = False,
         seen_access_token: Secret | None = None,
-    ) -> Credential:
-        """Refresh the access token, once for all concurrent callers.
+    ) -> tuple[Credential, CredentialTokens]:
+        """Fresh tokens, refreshed by exactly one of the concurrent callers.
 
-        The credential row is locked for the whole exchange (``SELECT … FOR UPDATE`` on
-        PostgreSQL; SQLite's write lock), so of N callers holding an expired token one asks the
-        provider and the others, waiting on the lock, read the token it stored. The rotated
-        refresh token is committed with the access token before either is used.
+        Threads of this process queue on a lock; across processes one takes the credential's
+        refresh *lease* in a short transaction of its own, talks to the token endpoint with no
+        transaction open (so on SQLite no other writer waits for an HTTP round trip), then
+        stores the rotated tokens and gives the lease back. The others wait for the lease and
+        read what it stored. A worker that dies holding the lease loses it when it expires.
 
         :param force: refresh even if the token looks valid (the provider answered 401);
             skipped when the stored token differs from ``seen_access_token`` (someone else
             refreshed since the caller read it).
-        :raises AuthenticationFailed: ``invalid_grant``: the credential now needs reconnecting.
-        :raises TransientError: the token endpoint is unreachable or failing; try later.
         """
-        outcome: list[Credential] = []
-        failure: list[BillbridgeError] = []
-        # Read the app before taking the lock: on SQLite a second unit of work inside the
-        # locked one would wait for the lock it holds.
-        app = self._app(self.get(credential_id).destination)
 
-        def locked(uow: UnitOfWork) -> None:
-            repo = uow.credentials
-            credential = self._usable(repo.get(credential_id, for_update=True))
+        def wanted(credential: Credential, tokens: CredentialTokens) -> bool:
             if force:
-                if seen_access_token is not None and credential.access_token != seen_access_token:
-                    outcome.append(credential)
-                    return
-            elif not self._needs_refresh(credential):
-                outcome.append(credential)
-                return
-            if credential.refresh_token is None:
-                failure.append(self._reconnect_needed(uow, credential, "no refresh token"))
-                return
-            client = WebApplicationClient(app.client_id)
-            body = client.prepare_refresh_body(
-                refresh_token=credential.refresh_token.reveal(), include_client_id=False
-            )
-            try:
-                tokens = self._token_request(credential.destination, app, body, purpose="refresh")
-            except InvalidGrant as exc:
-                failure.append(self._reconnect_needed(uow, credential, str(exc)))
-                return
-            outcome.append(repo.update(tokens.apply(credential, self._clock.now())))
+                return seen_access_token is None or tokens.access_token == seen_access_token
+            return self._needs_refresh(credential, tokens)
 
-        atomically(self._uow, locked)
-        if failure:
-            raise failure[0]
-        return outcome[0]
+        app = self._app(self.get(credential_id).destination)
+        owner = f"{self._worker}:{threading.get_ident()}"
+        with self._local_lock(credential_id):
+            credential, tokens = self._leased(credential_id, owner, wanted)
+            if not wanted(credential, tokens):
+                return credential, tokens
+            try:
+                return self._exchange_refresh(credential, tokens, app, owner)
+            finally:
+                atomically(self._uow, functools.partial(_release, credential_id, owner))
+
+    def _leased(
+        self,
+        credential_id: str,
+        owner: str,
+        wanted: Callable[[Credential, CredentialTokens], bool],
+    ) -> tuple[Credential, CredentialTokens]:
+        """Wait until a refresh is not wanted any more, or this caller holds the lease."""
+        lease = timedelta(seconds=self._settings.http_timeout + 30)
+        deadline = self._clock.time() + 2 * lease.total_seconds()
+        while True:
+            credential, tokens = self._read(credential_id)
+            self._usable(credential)
+            if not wanted(credential, tokens):
+                return credential, tokens
+            taken = atomically(
+                self._uow, functools.partial(self._take, credential_id, owner, lease)
+            )
+            if taken:
+                # Read again under the lease: another process may have just stored new tokens.
+                return self._read(credential_id)
+            if self._clock.time() > deadline:
+                raise TransientError(
+                    f"credential {credential.display_name} has been refreshing elsewhere for too "
+                    "long; tried again later"
+                )
+            self._clock.sleep(0.05)
+
+    def _take(self, credential_id: str, owner: str, lease: timedelta, uow: UnitOfWork) -> bool:
+        now = self._clock.now()
+        return uow.credentials.take_refresh_lease(credential_id, owner, now=now, until=now + lease)
+
+    def _exchange_refresh(
+        self,
+        credential: Credential,
+        tokens: CredentialTokens,
+        app: OAuthApp,
+        owner: str,
+    ) -> tuple[Credential, CredentialTokens]:
+        """Ask the token endpoint (no transaction open), then store what it answered."""
+        if tokens.refresh_token is None:
+            raise atomically(
+                self._uow, lambda uow: self._reconnect_needed(uow, credential, "no refresh token")
+            )
+        client = WebApplicationClient(app.client_id)
+        body = client.prepare_refresh_body(
+            refresh_token=tokens.refresh_token.reveal(), include_client_id=False
+        )
+        try:
+            answer = self._token_request(credential.destination, app, body, purpose="refresh")
+        except InvalidGrant as refused:
+            why = str(refused)
+            raise atomically(
+                self._uow, lambda uow: self._reconnect_needed(uow, credential, why)
+            ) from None
+        refreshed = answer.apply(credential, self._clock.now())
+        stored = answer.stored(tokens)
+
+        def store(uow: UnitOfWork) -> Credential:
+            # The rotated refresh token is committed before the new access token is used.
+            return uow.credentials.update(refreshed, stored)
+
+        return atomically(self._uow, store), stored
+
+    def _local_lock(self, credential_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(credential_id, threading.Lock())
 
     def _reconnect_needed(
         self, uow: UnitOfWork, credential: Credential, why: str
@@ -546,7 +640,8 @@ class Credentials:
             credential = self.get(credential)
         endpoints = self.endpoints(credential.destination)
         spec = oauth_spec(self._plugins.destination(credential.destination))
-        token = credential.refresh_token or credential.access_token
+        stored = atomically(self._uow, lambda uow: uow.credentials.tokens(credential.id))
+        token = stored.refresh_token or stored.access_token
         if endpoints.revoke_url is None or token is None:
             return
         require_safe_url(endpoints.revoke_url, "revoke URL")
@@ -563,7 +658,7 @@ class Credentials:
                 )
         except httpx.HTTPError as exc:
             raise TransientError(
-                f"could not reach the revoke endpoint: {type(exc).__name__}"
+                f"could not reach the revoke endpoint: {transport_problem(exc)}"
             ) from None
         if response.status_code >= 400:
             raise CredentialError(f"the revoke endpoint answered HTTP {response.status_code}")
@@ -577,3 +672,7 @@ class Credentials:
             body,
             purpose=purpose,
         )
+
+
+def _release(credential_id: str, owner: str, uow: UnitOfWork) -> None:
+    uow.credentials.release_refresh_lease(credential_id, owner)

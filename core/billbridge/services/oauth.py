@@ -17,9 +17,11 @@ import attrs
 import httpx
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
-from billbridge.domain.models import Credential, Secret
+from billbridge.domain.models import Credential, CredentialTokens, Secret
+from billbridge.domain.redaction import redact
 from billbridge.errors import BillbridgeError, CredentialError, TransientError
 from billbridge.plugin.contract import Destination, OAuthSpec, TenantChoice
+from billbridge.plugin.http import transport_problem
 
 __all__ = [
     "Endpoints",
@@ -117,7 +119,9 @@ def token_request(
         response = http.post(token_url, content=body, headers=headers, **extra)
     except httpx.HTTPError as exc:
         # The exception text may carry the URL but never the body: no secrets leak here.
-        raise failure(f"could not reach the {key} token endpoint: {type(exc).__name__}") from None
+        raise failure(
+            f"could not reach the {key} token endpoint: {transport_problem(exc)}"
+        ) from None
     return parse_token_response(key, response, spec, failure)
 
 
@@ -136,12 +140,9 @@ class Tokens:
     scopes: tuple[str, ...]
 
     def apply(self, credential: Credential, now: datetime) -> Credential:
-        """The credential holding these tokens (expiry times from ``now``)."""
+        """The credential's expiry times and scopes after these tokens (from ``now``)."""
         return attrs.evolve(
             credential,
-            access_token=self.access_token,
-            # Some providers keep the refresh token on refresh: keep the one we had then.
-            refresh_token=self.refresh_token or credential.refresh_token,
             access_token_expires_at=(
                 now + timedelta(seconds=self.expires_in) if self.expires_in else None
             ),
@@ -151,6 +152,15 @@ class Tokens:
                 else credential.refresh_token_expires_at
             ),
             scopes=self.scopes or credential.scopes,
+            has_tokens=True,
+        )
+
+    def stored(self, before: CredentialTokens | None) -> CredentialTokens:
+        """The tokens to keep: these, with the refresh token held ``before`` when the provider
+        sent none (some keep the refresh token on refresh)."""
+        return CredentialTokens(
+            access_token=self.access_token,
+            refresh_token=self.refresh_token or (before.refresh_token if before else None),
         )
 
 
@@ -175,8 +185,9 @@ def parse_token_response(
     if response.status_code >= 400 or "error" in payload:
         error = str(payload.get("error", f"HTTP {response.status_code}"))
         description = payload.get("error_description")
-        text = f"{where} refused the request: {error}" + (
-            f" ({description})" if description else ""
+        # The provider's words may echo what it was sent (the refresh token): redacted.
+        text = redact(
+            f"{where} refused the request: {error}" + (f" ({description})" if description else "")
         )
         if error == "invalid_grant":
             raise InvalidGrant(text)
@@ -186,8 +197,8 @@ def parse_token_response(
         # oauthlib validates the response (token type, required fields); scope changes are
         # allowed because providers legitimately narrow what was asked for.
         token = client.parse_request_body_response(response.text, scope=None)
-    except (OAuth2Error, ValueError, Warning) as exc:
-        raise failure(f"{where} sent an invalid token response ({type(exc).__name__})") from None
+    except (OAuth2Error, ValueError, Warning):
+        raise failure(f"{where} sent a token response that is not valid OAuth 2.0") from None
     access = token.get("access_token")
     if not isinstance(access, str) or not access:
         raise failure(f"{where} sent no access token")

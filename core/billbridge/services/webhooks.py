@@ -35,6 +35,7 @@ from billbridge.domain.activity import (
 from billbridge.domain.clock import Clock
 from billbridge.domain.models import Secret, dumps
 from billbridge.errors import CredentialError, FieldError, ValidationFailed
+from billbridge.plugin.http import transport_problem
 from billbridge.services.activity import OVERLAP, feed_since
 from billbridge.services.oauth import require_safe_url
 from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
@@ -248,7 +249,7 @@ class Webhooks:
             status = response.status_code
             error = None if 200 <= status < 300 else f"the endpoint answered HTTP {status}"
         except httpx.HTTPError as exc:
-            error = f"could not reach the endpoint: {type(exc).__name__}"
+            error = f"could not reach the endpoint: {transport_problem(exc)}"
         atomically(
             self._uow, lambda uow: uow.webhooks.finish(self._outcome(delivery, status, error))
         )

@@ -6,6 +6,7 @@ repositories return; sessions and rows never leave it.
 
 from billbridge.store.database import (
     Database,
+    ReadOnlyDatabase,
     SchemaTooNew,
     alembic_config,
     default_sqlite_url,
@@ -21,6 +22,7 @@ from billbridge.store.uow import (
 
 __all__ = [
     "Database",
+    "ReadOnlyDatabase",
     "SchemaTooNew",
     "UnitOfWork",
     "UnitOfWorkFactory",

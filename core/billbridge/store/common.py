@@ -40,6 +40,7 @@ __all__ = [
     "plain",
     "require_row",
     "rowcount",
+    "stored_secret_sample",
 ]
 
 _R = TypeVar("_R", bound=Base)
@@ -131,3 +132,30 @@ def count_of(session: Session, statement: Select[Any]) -> int:
     """How many rows ``statement`` (a listing without paging) returns, counted in SQL."""
     counted = select(func.count()).select_from(statement.order_by(None).subquery())
     return int(session.scalar(counted) or 0)
+
+
+def stored_secret_sample(session: Session) -> str | None:
+    """One encrypted secret stored anywhere (``None``: none yet), to check that the configured
+    keys can read what is stored before anything new is encrypted with them."""
+    from billbridge.domain.schemas import SEALED
+    from billbridge.store.tables import (
+        CredentialRow,
+        IntegrationRow,
+        OAuthAppRow,
+        WebhookEndpointRow,
+    )
+
+    for column in (
+        CredentialRow.refresh_token_enc,
+        CredentialRow.access_token_enc,
+        OAuthAppRow.client_secret_enc,
+        WebhookEndpointRow.secret_enc,
+    ):
+        found = session.scalar(select(column).where(column.is_not(None)).limit(1))
+        if found is not None:
+            return str(found)
+    for config in session.scalars(select(IntegrationRow.destination_config)):
+        for value in (config or {}).values():
+            if isinstance(value, dict) and set(value) == {SEALED}:
+                return str(value[SEALED])
+    return None

@@ -22,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
@@ -31,10 +32,13 @@ from billbridge.errors import BillbridgeError
 __all__ = [
     "MIGRATIONS_DIR",
     "Database",
+    "ReadOnlyDatabase",
     "SchemaTooNew",
     "alembic_config",
     "default_sqlite_url",
     "normalise_url",
+    "read_only_error",
+    "read_only_refusal",
 ]
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
@@ -51,6 +55,29 @@ _SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 
 class SchemaTooNew(BillbridgeError):
     """The database was migrated by a newer billbridge than the one running."""
+
+
+class ReadOnlyDatabase(BillbridgeError):
+    """The database refuses writes (a read-only file or mount, a read-only role or replica)."""
+
+
+def read_only_refusal(exc: BaseException) -> bool:
+    """True when ``exc`` is the database refusing a write because it is read-only."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) == "25006":  # PostgreSQL: read_only_sql_transaction
+        return True
+    return "readonly database" in str(orig) or "read-only" in str(orig).lower()
+
+
+def read_only_error(display_url: str) -> ReadOnlyDatabase:
+    """The one message for a read-only database: what works, and what to check."""
+    return ReadOnlyDatabase(
+        f"the database {display_url} is read-only: billbridge can show what it holds but not "
+        "save anything; check the file's permissions (SQLite) or the connection's role and "
+        "that it is not a read-only replica (PostgreSQL)"
+    )
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -111,8 +138,15 @@ class Database:
     database; workers on several machines share it.
     """
 
-    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str | URL, *, echo: bool = False, busy_timeout: float | None = None
+    ) -> None:
+        """
+        :param busy_timeout: SQLite only: seconds a statement waits for another connection's
+            write lock before failing with "database is locked" (default 30).
+        """
         self.url: URL = normalise_url(url)
+        busy_ms = int(_SQLITE_BUSY_TIMEOUT_MS if busy_timeout is None else busy_timeout * 1000)
         engine_args: dict[str, Any] = {
             "echo": echo,
             # Statement parameters (bill documents, encrypted tokens, state hashes) stay out of
@@ -135,7 +169,7 @@ class Database:
             engine_args["pool_pre_ping"] = True
         self.engine: Engine = create_engine(self.url, **engine_args)
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "connect", functools.partial(_sqlite_on_connect, busy_ms))
             event.listen(self.engine, "begin", _sqlite_on_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._schema_ready = False
@@ -174,6 +208,15 @@ class Database:
         serialises concurrent upgrades (the loser waits, then finds nothing left to do); on
         SQLite ``BEGIN IMMEDIATE`` does the same through the database's write lock.
         """
+        try:
+            self._upgrade(revision)
+        except DBAPIError as exc:
+            if read_only_refusal(exc):
+                raise read_only_error(self.display_url) from None
+            raise
+        self._schema_ready = False
+
+    def _upgrade(self, revision: str) -> None:
         with self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(
@@ -181,7 +224,6 @@ class Database:
                 )
             self._refuse_unknown_revision(connection)
             command.upgrade(alembic_config(connection), revision)
-        self._schema_ready = False
 
     def current_revision(self) -> str | None:
         """The revision the database is at, or ``None`` when it has never been migrated."""
@@ -236,7 +278,7 @@ class Database:
         self.dispose()
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+def _sqlite_on_connect(busy_ms: int, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # Take transaction control away from the sqlite3 module (it would not BEGIN before SELECT,
     # DDL or SAVEPOINT, which breaks savepoints and transactional DDL); _sqlite_on_begin
     # emits BEGIN instead.
@@ -244,7 +286,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor = dbapi_connection.cursor()
     try:
         # busy_timeout first: switching to WAL needs a lock another process may hold.
-        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
         cursor.execute("PRAGMA foreign_keys = ON")
         _sqlite_enable_wal(cursor)
         # Safe with WAL (a power loss can lose the last commits, never corrupt) and much faster.

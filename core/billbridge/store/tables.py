@@ -200,6 +200,10 @@ class CredentialRow(Base):
     oauth_state_used: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on every update; lets token refresh detect that another worker refreshed first.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Who is refreshing the tokens, and until when (a lease: the exchange with the provider
+    # happens with no transaction open, see services/credentials.py).
+    refresh_owner: Mapped[str | None] = mapped_column(String(200))
+    refresh_until: Mapped[datetime | None]
 
 
 class OAuthAppRow(Base):

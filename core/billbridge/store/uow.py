@@ -19,10 +19,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from billbridge.secrets import SecretBox
-from billbridge.store.database import Database
+from billbridge.store.common import stored_secret_sample
+from billbridge.store.database import Database, read_only_error, read_only_refusal
 from billbridge.store.repositories import (
     ApiKeyRepository,
     BillRepository,
@@ -75,6 +77,8 @@ class UnitOfWork:
         try:
             if session.in_transaction():
                 session.rollback()
+            if isinstance(exc, DBAPIError) and read_only_refusal(exc):
+                raise read_only_error(self._database.display_url) from None
         finally:
             session.close()
             # The repositories belong to the session that just ended.
@@ -88,6 +92,11 @@ class UnitOfWork:
     def rollback(self) -> None:
         """Undo everything done in this unit of work so far."""
         self.session.rollback()
+
+    def secret_sample(self) -> str | None:
+        """One encrypted secret stored anywhere (``None``: none): see
+        :meth:`billbridge.secrets.SecretBox.require_readable`."""
+        return stored_secret_sample(self.session)
 
     @property
     def is_postgres(self) -> bool:

@@ -44,6 +44,7 @@ from billbridge.errors import (
     TransientError,
 )
 from billbridge.plugin.contract import Connection
+from billbridge.plugin.http import transport_problem
 from billbridge.plugin.idempotency import derived_key
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "DuplicateDocumentNumber",
     "Fault",
     "FaultError",
+    "ObjectNotFound",
     "QuickBooksClient",
     "StaleObject",
     "error_for_fault",
@@ -203,6 +205,10 @@ class DuplicateDocumentNumber(DestinationValidationError):
         super().__init__(message, detail=detail)
 
 
+class ObjectNotFound(DestinationValidationError):
+    """Code 610: a document or name the request refers to does not exist or is inactive."""
+
+
 def _retry_after(headers: Mapping[str, str] | None) -> float:
     value = (headers or {}).get("retry-after")
     if value is not None:
@@ -229,7 +235,7 @@ def error_for_fault(
     403, code 120, ``AuthorizationFault``              ``AuthenticationFailed``
     code 5010 (stale SyncToken)                        ``StaleObject`` (a ``TransientError``)
     code 6140 / "Duplicate Document Number"            ``DuplicateDocumentNumber``
-    code 610 (object not found or inactive)            ``DestinationValidationError`` naming it
+    code 610 (object not found or inactive)            ``ObjectNotFound`` naming it
     code 6070 (Amount ≠ Qty × UnitPrice)               ``DestinationValidationError``, Detail as is
     a paid invoice (6000 wording)                      ``InvoiceAlreadyPaid``
     a date in a closed period (6000 wording)           ``AccountingPeriodClosed``
@@ -284,7 +290,7 @@ def error_for_fault(
     if "610" in codes:
         missing = next((e for e in fault.errors if e.code == "610"), first)
         what = missing.element or "an object the invoice refers to"
-        return DestinationValidationError(
+        return ObjectNotFound(
             f"QuickBooks cannot use {what}: it does not exist or has been made inactive "
             f"(code 610): {missing.detail or missing.message}",
             detail=detail,
@@ -440,7 +446,7 @@ class QuickBooksClient:
             # Timeouts, refused connections, a response cut half-way: the write may or may not
             # have happened, and the requestid makes the retry safe either way.
             raise TransientError(
-                f"no answer from QuickBooks ({type(exc).__name__}); will retry"
+                f"no answer from QuickBooks ({transport_problem(exc)}); will retry"
             ) from None
         self.last_headers = response.headers
         log.debug(
@@ -469,10 +475,16 @@ class QuickBooksClient:
         return parsed
 
     def _write(
-        self, path: str, payload: Mapping[str, Any], *, request_id: str | None, limit: int
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        *,
+        request_id: str | None,
+        limit: int,
+        params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         body = dumps(payload).encode("utf-8")
-        params = {}
+        params = dict(params or {})
         if request_id is not None:
             # The key bound to this exact body: a retried write (the answer was lost) gets
             # QuickBooks' original answer; a changed body (mappings fixed after a refusal, a
@@ -503,6 +515,30 @@ class QuickBooksClient:
     def read(self, entity: str, entity_id: str) -> dict[str, Any]:
         """Read one document by ``Id``."""
         answer = self._request("GET", f"{entity.lower()}/{url_quote(entity_id, safe='')}")
+        return self._entity_of(answer, entity)
+
+    def find(self, entity: str, entity_id: str) -> dict[str, Any] | None:
+        """Read one document by ``Id``, or ``None`` when QuickBooks has none (610)."""
+        try:
+            return self.read(entity, entity_id)
+        except ObjectNotFound:
+            return None
+
+    def void(
+        self, entity: str, entity_id: str, sync_token: str, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Void a document (``?operation=void``): it stays, with its number, every amount zero.
+
+        ``request_id`` is the delivery's idempotency key; the ``requestid`` sent is derived from
+        it with a ``void`` prefix, so it can never be the key of a create of the same delivery.
+        """
+        answer = self._write(
+            entity.lower(),
+            {"Id": entity_id, "SyncToken": sync_token},
+            request_id=f"void-{request_id}" if request_id is not None else None,
+            limit=REQUEST_ID_MAX,
+            params={"operation": "void"},
+        )
         return self._entity_of(answer, entity)
 
     def update(

@@ -8,8 +8,10 @@ What lives here is the policy:
   (:func:`billbridge.plugin.idempotency.derived_key`), so a retry after a lost answer gets the
   original document;
 * **update** the document an earlier bill version made (full update, current ``SyncToken``,
-  re-read once on 5010); an invoice that must become a credit memo (or back) is refused, since
-  QuickBooks cannot change a document's type;
+  re-read once on 5010);
+* **replace** it when the bill became the other kind of document (an invoice whose bill now
+  totals less than zero, or back): QuickBooks cannot change a document's type, so the earlier
+  invoice is voided and the credit memo created (:mod:`billbridge_quickbooks.void`);
 * **reconcile** a duplicate document number (6140) with
   :func:`billbridge.plugin.reconcile.reconcile_by_number`: the document holding the number is
   looked up; if its ``PrivateNote`` names this bill it is ours (an earlier attempt whose answer
@@ -29,10 +31,11 @@ from typing import Any, Literal
 import attrs
 
 from billbridge.domain.models import LedgerEntry
-from billbridge.errors import DestinationValidationError, PermanentError
-from billbridge.plugin.batches import Chunking, send_in_batches
+from billbridge.errors import DestinationValidationError
+from billbridge.plugin.batches import Chunking, send_apart, send_in_batches
 from billbridge.plugin.contract import DeliveryOutcome, SendResult
 from billbridge.plugin.reconcile import Claim, reconcile_by_number
+from billbridge.plugin.state import record_fallbacks, record_totals
 from billbridge_quickbooks.client import (
     BATCH_MAX_ITEMS,
     MINOR_VERSION,
@@ -43,7 +46,9 @@ from billbridge_quickbooks.client import (
     QuickBooksClient,
     StaleObject,
 )
+from billbridge_quickbooks.fallbacks import explained
 from billbridge_quickbooks.translate import QuickBooksDocument, marked_bill
+from billbridge_quickbooks.void import is_voided, planned_void, replace, replaces
 
 __all__ = [
     "Prepared",
@@ -63,31 +68,28 @@ def result_for(
     if not external_id:
         raise DestinationValidationError(f"QuickBooks answered without the {document.entity} Id")
     number = written.get("DocNumber")
+    state: dict[str, Any] = {
+        "SyncToken": str(written.get("SyncToken", "")),
+        "entity": document.entity,
+    }
+    record_fallbacks(state, document.plan.fallbacks())
+    detail = written.get("TxnTaxDetail")
+    kind = "invoice" if document.entity == "Invoice" else "credit memo"
+    record_totals(
+        state,
+        document.totals,
+        total=written.get("TotalAmt"),
+        tax=detail.get("TotalTax") if isinstance(detail, Mapping) else None,
+        system="QuickBooks",
+        document=f"{kind} {external_id}",
+    )
     return SendResult(
         external_id=external_id,
         number=str(number) if number is not None else None,
         url=document.url(external_id),
-        state={"SyncToken": str(written.get("SyncToken", "")), "entity": document.entity},
+        state=state,
         created=created,
     )
-
-
-def _previous_entity(previous: LedgerEntry) -> str:
-    entity = previous.state.get("entity")
-    # Entries written before the entity was recorded were invoices: credit memos came later.
-    return entity if isinstance(entity, str) and entity else "Invoice"
-
-
-def _check_same_entity(document: QuickBooksDocument, previous: LedgerEntry) -> None:
-    before = _previous_entity(previous)
-    if before != document.entity:
-        sign = "negative" if document.entity == "CreditMemo" else "positive"
-        raise PermanentError(
-            f"bill {document.bill_id} version {document.bill_version} has a {sign} total, "
-            f"which makes it a {document.entity}, but an earlier version was delivered as "
-            f"{before} {previous.external_id}; QuickBooks cannot change a document's type: "
-            f"void or delete {before} {previous.external_id} in QuickBooks and replay the run"
-        )
 
 
 def _update_payload(
@@ -106,17 +108,22 @@ def _sync_token(client: QuickBooksClient, entity: str, previous: LedgerEntry) ->
 def planned_request(document: QuickBooksDocument, previous: LedgerEntry | None) -> dict[str, Any]:
     """The request :func:`send_document` sends first for ``document``, without sending it.
 
-    ``method``, ``path`` (the realm as ``{realmId}``), ``query``, ``operation`` (``create`` or
-    ``update``), ``entity`` and ``body`` exactly as sent (a full update carries ``Id``, the
-    ledger's ``SyncToken`` and ``sparse: false``; when the ledger has no SyncToken it is read
-    from QuickBooks at send time, shown here as ``null``). The ``requestid`` is derived from the
-    delivery's idempotency key and this body when sent. Raises as :func:`send_document` would
-    for an invoice that became a credit memo.
+    ``method``, ``path`` (the realm as ``{realmId}``), ``query``, ``operation`` (``create``,
+    ``update``, or ``replace`` when the bill became the other kind of document), ``entity`` and
+    ``body`` exactly as sent (a full update carries ``Id``, the ledger's ``SyncToken`` and
+    ``sparse: false``; when the ledger has no SyncToken it is read from QuickBooks at send time,
+    shown here as ``null``). A replacement also shows ``replaces``: the earlier document and the
+    request that voids it (:func:`~billbridge_quickbooks.void.planned_void`). The
+    ``requestid`` is derived from the delivery's idempotency key and this body when sent.
+    ``totals`` are the totals QuickBooks' document should show, tax included.
     """
     body: dict[str, Any] = dict(document.payload)
     operation = "create"
-    if previous is not None:
-        _check_same_entity(document, previous)
+    extra: dict[str, Any] = {}
+    if previous is not None and replaces(document, previous):
+        operation = "replace"
+        extra["replaces"] = planned_void(previous)
+    elif previous is not None:
         token = previous.state.get("SyncToken")
         body = {
             **document.payload,
@@ -133,6 +140,9 @@ def planned_request(document: QuickBooksDocument, previous: LedgerEntry | None) 
         "entity": document.entity,
         "body": body,
         "warnings": list(document.warnings),
+        "fallbackLines": document.plan.fallbacks(),
+        "totals": document.totals.to_json(),
+        **extra,
     }
 
 
@@ -144,13 +154,38 @@ def send_document(
     idempotency_key: str,
 ) -> SendResult:
     """Create ``document``, or update the one ``previous`` recorded; see the module docs."""
+    try:
+        return _send_document(client, document, previous, idempotency_key)
+    except DestinationValidationError as error:
+        raise explained(document, error) from None
+
+
+def _create(
+    client: QuickBooksClient, document: QuickBooksDocument, idempotency_key: str
+) -> SendResult:
+    try:
+        written = client.create(document.entity, document.payload, idempotency_key)
+    except DuplicateDocumentNumber as duplicate:
+        return _reconcile(client, document, duplicate, idempotency_key)
+    return result_for(document, written, created=True)
+
+
+def _send_document(
+    client: QuickBooksClient,
+    document: QuickBooksDocument,
+    previous: LedgerEntry | None,
+    idempotency_key: str,
+) -> SendResult:
     if previous is None:
-        try:
-            written = client.create(document.entity, document.payload, idempotency_key)
-        except DuplicateDocumentNumber as duplicate:
-            return _reconcile(client, document, duplicate, idempotency_key)
-        return result_for(document, written, created=True)
-    _check_same_entity(document, previous)
+        return _create(client, document, idempotency_key)
+    if replaces(document, previous):
+        return replace(
+            client,
+            document,
+            previous,
+            idempotency_key,
+            create=lambda: _create(client, document, idempotency_key),
+        )
     payload = _update_payload(
         document, previous.external_id, _sync_token(client, document.entity, previous)
     )
@@ -192,7 +227,8 @@ def _number_taken(
 def _claim(document: QuickBooksDocument, holder: dict[str, Any]) -> Claim:
     """Whose ``holder`` is: the marker translation writes in ``PrivateNote`` names the bill."""
     marked = marked_bill(holder.get("PrivateNote"))
-    if marked is None or marked[0] != document.bill_id:
+    # A voided document keeps its number but is no longer anyone's to write to.
+    if marked is None or marked[0] != document.bill_id or is_voided(holder):
         return Claim.ANOTHER
     return Claim.THIS_VERSION if marked[1] == document.bill_version else Claim.THIS_BILL
 
@@ -239,6 +275,8 @@ class Prepared:
     previous: LedgerEntry | None
     idempotency_key: str
     payload: Mapping[str, Any]
+    #: The bill became the other kind of document: sent on its own, not in a batch.
+    replacing: bool = False
 
     def operation(self, bid: str) -> BatchOperation:
         """The ``/batch`` item for this delivery under ``bid``."""
@@ -254,12 +292,13 @@ def prepare(
 ) -> Prepared:
     """Ready ``document`` for :func:`send_documents`.
 
-    Raises as :func:`send_document` would for an invoice that became a credit memo; reads the
-    document's ``SyncToken`` when the ledger has none.
+    Reads the document's ``SyncToken`` when the ledger has none. A bill that became the other
+    kind of document is marked ``replacing``: it is sent on its own.
     """
     if previous is None:
         return Prepared(document, previous, idempotency_key, document.payload)
-    _check_same_entity(document, previous)
+    if replaces(document, previous):
+        return Prepared(document, previous, idempotency_key, document.payload, replacing=True)
     token = _sync_token(client, document.entity, previous)
     payload = {**_update_payload(document, previous.external_id, token), "sparse": False}
     return Prepared(document, previous, idempotency_key, payload)
@@ -285,13 +324,24 @@ def send_documents(
         results = client.batch(operations, idempotency_key)
         return [results.get(op.bid) for op in operations]
 
-    return send_in_batches(
+    def together(items: Sequence[Prepared | Exception]) -> list[DeliveryOutcome]:
+        return send_in_batches(
+            items,
+            chunking=Chunking(BATCH_MAX_ITEMS),
+            send=send,
+            settle=functools.partial(_settle, client),
+            system="QuickBooks",
+            describe=lambda item: f"bill {item.document.bill_id}",
+        )
+
+    # A replacement is a read, a void and a create, in order: it cannot be one batch item.
+    return send_apart(
         prepared,
-        chunking=Chunking(BATCH_MAX_ITEMS),
-        send=send,
-        settle=functools.partial(_settle, client),
-        system="QuickBooks",
-        describe=lambda item: f"bill {item.document.bill_id}",
+        apart=lambda item: item.replacing,
+        send_one=lambda item: send_document(
+            client, item.document, previous=item.previous, idempotency_key=item.idempotency_key
+        ),
+        send_rest=together,
     )
 
 
@@ -300,7 +350,7 @@ def _settle(client: QuickBooksClient, entry: Prepared, result: BatchResult) -> S
     document = entry.document
     if not isinstance(result, Fault):
         return result_for(document, result, created=entry.previous is None)
-    error = result.to_exception()
+    error = explained(document, result.to_exception())
     if isinstance(error, DuplicateDocumentNumber):
         if entry.previous is None:
             return _reconcile(client, document, error, entry.idempotency_key)

@@ -16,8 +16,10 @@ import attrs
 import httpx
 
 from billbridge import hookimpl
+from billbridge.domain.lines import fallback_config_errors
 from billbridge.domain.models import Account, Bill, Credential, LedgerEntry
 from billbridge.domain.schemas import custom_field_name_errors
+from billbridge.domain.tax import rate_errors
 from billbridge.errors import (
     AuthenticationFailed,
     DestinationValidationError,
@@ -127,8 +129,11 @@ def register_destinations() -> Sequence[Destination]:
 
 @hookimpl
 def validate_config(destination: str, config: Mapping[str, Any]) -> Sequence[FieldError]:
-    """Checks the panel schema cannot express: the custom field is a name, not an address."""
+    """Checks the panel schema cannot express: the custom field is a name, not an address;
+    fallback items allowed are fallback items chosen; a tax code has one rate."""
     errors = custom_field_name_errors(config, "accountManagerEmailCustomField")
+    errors.extend(fallback_config_errors(config))
+    errors.extend(rate_errors(config, "taxCode"))
     bcc = config.get("bccInvoiceEmail")
     if isinstance(bcc, str) and len(bcc) > 100:
         # QuickBooks stores BillEmailBcc.Address in a 100-character field.

@@ -33,10 +33,25 @@ from typing import Any, Literal
 
 import attrs
 
-from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
+from billbridge.domain.documents import (
+    NumberRule,
+    WhenTooLong,
+    check_dates,
+    document_number,
+    number_rule,
+)
+from billbridge.domain.lines import (
+    InvoiceLine,
+    InvoicePlan,
+    LineOptions,
+    fallback_option,
+    plan_invoice,
+)
 from billbridge.domain.models import Account, Bill, LineItem
+from billbridge.domain.tax import ExpectedTotals, TaxSettings
 from billbridge.errors import DestinationValidationError, MissingMapping
 from billbridge.plugin.contract import ResolvedMappings
+from billbridge_quickbooks import tax
 
 __all__ = [
     "AMOUNT_LIMIT",
@@ -98,6 +113,8 @@ class QuickBooksDocument:
     plan: InvoicePlan
     bill_id: str
     bill_version: int
+    #: What QuickBooks' document should total, tax included (:mod:`billbridge_quickbooks.tax`).
+    totals: ExpectedTotals
     sandbox: bool = False
 
     @property
@@ -153,22 +170,29 @@ def translate_bill(
     :param mappings: resolved external mappings (Account → Customer, Product/Aggregation → Item).
     :param sandbox: the document lives in a sandbox company (only changes :meth:`url`).
 
-    ``DocNumber`` is the bill's ``sequentialInvoiceNumber`` when it fits QuickBooks' 21
-    characters. A longer one is not cut (a cut number could be someone else's): it is left out,
-    QuickBooks numbers the document itself, the plan gets a warning and the bill's number stays
-    in ``PrivateNote``. A credit memo carries no due date, payment options or email copies:
-    QuickBooks' CreditMemo has no such fields.
+    ``DocNumber`` is the panel's ``invoiceNumberPrefix`` followed by the number
+    ``invoiceNumberSource`` names (the bill's ``sequentialInvoiceNumber`` by default), see
+    :func:`billbridge.domain.documents.document_number`. One longer than QuickBooks' 21
+    characters is never cut (a cut number could be someone else's): per
+    ``invoiceNumberTooLong`` the bill is refused, or (the default) QuickBooks numbers the
+    document itself with a warning; the bill's own number stays in ``PrivateNote``. A credit
+    memo carries no due date, payment options or email copies: QuickBooks' CreditMemo has no
+    such fields.
 
     :raises MissingMapping: the account has no Customer, or a line's product/aggregation no Item.
     :raises DestinationValidationError: the bill cannot be written as QuickBooks requires (no
-        lines left, a line with nothing to map, a field over QuickBooks' limits, a bad option).
+        lines left, a line with nothing to map, a field over QuickBooks' limits, a bad option,
+        a due date before the issue date).
     """
+    check_dates(bill)
     customer = mappings.get("Account", account.id, "Customer")
     if not customer:
         raise MissingMapping("Account", account.id, "Customer", hint=_account_hint(account))
 
     options = _line_options(config)
+    taxes = tax.settings(config)
     plan = plan_invoice(bill, mappings, options)
+    bill_total = plan.total
     entity: Entity = "CreditMemo" if plan.is_credit else "Invoice"
     if plan.is_credit:
         # QuickBooks refuses a document with a negative total; a credit is written as a
@@ -176,23 +200,20 @@ def translate_bill(
         plan = plan.negated()
     warnings = list(plan.warnings)
 
-    lines = [_line(index, line, config, options) for index, line in enumerate(plan.lines)]
+    lines = [_line(index, line, taxes, options) for index, line in enumerate(plan.lines)]
     _check_amount(plan.total, f"the total of bill {bill.id}")
 
     payload: dict[str, Any] = {"CustomerRef": {"value": customer}, "Line": lines}
+    calculation = tax.global_tax_calculation(config)
+    if calculation is not None:
+        payload["GlobalTaxCalculation"] = calculation
 
-    number = bill.sequential_invoice_number
-    if number:
-        if len(number) <= DOC_NUMBER_MAX:
-            payload["DocNumber"] = number
-        else:
-            # QuickBooks keeps 21 characters; cutting the number would make a different (and
-            # maybe someone else's) number. QuickBooks numbers the document itself and the
-            # bill's number stays in PrivateNote.
-            warnings.append(
-                f"invoice number {number!r} is longer than QuickBooks allows "
-                f"({DOC_NUMBER_MAX} characters); QuickBooks will number the {entity} itself"
-            )
+    # QuickBooks keeps 21 characters: a longer number is never cut (it would be a different,
+    # maybe someone else's, number); the panel says whether to refuse or let QuickBooks number
+    # it. The bill's own number stays in PrivateNote either way.
+    number = document_number(bill, _number_rule(config), warnings)
+    if number is not None:
+        payload["DocNumber"] = number
 
     invoice_date = bill.invoice_date
     if invoice_date is not None:
@@ -238,6 +259,7 @@ def translate_bill(
         plan=attrs.evolve(plan, warnings=tuple(warnings)),
         bill_id=bill.id,
         bill_version=bill.version,
+        totals=tax.expected(plan, taxes, bill_total),
         sandbox=sandbox,
     )
 
@@ -261,6 +283,17 @@ def _line_options(config: Mapping[str, Any]) -> LineOptions:
     except ValueError as exc:
         # The panel schema refuses these already; a configuration saved around it ends here.
         raise DestinationValidationError(f"invalid QuickBooks configuration: {exc}") from None
+
+
+def _number_rule(config: Mapping[str, Any]) -> NumberRule:
+    # Before the option existed a number too long was left to QuickBooks: that stays the default.
+    return number_rule(
+        config,
+        limit=DOC_NUMBER_MAX,
+        system="QuickBooks",
+        destination_numbers="QUICKBOOKS",
+        default_when_too_long=WhenTooLong.DESTINATION,
+    )
 
 
 def _private_note(bill: Bill) -> str:
@@ -315,7 +348,7 @@ def _check_amount(value: Decimal, what: str) -> None:
 
 
 def _line(
-    index: int, line: InvoiceLine, config: Mapping[str, Any], options: LineOptions
+    index: int, line: InvoiceLine, taxes: TaxSettings, options: LineOptions
 ) -> dict[str, Any]:
     if line.item_id is None:
         raise _missing_item(line, options)
@@ -333,8 +366,8 @@ def _line(
     }
     if line.service_start is not None:
         detail["ServiceDate"] = line.service_start.isoformat()
-    tax_code = config.get("defaultTaxCode")
-    if isinstance(tax_code, str) and tax_code:
+    tax_code = taxes.code_for(line.line_item_type)
+    if tax_code is not None:
         detail["TaxCodeRef"] = {"value": tax_code}
     return {
         "LineNum": index + 1,
@@ -359,6 +392,9 @@ def _missing_item(line: InvoiceLine, options: LineOptions) -> Exception:
         first.line_item_type
     )
     memo_hint = f", or set the panel option {memo_option}" if memo_option else ""
+    if not options.allow_fallback_items:
+        option = fallback_option(first.line_item_type)
+        memo_hint += f", or allow fallback items (allowFallbackItems, {option})"
     product = first.product_for_accounting
     if product:
         name = first.accounting_product_name if first.accounting_product_id else first.product_name

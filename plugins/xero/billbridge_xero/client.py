@@ -70,6 +70,7 @@ from billbridge.errors import (
     TransientError,
 )
 from billbridge.plugin.contract import Connection
+from billbridge.plugin.http import transport_problem
 from billbridge.plugin.idempotency import derived_key
 
 __all__ = [
@@ -341,13 +342,13 @@ class XeroClient:
             )
         except httpx.TimeoutException as exc:
             raise TransientError(
-                f"Xero did not answer {method} {path} in time ({type(exc).__name__}); the "
+                f"Xero did not answer {method} {path} in time ({transport_problem(exc)}); the "
                 "request may still have been applied, a retry with the same idempotency key "
                 "is safe"
             ) from exc
         except httpx.TransportError as exc:
             raise TransientError(
-                f"the connection to Xero failed during {method} {path} ({type(exc).__name__}); "
+                f"the connection to Xero failed during {method} {path} ({transport_problem(exc)}); "
                 "a retry with the same idempotency key is safe"
             ) from exc
         finally:

@@ -16,8 +16,10 @@ import attrs
 import httpx
 
 from billbridge import hookimpl
+from billbridge.domain.lines import fallback_config_errors
 from billbridge.domain.models import Account, Bill, Credential, LedgerEntry, loads
 from billbridge.domain.schemas import custom_field_name_errors
+from billbridge.domain.tax import rate_errors
 from billbridge.errors import (
     AuthenticationFailed,
     DestinationValidationError,
@@ -141,8 +143,11 @@ def register_destinations() -> Sequence[Destination]:
 
 @hookimpl
 def validate_config(destination: str, config: Mapping[str, Any]) -> Sequence[FieldError]:
-    """Checks the panel schema cannot express."""
+    """Checks the panel schema cannot express (fallback items allowed are chosen, a tax type
+    has one rate, a tracking category is listed once)."""
     errors = custom_field_name_errors(config, "accountManagerEmailCustomField")
+    errors.extend(fallback_config_errors(config))
+    errors.extend(rate_errors(config, "taxType"))
     seen: dict[str, int] = {}
     for index, category in enumerate(config.get("trackingCategories") or ()):
         name = str(category.get("name", "")).strip().casefold()

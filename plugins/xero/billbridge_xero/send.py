@@ -5,6 +5,9 @@ this module decides the requests, keys and what the answers mean for each delive
 
 * **Create** is ``PUT`` (Xero creates only, so a retry can never overwrite anything);
   **update** is ``POST`` with the ``InvoiceID``/``CreditNoteID`` recorded in the ledger.
+  **Replace**, when the bill became the other kind of document (an invoice whose bill now
+  totals less than zero, or back): the earlier document is voided (a draft deleted) and the
+  new kind created (:mod:`billbridge_xero.void`).
 * **Idempotency.** Every write carries an ``Idempotency-Key`` made by
   :func:`billbridge_xero.client.idempotency_key` from the core's key and the body: for one
   document the delivery's key (per bill, version and integration), for a batch request the
@@ -44,9 +47,10 @@ from billbridge.errors import (
     InvoiceAlreadyPaid,
     PermanentError,
 )
-from billbridge.plugin.batches import Chunking, send_in_batches
+from billbridge.plugin.batches import Chunking, send_apart, send_in_batches
 from billbridge.plugin.contract import Delivery, DeliveryOutcome, SendResult
 from billbridge.plugin.reconcile import Claim, reconcile_by_number
+from billbridge.plugin.state import record_fallbacks, record_totals
 from billbridge_xero.client import (
     MAX_BODY_BYTES,
     MAX_ELEMENTS,
@@ -57,7 +61,9 @@ from billbridge_xero.client import (
     idempotency_key,
 )
 from billbridge_xero.dates import parse_xero_date
+from billbridge_xero.fallbacks import explained
 from billbridge_xero.translate import XeroDocument
+from billbridge_xero.void import planned_void, replace, replaces
 
 __all__ = [
     "Prepared",
@@ -97,6 +103,15 @@ def _result(
         raise PermanentError(f"Xero saved {document.label} but returned no {document.id_field}")
     number = element.get(document.number_field) or document.number
     state: dict[str, Any] = {"kind": document.kind, "status": element.get("Status")}
+    record_fallbacks(state, document.plan.fallbacks())
+    record_totals(
+        state,
+        document.totals,
+        total=element.get("Total"),
+        tax=element.get("TotalTax"),
+        system="Xero",
+        document=document.label,
+    )
     warnings = [*document.warnings, *saved.warnings]
     if warnings:
         state["warnings"] = warnings
@@ -111,31 +126,12 @@ def _result(
     )
 
 
-def _check_kind(document: XeroDocument, previous: LedgerEntry | None) -> None:
-    if previous is None:
-        return
-    previous_kind = str(previous.state.get("kind") or "Invoice")
-    if previous_kind != document.kind:
-        was = "an invoice" if previous_kind == "Invoice" else "a credit note"
-        now = "a credit note" if document.kind == "CreditNote" else "an invoice"
-        total = document.plan.total if document.kind == "Invoice" else -document.plan.total
-        raise PermanentError(
-            f"bill {previous.bill_id} version {previous.bill_version} was delivered to Xero as "
-            f"{was} ({previous.external_number or previous.external_id}); this version totals "
-            f"{total} {document.plan.currency} and would be {now}, and Xero cannot turn one "
-            "into the other: the earlier document is left as it is; adjust it in Xero by hand"
-        )
-
-
 def _first_write(
     document: XeroDocument, previous: LedgerEntry | None
 ) -> tuple[Method, dict[str, Any]]:
-    """The method and element that deliver ``document``: ``PUT`` to create, ``POST`` to update.
-
-    Raises when the bill turned from an invoice into a credit note or back.
-    """
-    _check_kind(document, previous)
-    if previous is None:
+    """The method and element that deliver ``document``: ``PUT`` to create (also when it
+    replaces a document of the other kind), ``POST`` to update."""
+    if previous is None or replaces(document, previous):
         return "PUT", document.for_create()
     return "POST", document.for_update(previous.external_id)
 
@@ -144,23 +140,32 @@ def planned_request(document: XeroDocument, previous: LedgerEntry | None) -> dic
     """The request :func:`send_document` sends first for ``document``, without sending it.
 
     ``method`` (``PUT`` to create, ``POST`` to update ``previous``), ``path``, ``query``
-    (``summarizeErrors=false``, and ``unitdp=4`` when a unit amount needs it), ``operation``,
-    ``entity`` and ``body`` exactly as sent. The ``Idempotency-Key`` header is derived from the
-    delivery's key and this body when sent. Raises as :func:`send_document` would when the bill
-    turned from an invoice into a credit note or back.
+    (``summarizeErrors=false``, and ``unitdp=4`` when a unit amount needs it), ``operation``
+    (``create``, ``update``, or ``replace`` when the bill became the other kind of document),
+    ``entity`` and ``body`` exactly as sent. A replacement also shows ``replaces``: the earlier
+    document and the request that voids it (:func:`~billbridge_xero.void.planned_void`). The
+    ``Idempotency-Key`` header is derived from the delivery's key and this body when sent.
+    ``totals`` are the totals Xero's document should show, tax included.
     """
     method, element = _first_write(document, previous)
     query = {"summarizeErrors": "false"}
     if document.unitdp == 4:
         query["unitdp"] = "4"
+    extra: dict[str, Any] = {}
+    operation = "create" if method == "PUT" else "update"
+    if previous is not None and replaces(document, previous):
+        operation, extra["replaces"] = "replace", planned_void(previous)
     return {
         "method": method,
         "path": f"/api.xro/2.0/{document.endpoint}",
         "query": query,
-        "operation": "create" if method == "PUT" else "update",
+        "operation": operation,
         "entity": document.kind,
         "body": {document.endpoint: [element]},
         "warnings": list(document.warnings),
+        "fallbackLines": document.plan.fallbacks(),
+        "totals": document.totals.to_json(),
+        **extra,
     }
 
 
@@ -265,7 +270,7 @@ def _settle(
     """What Xero's answer for one document means; raises the error a refusal stands for."""
     if saved.ok:
         return _result(document, saved, created=method == "PUT")
-    error = element_error(saved, document.label)
+    error = explained(document, element_error(saved, document.label))
     if method == "PUT" and isinstance(error, DuplicateNumber):
         return _reconcile(client, document, error, base_key)
     raise error
@@ -283,9 +288,23 @@ def send_document(
     :raises billbridge.errors.DestinationError: what Xero's answer means (see
         :mod:`billbridge_xero.client`); a duplicate number is reconciled first.
     """
+    if previous is not None and replaces(document, previous):
+        return replace(
+            client,
+            document,
+            previous,
+            idempotency_key,
+            create=lambda: _write_one(client, document, None, idempotency_key),
+        )
+    return _write_one(client, document, previous, idempotency_key)
+
+
+def _write_one(
+    client: XeroClient, document: XeroDocument, previous: LedgerEntry | None, key: str
+) -> SendResult:
     method, element = _first_write(document, previous)
-    (saved,) = _write(client, document, method, [element], idempotency_key, unitdp=document.unitdp)
-    return _settle(client, document, method, idempotency_key, saved)
+    (saved,) = _write(client, document, method, [element], key, unitdp=document.unitdp)
+    return _settle(client, document, method, key, saved)
 
 
 # --- batches ---------------------------------------------------------------------------------
@@ -303,13 +322,16 @@ class Prepared:
     method: Method
     element: dict[str, Any]
     size: int
+    #: The bill became the other kind of document: sent on its own, not in a batch.
+    replacing: bool = False
 
 
 def prepare(document: XeroDocument, delivery: Delivery) -> Prepared:
     """Ready ``document`` (the translation of ``delivery``) for :func:`send_documents`.
 
-    :raises billbridge.errors.PermanentError: the bill turned from an invoice into a credit
-        note or back.
+    A bill that became the other kind of document is marked ``replacing``: it is sent on its
+    own.
+
     :raises billbridge.errors.DestinationValidationError: the document alone is too large for
         one request.
     """
@@ -319,7 +341,9 @@ def prepare(document: XeroDocument, delivery: Delivery) -> Prepared:
         raise DestinationValidationError(
             f"{document.label} alone is {size:,} bytes; Xero takes less than 3.5 MB per request"
         )
-    return Prepared(delivery, document, method, element, size)
+    return Prepared(
+        delivery, document, method, element, size, replacing=replaces(document, delivery.previous)
+    )
 
 
 #: One endpoint and method per request, at most 50 documents, under 3.5 MB with the envelope
@@ -362,11 +386,25 @@ def send_documents(
     def settle(item: Prepared, saved: ElementResult) -> SendResult:
         return _settle(client, item.document, item.method, item.delivery.idempotency_key, saved)
 
-    return send_in_batches(
+    def together(items: Sequence[Prepared | Exception]) -> list[DeliveryOutcome]:
+        return send_in_batches(
+            items,
+            chunking=_CHUNKING,
+            send=send,
+            settle=settle,
+            system="Xero",
+            describe=lambda item: item.document.label,
+        )
+
+    # A replacement is a read, a void and a create, in order: it cannot go in a batch request.
+    return send_apart(
         prepared,
-        chunking=_CHUNKING,
-        send=send,
-        settle=settle,
-        system="Xero",
-        describe=lambda item: item.document.label,
+        apart=lambda item: item.replacing,
+        send_one=lambda item: send_document(
+            client,
+            item.document,
+            previous=item.delivery.previous,
+            idempotency_key=item.delivery.idempotency_key,
+        ),
+        send_rest=together,
     )

@@ -27,11 +27,13 @@ Decisions, with the Xero fact (REFERENCE.md) behind each:
   A line without an item gets the panel's ``defaultAccountCode`` as ``AccountCode``; a line
   with neither cannot be posted to the books and is refused, naming the product or aggregation
   to map.
-* **Numbers and references.** ``InvoiceNumber`` (``CreditNoteNumber``) per
-  ``invoiceNumberSource``: Xero requires it unique for sales documents ("Invoice # must be
-  unique."), which makes it the durable key the client uses to recognise a document it created
-  before. When the bill lacks the chosen number, it is left to Xero's own numbering (with a
-  warning). ``Reference`` per ``referenceSource``.
+* **Numbers and references.** ``InvoiceNumber`` (``CreditNoteNumber``) is the panel's
+  ``invoiceNumberPrefix`` followed by the number ``invoiceNumberSource`` names
+  (:func:`billbridge.domain.documents.document_number`): Xero requires it unique for sales
+  documents ("Invoice # must be unique."), which makes it the durable key the client uses to
+  recognise a document it created before. When the bill lacks the chosen number, it is left to
+  Xero's own numbering (with a warning); one longer than 255 characters is refused or left to
+  Xero per ``invoiceNumberTooLong``, never cut. ``Reference`` per ``referenceSource``.
 * **Account manager email.** Xero invoices have no copy-to address (``BillEmailCc`` in
   QuickBooks): Xero emails an invoice to the contact's own addresses only. The option is
   therefore not sent; when it is set, a warning says so, instead of pretending.
@@ -46,11 +48,20 @@ from typing import Any, Literal
 
 import attrs
 
+from billbridge.domain.documents import (
+    NumberRule,
+    WhenTooLong,
+    check_dates,
+    document_number,
+    number_rule,
+)
 from billbridge.domain.lines import InvoiceLine, InvoicePlan, LineOptions, plan_invoice
 from billbridge.domain.models import Account, Bill
 from billbridge.domain.money import round_half_up
+from billbridge.domain.tax import ExpectedTotals, TaxSettings
 from billbridge.errors import DestinationValidationError, MissingMapping
 from billbridge.plugin.contract import ResolvedMappings
+from billbridge_xero import tax
 
 __all__ = [
     "DocumentKind",
@@ -71,7 +82,6 @@ MAX_NUMBER_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 4000
 MAX_TRACKING_CATEGORIES = 2
 
-INVOICE_NUMBER_SOURCES = ("SEQUENTIAL_INVOICE_NUMBER", "EXTERNAL_INVOICE_REFERENCE", "XERO")
 REFERENCE_SOURCES = ("PURCHASE_ORDER_NUMBER", "BILL_REFERENCE", "NONE")
 STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
@@ -101,7 +111,10 @@ class XeroDocument:
     payload: dict[str, Any]
     plan: InvoicePlan
     unitdp: int
+    #: What Xero's document should total, tax included (:mod:`billbridge_xero.tax`).
+    totals: ExpectedTotals
     bill_id: str = ""
+    bill_version: int = 0
     warnings: tuple[str, ...] = ()
 
     @property
@@ -176,26 +189,15 @@ def _text(config: Mapping[str, Any], key: str) -> str | None:
     return str(value).strip()
 
 
-def _invoice_number(bill: Bill, source: str, warnings: list[str]) -> str | None:
-    if source == "XERO":
-        return None
-    if source == "SEQUENTIAL_INVOICE_NUMBER":
-        number, field = bill.sequential_invoice_number, "sequentialInvoiceNumber"
-    else:
-        number, field = bill.external_invoice_reference, "externalInvoiceReference"
-    if number is None or not number.strip():
-        warnings.append(
-            f"the bill has no {field}; Xero numbers the document itself (a retried create "
-            "cannot then be recognised by its number)"
-        )
-        return None
-    number = number.strip()
-    if len(number) > MAX_NUMBER_LENGTH:
-        raise DestinationValidationError(
-            f"the bill's {field} is {len(number)} characters long; Xero takes at most "
-            f"{MAX_NUMBER_LENGTH}"
-        )
-    return number
+def _number_rule(config: Mapping[str, Any]) -> NumberRule:
+    # Before the option existed a number too long was refused: that stays the default.
+    return number_rule(
+        config,
+        limit=MAX_NUMBER_LENGTH,
+        system="Xero",
+        destination_numbers="XERO",
+        default_when_too_long=WhenTooLong.REFUSE,
+    )
 
 
 def _reference(bill: Bill, source: str) -> str | None:
@@ -286,10 +288,13 @@ def _xero_line_figures(
 
 
 def _line_items(
-    plan: InvoicePlan, config: Mapping[str, Any], strict: bool, warnings: list[str]
+    plan: InvoicePlan,
+    config: Mapping[str, Any],
+    taxes: TaxSettings,
+    strict: bool,
+    warnings: list[str],
 ) -> list[dict[str, Any]]:
     default_account = _text(config, "defaultAccountCode")
-    tax_type = _text(config, "defaultTaxType")
     tracking = _tracking(config)
     items: list[dict[str, Any]] = []
     for line in plan.lines:
@@ -312,6 +317,7 @@ def _line_items(
             element["AccountCode"] = default_account
         else:
             raise _missing_item(line)
+        tax_type = taxes.code_for(line.line_item_type)
         if tax_type:
             element["TaxType"] = tax_type
         if tracking:
@@ -336,16 +342,16 @@ def translate_bill(
     :raises MissingMapping: the account has no Contact, or a line has neither an item nor a
         default account code while it has a product or aggregation to map.
     :raises DestinationValidationError: the bill cannot become a valid Xero document (no lines,
-        a number too long, more than two tracking categories...).
+        a number too long, more than two tracking categories, a due date before the issue
+        date...).
     """
+    check_dates(bill)
     warnings: list[str] = []
     contact_id = mappings.get("Account", account.id, "Contact")
     if not contact_id:
         hint = " / ".join(x for x in (account.name, account.code) if x) or None
         raise MissingMapping("Account", account.id, "Contact", hint=hint)
-    number_source = _choice(
-        config, "invoiceNumberSource", INVOICE_NUMBER_SOURCES, "SEQUENTIAL_INVOICE_NUMBER"
-    )
+    numbering = _number_rule(config)
     reference_source = _choice(
         config, "referenceSource", REFERENCE_SOURCES, "PURCHASE_ORDER_NUMBER"
     )
@@ -360,17 +366,18 @@ def translate_bill(
         )
     except ValueError as exc:
         raise DestinationValidationError(f"invalid Xero configuration: {exc}") from None
+    taxes = tax.settings(config, amount_types)
     plan = plan_invoice(bill, mappings, options)
     warnings.extend(plan.warnings)
     kind: DocumentKind = "CreditNote" if plan.is_credit else "Invoice"
     document_plan = plan.negated() if plan.is_credit else plan
-    line_items = _line_items(document_plan, config, options.strict, warnings)
+    line_items = _line_items(document_plan, config, taxes, options.strict, warnings)
 
     payload: dict[str, Any] = {
         "Type": "ACCRECCREDIT" if kind == "CreditNote" else "ACCREC",
         "Contact": {"ContactID": contact_id},
     }
-    number = _invoice_number(bill, number_source, warnings)
+    number = document_number(bill, numbering, warnings)
     if number is not None:
         payload["CreditNoteNumber" if kind == "CreditNote" else "InvoiceNumber"] = number
     reference = _reference(bill, reference_source)
@@ -400,6 +407,8 @@ def translate_bill(
         payload=payload,
         plan=document_plan,
         unitdp=unitdp,
+        totals=tax.expected(document_plan, taxes, plan.total),
         bill_id=bill.id,
+        bill_version=bill.version,
         warnings=tuple(warnings),
     )

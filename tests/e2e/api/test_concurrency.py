@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from api_harness import Api, sample, serve_api
+
 import fakebooks_plugin as fake
 from billbridge.api import BackgroundWorker
 from billbridge.secrets import generate_key
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import serve
-from conftest import Api, sample, serve_api
 
 ACME = sample("account-acme-uk.json")
 ACME_BILL = sample("bill-acme-uk-2025-09.json")

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from api_harness import QUICKBOOKS_COMPANY, XERO_UK, XERO_US, Api, Served, pretty, sample
 from jsonschema import Draft7Validator
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,7 +27,7 @@ from starlette.routing import Route
 
 from billbridge.api import BackgroundWorker
 from billbridge.testing.emulation.server import serve
-from conftest import QUICKBOOKS_COMPANY, XERO_UK, XERO_US, Api, Served, pretty, sample
+from support import stored_tokens
 
 ACME = sample("account-acme-uk.json")
 GLOBEX = sample("account-globex-us.json")
@@ -388,10 +389,10 @@ def call_every_other_route(api: Api, found: dict[str, Any]) -> None:
 
 
 def no_secret_in_any_answer(api: Api, served: Served) -> None:
-    credential = served.engine.credentials.get(
-        served.engine.credentials.list()[0].id
+    tokens = stored_tokens(
+        served.engine, served.engine.credentials.list()[0].id
     )  # the QuickBooks credential still holds its tokens
-    secrets = [credential.access_token, credential.refresh_token]
+    secrets = [tokens.access_token, tokens.refresh_token]
     assert all(s is not None for s in secrets)
     leaks = [s.reveal() for s in secrets if s is not None]
     leaks += [served.engine.settings.destination(k).client_secret.reveal()  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 from alembic import command
+from api_harness import Served, sample
 
 import fakebooks_plugin as fake
 from billbridge.api import ApiSettings, BackgroundWorker, create_app
@@ -13,7 +14,6 @@ from billbridge.secrets import generate_key
 from billbridge.store import Database, alembic_config
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import serve
-from conftest import Served, sample
 
 ACME = sample("account-acme-uk.json")
 ACME_BILL = sample("bill-acme-uk-2025-09.json")

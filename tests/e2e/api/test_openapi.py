@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_harness import Served
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 from starlette.routing import Route
@@ -23,7 +24,6 @@ from billbridge.api import create_app
 from billbridge.api.app import endpoints
 from billbridge.api.schemas import REQUESTS
 from billbridge.domain.schemas import validate
-from conftest import Served
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

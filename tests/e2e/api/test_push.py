@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from api_harness import Api, sample, serve_api
 from test_flow import Receiver, verify
 
 import fakebooks_plugin as fake
@@ -21,7 +22,6 @@ from billbridge.secrets import generate_key
 from billbridge.services.webhooks import MAX_ATTEMPTS
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import serve
-from conftest import Api, sample, serve_api
 
 ACME = sample("account-acme-uk.json")
 ACME_BILL = sample("bill-acme-uk-2025-09.json")

@@ -10,9 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 import test_flow as flow
+from api_harness import QUICKBOOKS_COMPANY, Api, Served
 
 from billbridge.api import BackgroundWorker
-from conftest import QUICKBOOKS_COMPANY, Api, Served
 
 GLOBEX = flow.GLOBEX
 GLOBEX_BILL = flow.GLOBEX_BILL
@@ -138,10 +138,10 @@ def test_a_scheduled_integration_delivers_at_its_slots(
     integration, _ = quickbooks_integration(api, emulators, deliverySchedule="0 0 1 1 *")
     api.post("/api/bills", {"bill": GLOBEX_BILL, "account": GLOBEX}, expect=201)
     worker = BackgroundWorker(served.engine, webhooks=False, poll=5.0)
-    worker.run_once()
+    wait = worker.run_once()
     (run,) = api.get("/api/runs", params={"integrationId": integration})["items"]
-    # Waiting for the next 1 January, 00:00 UTC; the worker leaves it there.
+    # Waiting for the next 1 January, 00:00 UTC; the worker leaves it there, polling meanwhile.
     assert run["status"] == "WAITING"
     assert run["nextAttemptAt"].endswith("-01-01T00:00:00Z")
-    assert worker._wait() == 5.0
+    assert wait == 5.0
     assert emulators["quickbooks"].documents(QUICKBOOKS_COMPANY[0]) == []

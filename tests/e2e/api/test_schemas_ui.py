@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_harness import Api, serve_api
 from jsonschema import Draft7Validator
 
 from billbridge import Engine, hookimpl
@@ -20,7 +21,6 @@ from billbridge.plugin.contract import Destination
 from billbridge.plugin.manager import load_plugins
 from billbridge.secrets import SecretBox, generate_key
 from billbridge.settings import Settings
-from conftest import Api, serve_api
 
 SECRET = "s3cret-value-of-thirty-two-chars!"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
@@ -24,7 +25,7 @@ from billbridge.api.errors import from_exception
 from billbridge.api.pagination import PAGE_PARAMS, offset_page, page_body
 from billbridge.api.resources.common import CURSOR, SEARCH
 from billbridge.api.schemas import REQUESTS, obj, ref
-from billbridge.errors import BillbridgeError
+from billbridge.errors import BillbridgeError, TenantChoiceRequired
 
 __all__ = ["CALLBACK_PATH", "ROUTES"]
 
@@ -250,16 +251,30 @@ async def oauth_callback(call: Call) -> Response:
         )
     except Exception as exc:
         error = from_exception(exc)
-        return _page(error.message, error.status) if browser else error_response(error)
+        if not browser:
+            return error_response(error)
+        # A consent that covered several organisations goes back to the console to choose.
+        back = (
+            f"/credentials?choose={quote(exc.credential_id)}"
+            if isinstance(exc, TenantChoiceRequired)
+            else None
+        )
+        return _page(error.message, error.status, back)
     if browser:
-        return _page(f"{credential.name} is connected to {credential.tenant_name}.", 200)
+        message = f"{credential.name} is connected to {credential.tenant_name}."
+        return _page(message, 200, f"/credentials?connected={quote(credential.id)}")
     return json_response({"credential": serializers.credential(credential)})
 
 
-def _page(message: str, status: int) -> Response:
+def _page(message: str, status: int, back: str | None = None) -> Response:
+    """The page the provider's redirect lands on: the outcome, and the way back to the console
+    (at once when there is nothing to read)."""
     text = html.escape(message)
+    link = html.escape(back or "/credentials")
+    refresh = f"<meta http-equiv='refresh' content='0;url={link}'>" if back else ""
     return HTMLResponse(
-        "<!doctype html><html><head><meta charset='utf-8'><title>billbridge</title></head>"
-        f"<body><p>{text}</p><p><a href='/'>Back to billbridge</a></p></body></html>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>billbridge</title>{refresh}</head>"
+        f"<body><p>{text}</p><p><a href='{link}'>Back to billbridge</a></p></body></html>",
         status_code=status,
     )

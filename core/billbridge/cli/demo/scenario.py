@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import httpx
 from rich.console import Console
 
@@ -40,7 +41,7 @@ from billbridge.settings import DestinationSettings, Settings
 if TYPE_CHECKING:
     from billbridge.testing.emulation.emulators import EmulatorHandle
 
-__all__ = ["SAMPLE_ACCOUNTS", "SAMPLE_BILLS", "run_demo"]
+__all__ = ["SAMPLE_ACCOUNTS", "SAMPLE_BILLS", "Serving", "run_demo"]
 
 QUICKBOOKS_COMPANY = ("9341454000000001", "Demo Company (US)")
 XERO_UK = ("b1b2c3d4-0000-4000-8000-0000000000a1", "Demo UK Ltd")
@@ -107,10 +108,27 @@ def _settings(home: Path, emulators: Mapping[str, EmulatorHandle]) -> Settings:
     return Settings(home=home, destinations=destinations)
 
 
-def run_demo(home: Path | None = None, *, console: Console | None = None) -> dict[str, Any]:
+@attrs.frozen
+class Serving:
+    """Where ``billbridge demo --serve`` serves the API and the console after the scenario."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+def run_demo(
+    home: Path | None = None,
+    *,
+    console: Console | None = None,
+    serve: Serving | None = None,
+    scenario: bool = True,
+) -> dict[str, Any]:
     """Run the demo; returns a summary (counts) that tests check.
 
     :param home: where the SQLite database lives (a temporary directory when ``None``).
+    :param serve: then serve the API and the console on the demo's data, with the emulators
+        still running, until SIGINT/SIGTERM.
+    :param scenario: ``False`` (with ``serve``): an empty database, the emulators only.
     """
     out = console or Console()
     story = Story(out)
@@ -129,8 +147,32 @@ def run_demo(home: Path | None = None, *, console: Console | None = None) -> dic
         )
         stack.callback(engine.close)
         story.step(f"database {engine.db.display_url} (SQLite, migrated on first use)")
-        return _play(engine, emulators, story)
+        summary = _play(engine, emulators, story) if scenario else {}
+        if serve is not None:
+            _serve(engine, serve, story)
+        return summary
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _serve(engine: Engine, serving: Serving, story: Story) -> None:
+    """The API and the console on the demo's data; consents go to the emulators' pages."""
+    from billbridge.api.settings import ApiSettings
+    from billbridge.cli.serve import run_server
+
+    story.step(
+        "serving the console: open the URL below (consent pages are the emulators'; they "
+        "approve at once and send you back)"
+    )
+    story.console.file.flush()
+    run_server(
+        engine,
+        ApiSettings(),
+        host=serving.host,
+        port=serving.port,
+        poll=1.0,
+        log_level="warning",
+        console_key=True,
+    )
 
 
 def _play(engine: Engine, emulators: Mapping[str, EmulatorHandle], story: Story) -> dict[str, Any]:

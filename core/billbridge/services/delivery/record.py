@@ -9,7 +9,6 @@ integration that reaches its threshold is disabled there too.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -29,7 +28,8 @@ from billbridge.domain.models import (
 )
 from billbridge.domain.outcomes import Classified, advice, classify
 from billbridge.domain.runs import RetryPolicy, count_successive_errors
-from billbridge.errors import BillbridgeError, NotFound
+from billbridge.errors import BillbridgeError, NotFound, TransientError
+from billbridge.logs import get_logger
 from billbridge.plugin.contract import Delivery, Destination, SendResult
 from billbridge.plugin.manager import PluginRegistry
 from billbridge.services.bill_cache import BillCache
@@ -37,7 +37,7 @@ from billbridge.store import UnitOfWork, UnitOfWorkFactory, atomically, new_id
 
 __all__ = ["Prepared", "Recorder", "count_errors", "tell_disabled"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @attrs.define
@@ -122,7 +122,10 @@ class Recorder:
                     error=done.error,
                 )
             )
-        disabled = atomically(self._uow, lambda uow: self._write(uow, writes, now))
+        try:
+            disabled = atomically(self._uow, lambda uow: self._write(uow, writes, now))
+        except Exception as exc:
+            disabled = self._write_fallback(destination, prepared, writes, exc, started, now)
         self._cache.settle(
             (r.bill_id, r.bill_version) for r in writes.finished if r.status.is_final
         )
@@ -203,6 +206,57 @@ class Recorder:
             next_attempt_at=found.retry_at,
             updated_at=now,
         )
+
+    def _write_fallback(
+        self,
+        destination: Destination,
+        prepared: Sequence[Prepared],
+        writes: _Writes,
+        failure: Exception,
+        started: datetime,
+        now: datetime,
+    ) -> list[Integration]:
+        """The outcomes could not be written (a value the store refuses, a database hiccup):
+        write each attempt as failed, so that it still counts, and the run stops at the cap.
+
+        Without this, the runs would stay claimed, be claimed again when the claim lapsed and
+        be sent again, for ever: attempts are counted when written.
+        """
+        log.error(
+            "could not record the outcome of %d run(s) for %s: %s",
+            len(prepared),
+            destination.key,
+            type(failure).__name__,
+            exc_info=failure,
+        )
+        why = TransientError(
+            "billbridge could not record what the destination answered; the run is sent again "
+            "(the destination recognises the repeat by its idempotency key)"
+        )
+        retry = _Writes()
+        shared: list[datetime | None] = []
+        for item in prepared:
+            done = self._failed(item, destination, why, now, retry)
+            if not done.status.is_final:
+                # Sent again together, as one batch, with its key (see send.py): one time.
+                shared = shared or [done.next_attempt_at]
+                done = attrs.evolve(done, next_attempt_at=shared[0])
+                retry.unsettled.append(done.id)
+            retry.finished.append(done)
+            retry.attempts.append(
+                RunAttempt(
+                    run_id=item.run.id,
+                    number=item.run.attempts,
+                    worker=self._worker_id,
+                    started_at=started,
+                    finished_at=now,
+                    status=done.status,
+                    error=done.error,
+                )
+            )
+        writes.finished[:] = retry.finished
+        # If this fails too, the database itself is unreachable: the worker loop backs off.
+        return atomically(self._uow, lambda uow: self._write(uow, retry, now))
 
     def _write(self, uow: UnitOfWork, writes: _Writes, now: datetime) -> list[Integration]:
         uow.runs.finish(writes.finished, self._worker_id, unsettled=writes.unsettled)

@@ -17,10 +17,15 @@ import attrs
 import httpx
 
 from billbridge.domain.clock import Clock
-from billbridge.domain.models import Secret
+from billbridge.domain.models import Secret, dumps
 from billbridge.domain.outcomes import ambiguous
 from billbridge.domain.ratelimit import TenantLimiter, in_seconds
-from billbridge.errors import BillbridgeError, RateLimited
+from billbridge.errors import (
+    BillbridgeError,
+    DestinationValidationError,
+    PermanentError,
+    RateLimited,
+)
 from billbridge.plugin.contract import Connection, Delivery, Destination, SendResult
 from billbridge.plugin.idempotency import batch_idempotency_key
 from billbridge.plugin.manager import PluginRegistry
@@ -83,6 +88,10 @@ class Sender:
             wait_for_slot(True)
             try:
                 outcomes.update(self._send_batch(group, ready, report_limit))
+            except Refused as exc:
+                # The destination refused the request as a whole without doing anything: when
+                # one member is the reason, the others must not share its fate.
+                outcomes.update(self._split(group, ready, exc, report_limit, wait_for_slot))
             except Exception as exc:  # the whole request failed: every delivery shares it
                 outcomes.update({item.run.id: exc for item in ready})
                 if ambiguous(exc):
@@ -99,6 +108,30 @@ class Sender:
                     in_seconds(self._clock.now(), outcome.retry_after), f"{outcome.scope} limit"
                 )
         return Sent(outcomes, unsettled)
+
+    def _split(
+        self,
+        group: TenantGroup,
+        ready: Sequence[Prepared],
+        refused: Exception,
+        report_limit: Callable[[str, int], None],
+        wait_for_slot: Callable[[bool], None],
+    ) -> dict[str, Outcome]:
+        """Send a refused batch again in halves, down to the member(s) it was refused for."""
+        if len(ready) == 1:
+            return {ready[0].run.id: refused}
+        outcomes: dict[str, Outcome] = {}
+        middle = len(ready) // 2
+        for half in (ready[:middle], ready[middle:]):
+            wait_for_slot(True)
+            try:
+                outcomes.update(self._send_batch(group, half, report_limit))
+            except Refused as exc:
+                outcomes.update(self._split(group, half, exc, report_limit, wait_for_slot))
+            except Exception as exc:
+                # Not a refusal this time (a lost answer, a 429): these members share it.
+                outcomes.update({item.run.id: exc for item in half})
+        return outcomes
 
     def _send_batch(
         self,
@@ -124,7 +157,10 @@ class Sender:
                 f"the {group.destination} plugin returned {len(results)} outcomes for "
                 f"{len(deliveries)} deliveries"
             )
-        return {item.run.id: result for item, result in zip(ready, results, strict=True)}
+        return {
+            item.run.id: checked_result(group.destination, result)
+            for item, result in zip(ready, results, strict=True)
+        }
 
     def _send_singles(
         self,
@@ -164,11 +200,10 @@ class Sender:
             previous=delivery.previous,
             idempotency_key=delivery.idempotency_key,
         )
-        if not isinstance(result, SendResult):
-            raise BillbridgeError(
-                f"the {destination} plugin's send_bill returned {type(result).__name__}"
-            )
-        return result
+        checked = checked_result(destination, result)
+        if isinstance(checked, BaseException):
+            raise checked
+        return checked
 
     def call(
         self,
@@ -189,3 +224,50 @@ class Sender:
             report_limit=report_limit,
         )
         return work(connection)
+
+
+#: Whole-request failures that mean the destination did nothing (it refused the request).
+Refused = (DestinationValidationError, PermanentError)
+
+#: What the store keeps of a result (its columns' lengths).
+MAX_EXTERNAL_ID = 200
+MAX_NUMBER = 200
+MAX_URL = 2000
+
+
+def checked_result(destination: str, result: object) -> Outcome:
+    """A plugin's outcome for one delivery, or the error that says why it cannot be kept.
+
+    Plugins are other people's code: what they return is checked before it reaches the store,
+    so that a value the store cannot hold becomes a clear error on that run, naming the
+    plugin, instead of a failed transaction that would send the bill again and again.
+    """
+    if isinstance(result, BaseException):
+        return result
+    problem = _result_problem(result)
+    if problem is None:
+        return result  # type: ignore[return-value]  # checked by _result_problem
+    return PermanentError(
+        f"the {destination} plugin returned {problem}; the invoice may exist in the destination: "
+        "this is for the plugin's author to fix"
+    )
+
+
+def _result_problem(result: object) -> str | None:
+    if not isinstance(result, SendResult):
+        return "something that is not a send result"
+    if not isinstance(result.external_id, str) or not result.external_id.strip():
+        return "no external id"
+    if len(result.external_id) > MAX_EXTERNAL_ID:
+        return f"an external id of {len(result.external_id)} characters (at most {MAX_EXTERNAL_ID})"
+    if result.number is not None and (
+        not isinstance(result.number, str) or len(result.number) > MAX_NUMBER
+    ):
+        return f"a document number that is not text of at most {MAX_NUMBER} characters"
+    if result.url is not None and (not isinstance(result.url, str) or len(result.url) > MAX_URL):
+        return f"a URL that is not text of at most {MAX_URL} characters"
+    try:
+        dumps(result.state)
+    except (TypeError, ValueError):
+        return "state that cannot be written as JSON"
+    return None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from billbridge.domain.models import BillEntityConfig, GlobalConfig, Integration, converter
+from billbridge.domain.schemas import SEALED
 from billbridge.errors import NotFound, StaleVersion
 from billbridge.store.common import insert_or_conflict, plain, require_row, rowcount
 from billbridge.store.tables import CredentialRow, IntegrationRow
@@ -98,6 +100,24 @@ class IntegrationRepository:
             .values(consecutive_errors=count),
             execution_options={"synchronize_session": False},
         )
+
+    def rotate_sealed(self, rotate: Callable[[str], str]) -> int:
+        """Re-encrypt the sealed secrets of every destination configuration with ``rotate``
+        (the key ring's); returns how many secrets. The version is not bumped: the
+        configuration means the same, and a person editing it meanwhile is not refused."""
+        count = 0
+        for row in self.session.scalars(select(IntegrationRow)):
+            config = dict(row.destination_config or {})
+            changed = False
+            for name, value in config.items():
+                if isinstance(value, dict) and set(value) == {SEALED}:
+                    config[name] = {SEALED: rotate(value[SEALED])}
+                    changed = True
+                    count += 1
+            if changed:
+                row.destination_config = config
+        self.session.flush()
+        return count
 
     def delete(self, integration_id: str) -> None:
         """Delete an integration with its runs, events, linked mappings and ledger entries."""

@@ -23,6 +23,7 @@ from billbridge.store.common import (
     page,
     require_row,
     rowcount,
+    stored_secret_sample,
 )
 from billbridge.store.tables import FeedCursorRow, WebhookDeliveryRow, WebhookEndpointRow
 
@@ -70,6 +71,7 @@ class WebhookRepository:
 
     def add_endpoint(self, endpoint: WebhookEndpoint, secret: Secret) -> WebhookEndpoint:
         """Save a new endpoint with its signing secret (encrypted)."""
+        self._box.require_readable(stored_secret_sample(self.session))
         row = WebhookEndpointRow(
             id=endpoint.id,
             url=endpoint.url,

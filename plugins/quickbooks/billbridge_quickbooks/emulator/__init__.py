@@ -18,23 +18,26 @@ What it does as QuickBooks does (REFERENCE.md, "QuickBooks Online Accounting API
   (and ``x_refresh_token_hard_expires_in`` when the ``x-include-refresh-token-hard-expires-in``
   header asks); revocation at ``/v2/oauth2/tokens/revoke`` with a JSON body.
 * **API** under ``/v3/company/{realmId}/``: ``invoice`` and ``creditmemo`` create, full and
-  sparse update (``Id`` + ``SyncToken``; a stale one is 5010) and read; reads of customers,
-  items, accounts, tax codes, terms, payments and payment methods; ``companyinfo/{realmId}``;
-  ``query``; ``batch``.
+  sparse update (``Id`` + ``SyncToken``; a stale one is 5010), read, ``operation=delete``
+  and, for invoices, ``operation=void`` (:mod:`~billbridge_quickbooks.emulator.voiding`);
+  reads of customers, items, accounts, tax codes, tax rates, terms, payments and payment
+  methods; ``companyinfo/{realmId}``; ``query``; ``batch``.
   Every answer is JSON with ``Decimal`` amounts, errors in the ``Fault`` envelope.
 * **Rules**: ``CustomerRef`` and ``Line`` required (2020); unknown properties refused (2010);
   an unknown or inactive customer, item, tax code or term is 610; ``Amount`` must equal
   ``Qty × UnitPrice`` rounded half-up to the currency's minor unit (6070); ``DocNumber`` at most
   21 characters (2050) and unique per entity (6140); a negative total is refused (6000);
+  sales tax from the company's TaxCode and TaxRate lists per ``GlobalTaxCalculation``, in
+  ``TxnTaxDetail`` and ``TotalAmt`` (:mod:`~billbridge_quickbooks.emulator.tax`);
   ``requestid`` (≤ 50, ≤ 36 on batch) replays the first answer, per realm.
 * **Limits** per realm on the emulator's clock: 500 requests a minute, 10 a second, 40 batch
   requests a minute; over them, HTTP 429 with the ``ThrottleExceeded`` fault (errorCode 003001)
   and no Retry-After, as Intuit documents none.
-* **Test hooks**: :meth:`QuickBooksEmulator.mark_paid` (updates then fail: the invoice has
-  been paid), :meth:`~QuickBooksEmulator.record_payment` (a Payment linked to the invoice, with a
-  PaymentMethod), :meth:`~QuickBooksEmulator.apply_credit_memo`,
-  :meth:`~QuickBooksEmulator.void` and :meth:`~QuickBooksEmulator.delete` (what status
-  read-back finds: :mod:`~billbridge_quickbooks.emulator.payments`),
+* **Test hooks**: :meth:`QuickBooksEmulator.mark_paid` (updates, voids and deletes then fail:
+  the invoice has been paid), :meth:`~QuickBooksEmulator.record_payment` (a Payment linked to
+  the invoice, with a PaymentMethod), :meth:`~QuickBooksEmulator.apply_credit_memo` (what
+  status read-back finds: :mod:`~billbridge_quickbooks.emulator.payments`),
+  :meth:`~QuickBooksEmulator.void` and :meth:`~QuickBooksEmulator.delete` (as a person would),
   :meth:`~QuickBooksEmulator.close_books` (writes dated on or before the closing
   date fail), :meth:`~QuickBooksEmulator.deactivate_item`,
   :meth:`~QuickBooksEmulator.end_subscription` (writes fail with 6190), counters of creates,
@@ -56,7 +59,8 @@ Where QuickBooks' behaviour is not documented the emulator makes a choice and sa
 One job per module: :mod:`~billbridge_quickbooks.emulator.app` (the Starlette app: OAuth,
 routes, limits, writes, queries, batches), :mod:`~billbridge_quickbooks.emulator.company` (a
 company's documents and name lists, and its seed), :mod:`~billbridge_quickbooks.emulator.documents`
-(the rules a write must pass), :mod:`~billbridge_quickbooks.emulator.errors` (``Fault`` answers),
+(the rules a write must pass), :mod:`~billbridge_quickbooks.emulator.tax` (sales tax),
+:mod:`~billbridge_quickbooks.emulator.errors` (``Fault`` answers),
 :mod:`~billbridge_quickbooks.emulator.query` (the query language) and
 :mod:`~billbridge_quickbooks.emulator.launch` (``billbridge demo`` and ``billbridge emulator``,
 through the ``billbridge.emulators`` entry point, which names this package). Nothing in the

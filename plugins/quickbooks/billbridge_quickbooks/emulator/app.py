@@ -36,12 +36,16 @@ from billbridge_quickbooks.emulator.errors import (
 )
 from billbridge_quickbooks.emulator.payments import (
     apply_credit_memo,
-    delete_document,
     record_payment,
     seed_payment_methods,
-    void_document,
 )
 from billbridge_quickbooks.emulator.query import QueryError, evaluate, parse_query
+from billbridge_quickbooks.emulator.voiding import (
+    delete_document,
+    delete_stored,
+    void_document,
+    void_stored,
+)
 
 __all__ = ["ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME", "SCOPES", "QuickBooksEmulator"]
 
@@ -219,12 +223,14 @@ class QuickBooksEmulator:
     def void(self, realm_id: str, document_id: str, entity: str = "Invoice") -> None:
         """Void an invoice (or credit memo) as a person would in QuickBooks."""
         with self._lock:
-            void_document(self.company(realm_id), entity, document_id, now=self._time())
+            company = self.company(realm_id)
+            void_stored(company, entity, company.stored(entity, document_id), self._time())
 
     def delete(self, realm_id: str, document_id: str, entity: str = "Invoice") -> None:
         """Delete an invoice (or credit memo) as a person would in QuickBooks."""
         with self._lock:
-            delete_document(self.company(realm_id), entity, document_id)
+            company = self.company(realm_id)
+            delete_stored(company, entity, company.stored(entity, document_id)["Id"])
 
     def close_books(self, realm_id: str, closing_date: date | str) -> None:
         """Close the books up to ``closing_date``: writes dated on or before it are refused."""
@@ -441,13 +447,20 @@ class QuickBooksEmulator:
             return 200, {entity: found}
         if request.method == "POST" and len(parts) == 1 and entity in WRITABLE:
             operation = request.query_params.get("operation")
+            obj = _json_body(body)
+            if operation in ("void", "delete"):
+                if operation == "void":
+                    done = void_document(company, entity, obj, self._time)
+                else:
+                    done = delete_document(company, entity, obj)
+                self.calls[f"{operation}:{entity}"] += 1
+                return 200, {entity: done}
             if operation not in (None, "update", "create"):
                 raise validation(
                     "4001",
                     "Unsupported Operation",
                     f"operation={operation} is not supported by this emulator",
                 )
-            obj = _json_body(body)
             return 200, {entity: self._write(company, entity, obj, operation)}
         raise validation(
             "4001",

@@ -21,6 +21,7 @@ ENTITIES = {
     "item": "Item",
     "account": "Account",
     "taxcode": "TaxCode",
+    "taxrate": "TaxRate",
     "term": "Term",
     "companyinfo": "CompanyInfo",
     "payment": "Payment",
@@ -28,7 +29,9 @@ ENTITIES = {
 }
 WRITABLE = ("Invoice", "CreditMemo")
 #: Name lists: queries return only active rows unless they mention Active.
-NAME_LISTS = frozenset({"Customer", "Item", "Account", "TaxCode", "Term", "PaymentMethod"})
+NAME_LISTS = frozenset(
+    {"Customer", "Item", "Account", "TaxCode", "TaxRate", "Term", "PaymentMethod"}
+)
 
 
 @attrs.define
@@ -79,6 +82,13 @@ class Company:
     def items(self) -> dict[str, JSON]:
         """Items by Id."""
         return self.table("Item")
+
+    def stored(self, entity: str, document_id: str) -> JSON:
+        """The ``entity`` object with Id ``document_id`` (a test hook's ``KeyError`` if none)."""
+        found = self.table(entity).get(document_id)
+        if found is None:
+            raise KeyError(f"no {entity} {document_id} in company {self.realm_id}")
+        return found
 
     def find(self, entity: str, name: str) -> JSON:
         """The ``entity`` whose ``DisplayName`` (customers) or ``Name`` is ``name``."""
@@ -165,9 +175,42 @@ class Company:
             obj["AcctNum"] = number
         return self.add("Account", obj)
 
-    def add_tax_code(self, name: str, *, description: str = "", code_id: str | None = None) -> JSON:
-        """Add a tax code (US companies use the ids ``TAX`` and ``NON``)."""
+    def add_tax_rate(self, name: str, rate: str) -> JSON:
+        """Add a sales tax rate (``RateValue``: a percentage)."""
+        return self.add(
+            "TaxRate",
+            {
+                "Name": name,
+                "Description": name,
+                "Active": True,
+                "RateValue": Decimal(rate),
+                "AgencyRef": {"value": "1"},
+                "SpecialTaxType": "NONE",
+                "DisplayType": "ReadOnly",
+            },
+        )
+
+    def add_tax_code(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        code_id: str | None = None,
+        rates: tuple[JSON, ...] = (),
+    ) -> JSON:
+        """Add a tax code (US companies use the ids ``TAX`` and ``NON``, which carry no rate:
+        theirs comes from the transaction); ``rates`` are the sales rates it applies."""
         obj: JSON = {"Name": name, "Description": description, "Active": True, "Taxable": True}
+        obj["SalesTaxRateList"] = {
+            "TaxRateDetail": [
+                {
+                    "TaxRateRef": {"value": rate["Id"], "name": rate["Name"]},
+                    "TaxTypeApplicable": "TaxOnAmount",
+                    "TaxOrder": 0,
+                }
+                for rate in rates
+            ]
+        }
         return self.add("TaxCode", obj, code_id)
 
     def add_term(self, name: str, due_days: int) -> JSON:
@@ -205,7 +248,14 @@ class Company:
         self.add_item("Legacy Plan", active=False)
         self.add_tax_code("TAX", description="Taxable", code_id="TAX")
         self.add_tax_code("NON", description="Non-taxable", code_id="NON")
-        self.add_tax_code("20.0% S", description="UK standard rate")
+        # Codes with their own rates, as a UK company has them (VAT).
+        for name, rate, description in (
+            ("20.0% S", "20", "UK standard rate"),
+            ("5.0% R", "5", "UK reduced rate"),
+            ("0.0% Z", "0", "UK zero rate"),
+        ):
+            tax_rate = self.add_tax_rate(name, rate)
+            self.add_tax_code(name, description=description, rates=(tax_rate,))
         self.add_term("Due on receipt", 0)
         self.add_term("Net 15", 15)
         self.add_term("Net 30", 30)

@@ -18,6 +18,7 @@ from billbridge_quickbooks.emulator.errors import (
     unsupported,
     validation,
 )
+from billbridge_quickbooks.emulator.tax import apply_tax
 
 __all__ = ["FIELDS", "active", "validated"]
 
@@ -229,13 +230,16 @@ def validated(
     doc["DocNumber"] = doc_number
     doc["TxnDate"] = txn_date.isoformat()
     doc["Line"] = lines
-    doc["TotalAmt"] = total
+    gross, doc["TxnTaxDetail"] = apply_tax(
+        company, lines, total, obj.get("GlobalTaxCalculation"), currency
+    )
+    doc["TotalAmt"] = gross
     if entity == "Invoice":
-        doc["Balance"] = total
+        doc["Balance"] = gross
         doc.setdefault("EmailStatus", "NotSet")
     else:
-        doc["RemainingCredit"] = total
-        doc["Balance"] = total
+        doc["RemainingCredit"] = gross
+        doc["Balance"] = gross
     doc.setdefault("PrintStatus", "NotSet")
     return doc
 

@@ -1,5 +1,5 @@
-"""What happens to documents after they are sent: payments, credit memos applied, voids,
-deletes, in an emulated QuickBooks company (the emulator's test hooks call these).
+"""What happens to invoices after they are sent: payments and credit memos applied, in an
+emulated QuickBooks company (the emulator's test hooks call these).
 
 As QuickBooks keeps it (REFERENCE.md, "Second wave"):
 
@@ -10,9 +10,7 @@ As QuickBooks keeps it (REFERENCE.md, "Second wave"):
 * a **credit memo applied** to an invoice lowers the invoice's ``Balance`` and the memo's
   ``RemainingCredit`` by the amount applied; the invoice's ``LinkedTxn`` gains
   ``{"TxnId": <memo>, "TxnType": "CreditMemo"}``;
-* a **voided** invoice or memo keeps its number and lines, with every amount, ``TotalAmt`` and
-  ``Balance`` zero and "Voided" at the start of its ``PrivateNote``;
-* a **deleted** one is gone: reads answer 610 and queries leave it out;
+* voids and deletes: :mod:`~billbridge_quickbooks.emulator.voiding`;
 * **PaymentMethod** is a name list (``Name``, ``Type`` CREDIT_CARD / NON_CREDIT_CARD,
   ``Active``), seeded with QuickBooks' defaults.
 
@@ -32,10 +30,8 @@ from billbridge_quickbooks.emulator.company import JSON, Company
 __all__ = [
     "PAYMENT_METHODS",
     "apply_credit_memo",
-    "delete_document",
     "record_payment",
     "seed_payment_methods",
-    "void_document",
 ]
 
 #: QuickBooks' default payment methods: (name, type).
@@ -65,13 +61,6 @@ def _touch(document: JSON, now: str) -> None:
     document["MetaData"] = meta
 
 
-def _document(company: Company, entity: str, document_id: str) -> JSON:
-    found = company.table(entity).get(document_id)
-    if found is None:
-        raise KeyError(f"no {entity} {document_id} in company {company.realm_id}")
-    return found
-
-
 def record_payment(
     company: Company,
     invoice_id: str,
@@ -88,7 +77,7 @@ def record_payment(
     :returns: the Payment as QuickBooks stores it.
     :raises ValueError: the amount is not positive or more than the balance.
     """
-    invoice = _document(company, "Invoice", invoice_id)
+    invoice = company.stored("Invoice", invoice_id)
     balance = Decimal(str(invoice.get("Balance", _ZERO)))
     paid = balance if amount is None else amount
     if paid <= 0 or paid > balance:
@@ -103,10 +92,10 @@ def record_payment(
         "MetaData": {"CreateTime": now, "LastUpdatedTime": now},
     }
     if method_id is not None:
-        method = _document(company, "PaymentMethod", method_id)
+        method = company.stored("PaymentMethod", method_id)
         payment["PaymentMethodRef"] = {"value": method_id, "name": method.get("Name")}
     if deposit_account_id is not None:
-        account = _document(company, "Account", deposit_account_id)
+        account = company.stored("Account", deposit_account_id)
         payment["DepositToAccountRef"] = {"value": deposit_account_id, "name": account.get("Name")}
     if reference is not None:
         payment["PaymentRefNum"] = reference
@@ -132,8 +121,8 @@ def apply_credit_memo(
 ) -> Decimal:
     """Apply a credit memo's remaining credit to an invoice (as much as both allow when
     ``amount`` is ``None``); returns the amount applied."""
-    invoice = _document(company, "Invoice", invoice_id)
-    memo = _document(company, "CreditMemo", credit_memo_id)
+    invoice = company.stored("Invoice", invoice_id)
+    memo = company.stored("CreditMemo", credit_memo_id)
     balance = Decimal(str(invoice.get("Balance", _ZERO)))
     remaining = Decimal(str(memo.get("RemainingCredit", _ZERO)))
     applied = min(balance, remaining) if amount is None else amount
@@ -158,32 +147,6 @@ def apply_credit_memo(
     if invoice["Balance"] == 0:
         company.paid.add(invoice_id)
     return applied
-
-
-def void_document(company: Company, entity: str, document_id: str, *, now: str) -> JSON:
-    """Void an invoice or credit memo: amounts zero, "Voided" in the private note."""
-    document = _document(company, entity, document_id)
-    for line in document.get("Line") or []:
-        if isinstance(line, dict) and "Amount" in line:
-            line["Amount"] = _ZERO
-            detail = line.get("SalesItemLineDetail")
-            if isinstance(detail, dict) and "UnitPrice" in detail:
-                detail["UnitPrice"] = _ZERO
-    document["TotalAmt"] = _ZERO
-    document["Balance"] = _ZERO
-    if entity == "CreditMemo":
-        document["RemainingCredit"] = _ZERO
-    note = str(document.get("PrivateNote") or "")
-    document["PrivateNote"] = f"Voided {note}".strip()
-    _touch(document, now)
-    return document
-
-
-def delete_document(company: Company, entity: str, document_id: str) -> None:
-    """Delete an invoice or credit memo: reads then answer 610 and queries leave it out."""
-    _document(company, entity, document_id)
-    del company.table(entity)[document_id]
-    company.paid.discard(document_id)
 
 
 def payments_of(company: Company, invoice_id: str) -> list[dict[str, Any]]:

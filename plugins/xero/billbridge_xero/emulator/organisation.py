@@ -18,9 +18,10 @@ saved by :meth:`Organisation.apply`, which mirrors what Xero checks on ``PUT``/`
 * Approved (SUBMITTED/AUTHORISED) documents need an account on every line and at least one line;
   totals may not be negative.
 * Status changes follow Xero: DRAFT/SUBMITTED → DRAFT, SUBMITTED, AUTHORISED, DELETED;
-  AUTHORISED → AUTHORISED, VOIDED; anything else, and any change to a PAID, VOIDED or DELETED
-  document, is "… not of valid status for modification" (a paid one "cannot be edited as it has
-  a payment or credit note allocated to it").
+  SUBMITTED/AUTHORISED → VOIDED (a voided document keeps its number and amounts; a deleted
+  one gives its number up); AUTHORISED → AUTHORISED; anything else, and any change to a PAID,
+  VOIDED or DELETED document, is "… not of valid status for modification" (a paid one "cannot
+  be edited as it has a payment or credit note allocated to it").
 * A document dated on or before the lock date is refused: "The document date cannot be before
   the end of year lock date, currently set at 31-Mar-2026." (or "period lock date").
 """
@@ -52,9 +53,11 @@ _TYPES: dict[str, tuple[str, ...]] = {
     "CreditNote": ("ACCRECCREDIT", "ACCPAYCREDIT"),
 }
 _SALES_TYPES = frozenset({"ACCREC", "ACCRECCREDIT"})
+# REFERENCE.md: "Void: update the invoice with Status VOIDED (AUTHORISED or SUBMITTED, no
+# payments); DRAFT and SUBMITTED can be DELETED. Credit notes likewise."
 _TRANSITIONS: dict[str, frozenset[str]] = {
     "DRAFT": frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"}),
-    "SUBMITTED": frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"}),
+    "SUBMITTED": frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED", "VOIDED"}),
     "AUTHORISED": frozenset({"AUTHORISED", "VOIDED"}),
 }
 _NEW_STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED"})

@@ -1,7 +1,7 @@
 """Status read-back: what each delivered document has become at the destination.
 
-Revision ID: 0008_invoice_status_readback
-Revises: 0007_one_open_run_per_version
+Revision ID: 0009_invoice_status_readback
+Revises: 0008_credential_refresh_lease
 Create Date: 2026-12-10
 
 The delivery ledger gets the document's settlement as last read back through the plugins'
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_invoice_status_readback"
-down_revision: str | Sequence[str] | None = "0007_one_open_run_per_version"
+revision: str = "0009_invoice_status_readback"
+down_revision: str | Sequence[str] | None = "0008_credential_refresh_lease"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
