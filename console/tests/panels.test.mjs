@@ -65,8 +65,15 @@ test("every panel's choices read as titles", () => {
       for (const [name, option] of Object.entries(panel.schema.properties || {})) {
         const choices = option.oneOf || option.items?.oneOf;
         if (!Array.isArray(choices) || !choices.every((c) => "const" in c)) continue;
-        const bad = option.type === "array" ? ["not-a-choice"] : "not-a-choice";
-        const found = errors(panel, { [name]: bad });
+        // A value of the option's own type that is none of its choices.
+        const type = option.type === "array" ? option.items?.type : option.type;
+        const wrong = type === "integer" || type === "number" ? -987654 : "not-a-choice";
+        const bad = option.type === "array" ? [wrong] : wrong;
+        // Only this option's errors: a panel's required fields (the global panel's name) are
+        // missing from this form data too.
+        const found = errors(panel, { [name]: bad }).filter(
+          (e) => e.property === `.${name}` || e.property?.startsWith(`.${name}.`),
+        );
         checked += 1;
         assert.ok(found.length >= 1, `${key}/${part}/${name}`);
         for (const e of found) {

@@ -104,7 +104,9 @@ def test_the_seed_flow_from_an_empty_database_to_a_delivered_invoice(
     # refusal on the field.
     page.get_by_label("Account filter").fill("customFields.country ==")
     expect(page.locator(".filter-check .error")).to_contain_text("line 1")
-    page.get_by_label("Invoice status").select_option(label="Awaiting payment (authorised)")
+    page.get_by_label("Invoice status", exact=True).select_option(
+        label="Awaiting payment (authorised)"
+    )
     pick(page, "Default account code", "Sales", "Sales")
     expect(page.get_by_role("combobox", name="Default account code")).to_have_value("Sales (200)")
     page.get_by_role("button", name="Create integration").click()
@@ -126,10 +128,10 @@ def test_the_seed_flow_from_an_empty_database_to_a_delivered_invoice(
     expect(page.get_by_role("heading", level=1, name="Xero UK")).to_be_visible()
     expect(page.get_by_label("Name")).to_have_value("Xero UK")
     expect(page.get_by_label("Account filter")).to_have_value('customFields.country == "UK"')
-    expect(page.get_by_label("Invoice status")).to_have_value(re.compile("."))
-    assert page.get_by_label("Invoice status").evaluate("e => e.options[e.selectedIndex].text") == (
-        "Awaiting payment (authorised)"
-    )
+    expect(page.get_by_label("Invoice status", exact=True)).to_have_value(re.compile("."))
+    assert page.get_by_label("Invoice status", exact=True).evaluate(
+        "e => e.options[e.selectedIndex].text"
+    ) == ("Awaiting payment (authorised)")
     expect(page.get_by_role("combobox", name="Default account code")).to_have_value("Sales (200)")
     expect(page.get_by_text("Connected to Xero UK")).to_be_visible()
     shots(page, "integration-panel")
