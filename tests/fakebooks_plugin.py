@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -59,28 +60,35 @@ PANEL = {
 }
 
 
+#: How the plugin connects; ``plugin(client_auth="body")`` declares the other client
+#: authentication.
+OAUTH = OAuthSpec(
+    authorize_url="https://fakebooks.invalid/authorize",
+    token_url="https://fakebooks.invalid/token",
+    revoke_url="https://fakebooks.invalid/revoke",
+    scopes=("offline_access", "accounting"),
+    access_token_lifetime=1800,
+    refresh_token_grace=1800,
+)
+
+
+def _destination(oauth: OAuthSpec) -> Destination:
+    return Destination(
+        key=KEY,
+        title="Fakebooks",
+        schema=PANEL,
+        external_tables=("Customer",),
+        oauth=oauth,
+        api_base_url="https://fakebooks.invalid/api",
+        account_table="Customer",
+        limits=LIMITS,
+    )
+
+
 @hookimpl
 def register_destinations() -> list[Destination]:
     """One OAuth destination whose real hosts do not exist (tests override them)."""
-    return [
-        Destination(
-            key=KEY,
-            title="Fakebooks",
-            schema=PANEL,
-            external_tables=("Customer",),
-            oauth=OAuthSpec(
-                authorize_url="https://fakebooks.invalid/authorize",
-                token_url="https://fakebooks.invalid/token",
-                revoke_url="https://fakebooks.invalid/revoke",
-                scopes=("offline_access", "accounting"),
-                access_token_lifetime=1800,
-                refresh_token_grace=1800,
-            ),
-            api_base_url="https://fakebooks.invalid/api",
-            account_table="Customer",
-            limits=LIMITS,
-        )
-    ]
+    return [_destination(OAUTH)]
 
 
 #: Declared limits; the provider enforces the same on its clock.
@@ -218,10 +226,17 @@ class _Hooks:
         self.__dict__.update(hooks)
 
 
-def plugin(*, batch: bool) -> object:
-    """The plugin object: this module's hooks, with the batch hook when ``batch``."""
+def plugin(*, batch: bool, client_auth: str = "basic") -> object:
+    """The plugin object: this module's hooks, with the batch hook when ``batch``, declaring
+    ``client_auth`` as its OAuth client authentication."""
+    declared = attrs.evolve(OAUTH, client_auth=client_auth)
+
+    @hookimpl(specname="register_destinations")
+    def declare() -> list[Destination]:
+        return [_destination(declared)]
+
     hooks = _Hooks(
-        register_destinations=register_destinations,
+        register_destinations=declare,
         authenticate=authenticate,
         preview_bill=preview_bill,
         send_bill=send_bill,
@@ -268,7 +283,9 @@ def whoami(connection: Connection) -> dict[str, Any]:
 class Provider:
     """The fake provider: an OAuthServer, tenants, and an invoice API with idempotency keys."""
 
-    def __init__(self, clock: Clock, *, rate_limit: int = 120) -> None:
+    def __init__(
+        self, clock: Clock, *, rate_limit: int = 120, client_auth: Sequence[str] = ("basic",)
+    ) -> None:
         self.clock = clock
         self.tenants: list[str] = ["t-uk"]
         self.oauth = OAuthServer(
@@ -278,6 +295,7 @@ class Provider:
             refresh_grace=1800,
             consent_tenants=lambda query: list(self.tenants),
             allowed_scopes=["offline_access", "accounting"],
+            client_auth=client_auth,
         )
         self.oauth.add_client(CLIENT_ID, CLIENT_SECRET)
         #: When set, the token endpoint answers this instead (status, body, content type).

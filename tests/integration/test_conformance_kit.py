@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
 import fakebooks_plugin as fake
 from billbridge import hookimpl
 from billbridge.domain.models import Secret
-from billbridge.plugin.contract import Connection, OAuthCallback, ResolvedMappings
+from billbridge.plugin.contract import Connection, ResolvedMappings
 from billbridge.testing import checks
 from billbridge.testing.conformance import (
     SAMPLE_ACCOUNT_ID,
     DestinationConformance,
     Harness,
+    OAuthTestApp,
     RecordingMiddleware,
     obtain_tokens,
+    refresh_tokens,
 )
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import serve
@@ -33,6 +37,37 @@ pytest_plugins = ["pytester"]
 
 
 # --- the kit passes a plugin that keeps the contract ---------------------------------------------
+
+
+def fakebooks_harness(client_auth: str, provider_auth: tuple[str, ...]) -> Iterator[Harness]:
+    """A harness for the fakebooks plugin declaring ``client_auth``, against a provider that
+    accepts ``provider_auth``; tokens are obtained as the plugin declares."""
+    provider = fake.Provider(ManualClock(), client_auth=provider_auth)
+    recorder = RecordingMiddleware(provider.app)
+    with serve(recorder) as server, httpx.Client(timeout=5) as http:
+        app = OAuthTestApp(
+            authorize_url=f"{server.url}/authorize",
+            token_url=f"{server.url}/token",
+            revoke_url=f"{server.url}/revoke",
+            client_id=fake.CLIENT_ID,
+            client_secret=fake.CLIENT_SECRET,
+        )
+        tokens = app.obtain_tokens(http, attrs.evolve(fake.OAUTH, client_auth=client_auth))
+        yield Harness(
+            connection=Connection(
+                destination=fake.KEY,
+                tenant_id="t-uk",
+                access_token=Secret(tokens.access_token),
+                http=http,
+                api_base_url=f"{server.url}/api",
+            ),
+            documents=lambda: provider.invoices,
+            mappings=ResolvedMappings({("Account", SAMPLE_ACCOUNT_ID, "Customer"): "cust-1"}),
+            requests=lambda: recorder.requests,
+            lose_next_response=lambda: provider.faults.script("lost"),
+            oauth_callback=tokens.oauth_callback(),
+            oauth_app=app,
+        )
 
 
 class TestFakebooksConforms(DestinationConformance):
@@ -45,34 +80,130 @@ class TestFakebooksConforms(DestinationConformance):
 
     @pytest.fixture
     def harness(self) -> Iterator[Harness]:
-        provider = fake.Provider(ManualClock())
-        provider.oauth.add_client(fake.CLIENT_ID, fake.CLIENT_SECRET)
-        recorder = RecordingMiddleware(provider.app)
-        with serve(recorder) as server, httpx.Client(timeout=5) as http:
-            tokens = obtain_tokens(
-                http,
-                authorize_url=f"{server.url}/authorize",
-                token_url=f"{server.url}/token",
+        yield from fakebooks_harness("basic", ("basic",))
+
+
+class TestFakebooksWithBodyClientAuthConforms(DestinationConformance):
+    """The same plugin declaring ``client_auth="body"``, against a provider that accepts client
+    credentials in the form body only: the kit's tokens and the core's exchange use the body."""
+
+    destination = fake.KEY
+    plugin = fake.plugin(batch=False, client_auth="body")
+    valid_configs = [{}]
+
+    @pytest.fixture
+    def harness(self) -> Iterator[Harness]:
+        yield from fakebooks_harness("body", ("body",))
+
+
+def test_the_kits_oauth_check_ran_for_both_client_authentications(
+    pytester: pytest.Pytester,
+) -> None:
+    # Guards against the two classes above skipping the check they exist for.
+    pytester.makepyfile(
+        test_both=textwrap.dedent(
+            """
+            from test_conformance_kit import (
+                TestFakebooksConforms as TestBasic,
+                TestFakebooksWithBodyClientAuthConforms as TestBody,
+            )
+            """
+        )
+    )
+    pytester.syspathinsert(str(Path(__file__).parent))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "oauth or authenticate")
+    result.assert_outcomes(passed=4)
+
+
+#: A plugin test module whose plugin declares one client authentication while its fake
+#: provider accepts only the other; tokens for the other checks are obtained the provider's way.
+MISMATCHED = """
+import attrs
+import httpx
+import pytest
+
+import fakebooks_plugin as fake
+from billbridge.domain.models import Secret
+from billbridge.plugin.contract import Connection
+from billbridge.testing.conformance import DestinationConformance, Harness, OAuthTestApp
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.server import serve
+
+
+class TestMismatched(DestinationConformance):
+    destination = fake.KEY
+    plugin = fake.plugin(batch=False, client_auth="{declared}")
+    valid_configs = [{{}}]
+
+    @pytest.fixture
+    def harness(self):
+        provider = fake.Provider(ManualClock(), client_auth=("{accepted}",))
+        with serve(provider.app) as server, httpx.Client(timeout=5) as http:
+            app = OAuthTestApp(
+                authorize_url=f"{{server.url}}/authorize",
+                token_url=f"{{server.url}}/token",
                 client_id=fake.CLIENT_ID,
                 client_secret=fake.CLIENT_SECRET,
-                scopes=["offline_access", "accounting"],
             )
+            tokens = app.obtain_tokens(http, fake.OAUTH, client_auth="{accepted}")
             yield Harness(
                 connection=Connection(
                     destination=fake.KEY,
                     tenant_id="t-uk",
                     access_token=Secret(tokens.access_token),
                     http=http,
-                    api_base_url=f"{server.url}/api",
+                    api_base_url=f"{{server.url}}/api",
                 ),
                 documents=lambda: provider.invoices,
-                mappings=ResolvedMappings({("Account", SAMPLE_ACCOUNT_ID, "Customer"): "cust-1"}),
-                requests=lambda: recorder.requests,
-                lose_next_response=lambda: provider.faults.script("lost"),
-                oauth_callback=OAuthCallback(
-                    params=tokens.callback, access_token=Secret(tokens.access_token)
-                ),
+                oauth_callback=tokens.oauth_callback(),
+                oauth_app=app,
             )
+"""
+
+
+@pytest.mark.parametrize(("declared", "accepted"), [("basic", "body"), ("body", "basic")])
+def test_a_client_auth_the_provider_refuses_fails_in_the_kit(
+    pytester: pytest.Pytester, declared: str, accepted: str
+) -> None:
+    pytester.makepyfile(test_mismatched=MISMATCHED.format(declared=declared, accepted=accepted))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "oauth or authenticate")
+    assert failed_tests(result) == {"test_oauth_tokens_are_obtained_as_the_core_obtains_them"}
+    shows(
+        result,
+        "the fake provider refused the core exchanging the consent's code",
+        "invalid_client",
+        f"OAuthSpec.client_auth is {declared!r}",
+        f"declare client_auth={accepted!r}",
+    )
+
+
+def test_the_token_helper_authenticates_as_the_spec_declares() -> None:
+    provider = fake.Provider(ManualClock(), client_auth=("body",))
+    with serve(provider.app) as server, httpx.Client(timeout=5) as http:
+        endpoints = {
+            "authorize_url": f"{server.url}/authorize",
+            "token_url": f"{server.url}/token",
+            "client_id": fake.CLIENT_ID,
+            "client_secret": fake.CLIENT_SECRET,
+        }
+        with pytest.raises(AssertionError) as refused:
+            obtain_tokens(http, oauth=fake.OAUTH, **endpoints)
+        assert "invalid_client" in str(refused.value)
+        assert "declare OAuthSpec(client_auth='body')" in str(refused.value)
+        body = attrs.evolve(fake.OAUTH, client_auth="body")
+        tokens = obtain_tokens(http, oauth=body, **endpoints)
+        assert tokens.refresh_token
+        refreshed = refresh_tokens(
+            http,
+            oauth=body,
+            token_url=endpoints["token_url"],
+            client_id=fake.CLIENT_ID,
+            client_secret=fake.CLIENT_SECRET,
+            refresh_token=tokens.refresh_token,
+        )
+        assert refreshed.access_token != tokens.access_token
+    assert provider.oauth.stats["codes"] == 1
+    assert provider.oauth.stats["refreshes"] == 1
 
 
 # --- the kit fails plugins that break it ----------------------------------------------------------
@@ -227,7 +358,7 @@ def failed_tests(result: pytest.RunResult) -> set[str]:
 
 def test_the_toy_plugin_passes(pytester: pytest.Pytester) -> None:
     result = run_kit(pytester, GOOD_PLUGIN)
-    result.assert_outcomes(passed=16, skipped=7)
+    result.assert_outcomes(passed=16, skipped=8)
     shows(result, "list_external_entities is not implemented", "does not use OAuth")
 
 

@@ -33,9 +33,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, ClassVar, NoReturn, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import attrs
+import httpx
 import pytest
+from oauthlib.oauth2 import WebApplicationClient
 
 from billbridge.domain.models import (
     Account,
@@ -43,6 +46,7 @@ from billbridge.domain.models import (
     Credential,
     CredentialStatus,
     LedgerEntry,
+    Secret,
     dumps,
     loads,
     thaw,
@@ -50,6 +54,7 @@ from billbridge.domain.models import (
 from billbridge.domain.preparation import apply_defaults
 from billbridge.domain.schemas import validate
 from billbridge.errors import (
+    BillbridgeError,
     DestinationValidationError,
     FieldError,
     TransientError,
@@ -74,9 +79,11 @@ from billbridge.plugin.manager import (
     create_plugin_manager,
     load_plugins,
 )
+from billbridge.services.oauth import OAuthApp, Tokens, consent_url, token_request
 from billbridge.testing import checks
 from billbridge.testing.recorder import RecordedRequest
 from billbridge.testing.samples import sample_account, sample_bill
+from billbridge.testing.tokens import OAuthTestApp
 
 __all__ = ["BillFactory", "DestinationConformance", "Harness", "no_network"]
 
@@ -115,7 +122,11 @@ class Harness:
         (e.g. ``lambda: plan.script("lost")`` with a
         :class:`~billbridge.testing.emulation.faults.FaultPlan`); enables the lost-response check.
     :param oauth_callback: what the provider's consent redirect brought back (OAuth
-        destinations); enables the ``authenticate`` check.
+        destinations; ``ObtainedTokens.oauth_callback()``); enables the ``authenticate`` check.
+    :param oauth_app: your fake provider's OAuth endpoints and an app registered there
+        (:class:`~billbridge.testing.tokens.OAuthTestApp`); enables the check that the fake
+        gives tokens to the core's own consent, code exchange and refresh, made with what the
+        plugin's ``OAuthSpec`` declares (client authentication above all).
     """
 
     connection: Connection
@@ -127,6 +138,7 @@ class Harness:
     requests: Callable[[], Sequence[RecordedRequest]] | None = None
     lose_next_response: Callable[[], None] | None = None
     oauth_callback: OAuthCallback | None = None
+    oauth_app: OAuthTestApp | None = None
 
 
 @contextmanager
@@ -621,19 +633,10 @@ class DestinationConformance:
         harness = self.harness_for(request)
         if harness.oauth_callback is None:
             pytest.skip("the harness has no oauth_callback")
-        now = datetime.now(UTC)
-        credential = Credential(
-            id="conformance-credential",
-            name="Conformance",
-            destination=destination.key,
-            status=CredentialStatus.INCOMPLETE,
-            created_at=now,
-            expires_at=now,
-        )
         choices = self.call(
             conformance_registry,
             "authenticate",
-            credential=credential,
+            credential=_credential(destination.key),
             callback=harness.oauth_callback,
             http=harness.connection.http,
             api_base_url=harness.connection.api_base_url,
@@ -651,6 +654,73 @@ class DestinationConformance:
                     f"the harness's tenant {harness.connection.tenant_id!r} is not among {tenants}"
                 )
         _require("authenticate", problems)
+
+    def test_oauth_tokens_are_obtained_as_the_core_obtains_them(
+        self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
+    ) -> None:
+        """The fake provider answers the core's own consent URL, code exchange and refresh, made
+        with the plugin's ``OAuthSpec`` (scopes, consent parameters, token request headers and
+        client authentication), and ``authenticate`` names a tenant for the new token."""
+        destination = self.served(conformance_registry)
+        spec = destination.oauth
+        if spec is None:
+            pytest.skip("the destination does not use OAuth")
+        harness = self.harness_for(request)
+        app = harness.oauth_app
+        if app is None:
+            pytest.skip("the harness has no oauth_app (your fake provider's OAuth endpoints)")
+        core_app = OAuthApp(app.client_id, Secret(app.client_secret), app.redirect_uri)
+        client = WebApplicationClient(app.client_id)
+        # A client of its own that never follows redirects: the consent's answer is one.
+        with httpx.Client(timeout=10) as http:
+            url = consent_url(
+                client,
+                app.authorize_url,
+                redirect_uri=app.redirect_uri,
+                scope=list(spec.scopes),
+                state="conformance-state",
+                **dict(spec.extra_authorize_params),
+            )
+            consent = http.get(url)
+            location = consent.headers.get("location", "")
+            callback = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+            if consent.status_code not in (302, 303) or "code" not in callback:
+                _fail(
+                    "the fake provider refused the consent the core asks for",
+                    [
+                        f"GET {url} answered {consent.status_code}: "
+                        f"{callback or consent.text[:300]}",
+                        f"the core asks for OAuthSpec.scopes {list(spec.scopes)} and adds "
+                        f"extra_authorize_params {dict(spec.extra_authorize_params)}",
+                    ],
+                )
+            body = client.prepare_request_body(
+                code=callback["code"], redirect_uri=app.redirect_uri, include_client_id=False
+            )
+            tokens = _core_token_request(http, destination, app, core_app, body, "code")
+            choices = self.call(
+                conformance_registry,
+                "authenticate",
+                credential=_credential(destination.key),
+                callback=OAuthCallback(params=callback, access_token=tokens.access_token),
+                http=harness.connection.http,
+                api_base_url=harness.connection.api_base_url,
+            )
+            problems = []
+            if not isinstance(choices, Sequence) or not choices:
+                problems.append(f"authenticate returned {choices!r} for the new token")
+            if tokens.refresh_token is None:
+                problems.append(
+                    "the token endpoint gave no refresh_token: the credential would need "
+                    "reconnecting as soon as the access token expires (does the provider want "
+                    "a scope such as offline_access in OAuthSpec.scopes?)"
+                )
+            else:
+                refresh = client.prepare_refresh_body(
+                    refresh_token=tokens.refresh_token.reveal(), include_client_id=False
+                )
+                _core_token_request(http, destination, app, core_app, refresh, "refresh")
+        _require("OAuth as the core does it", problems)
 
     # -- delivering --------------------------------------------------------------------------------
 
@@ -901,6 +971,48 @@ class DestinationConformance:
         self.send(conformance_registry, harness, second_bill, previous=previous)
         compare(planned, harness.requests()[seen:], "update")
         _require("preview_bill and send_bill disagree", problems)
+
+
+def _credential(key: str) -> Credential:
+    """An INCOMPLETE credential, as the core hands ``authenticate`` while completing one."""
+    now = datetime.now(UTC)
+    return Credential(
+        id="conformance-credential",
+        name="Conformance",
+        destination=key,
+        status=CredentialStatus.INCOMPLETE,
+        created_at=now,
+        expires_at=now,
+    )
+
+
+def _core_token_request(
+    http: httpx.Client,
+    destination: Destination,
+    app: OAuthTestApp,
+    core_app: OAuthApp,
+    body: str,
+    purpose: str,
+) -> Tokens:
+    """The core's own token request (client authentication as ``OAuthSpec.client_auth``
+    says), failing the check with what the provider answered and what to change."""
+    assert destination.oauth is not None
+    try:
+        return token_request(http, destination, app.token_url, core_app, body, purpose=purpose)
+    except BillbridgeError as exc:
+        declared = destination.oauth.client_auth
+        where = "an HTTP Basic header" if declared == "basic" else "the form body"
+        other = "body" if declared == "basic" else "basic"
+        hints = [f"the provider answered: {exc}"]
+        if "invalid_client" in str(exc):
+            hints.append(
+                f"OAuthSpec.client_auth is {declared!r}: the core sent the client id and secret "
+                f"in {where}. If the provider documents the other way, declare "
+                f"client_auth={other!r}; otherwise check the fake's OAuthServer(client_auth=...) "
+                "against the provider's documentation"
+            )
+        what = "exchanging the consent's code" if purpose == "code" else "refreshing the token"
+        _fail(f"the fake provider refused the core {what}", hints)
 
 
 def _field_error_problems(answer: Any) -> list[str]:
