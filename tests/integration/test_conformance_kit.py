@@ -300,7 +300,7 @@ import pytest
 import toy_plugin
 from billbridge.plugin.contract import Connection
 from billbridge.domain.models import Secret
-from billbridge.testing.conformance import DestinationConformance, Harness
+from billbridge.testing.conformance import DestinationConformance, Harness, RecordingMiddleware
 from billbridge.testing.emulation.server import serve
 
 
@@ -313,7 +313,8 @@ class TestToy(DestinationConformance):
     @pytest.fixture
     def harness(self):
         fake = toy_plugin.Fake()
-        with serve(fake.app) as server, httpx.Client(timeout=5) as http:
+        recorder = RecordingMiddleware(fake.app)
+        with serve(recorder) as server, httpx.Client(timeout=5) as http:
             yield Harness(
                 connection=Connection(
                     destination="toy",
@@ -323,6 +324,7 @@ class TestToy(DestinationConformance):
                     api_base_url=server.url,
                 ),
                 documents=lambda: fake.invoices,
+                requests=lambda: recorder.requests,
             )
 """
 
@@ -651,3 +653,91 @@ def test_the_bundled_panels_pass_the_static_checks() -> None:
         assert checks.secret_problems(schema) == [], key
         assert checks.default_problems(schema) == [], key
         assert checks.external_table_problems(schema, destination) == [], key
+
+
+# --- what the kit's failures say ---------------------------------------------------------------
+
+
+def test_a_failing_check_names_the_guide_section_that_explains_it(
+    pytester: pytest.Pytester,
+) -> None:
+    source = broken(('"title": "Mode",', ""))
+    result = run_kit(pytester, source, "-k", "titles")
+    assert failed_tests(result) == {"test_panel_has_titles_and_descriptions"}
+    shows(result, 'how to fix it: see docs/writing-a-destination.md, "4. The panel schema"')
+
+
+def test_a_refusal_shows_the_destinations_own_words(pytester: pytest.Pytester) -> None:
+    source = GOOD_PLUGIN + textwrap.dedent(
+        """
+        from billbridge.errors import DestinationValidationError
+
+
+        @hookimpl
+        def send_bill(connection, bill, previous, idempotency_key):
+            raise DestinationValidationError(
+                "the fake refused the invoice (HTTP 422)",
+                detail="Invoice number already exists",
+            )
+        """
+    )
+    result = run_kit(pytester, source, "-k", "creates_once")
+    assert failed_tests(result) == {"test_send_bill_creates_once_per_idempotency_key"}
+    shows(
+        result,
+        "send_bill raised DestinationValidationError: the fake refused the invoice (HTTP 422)",
+        "the destination said: Invoice number already exists",
+        'see docs/writing-a-destination.md, "9. The conformance kit"',
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_preview_that_differs_shows_the_differing_keys_only(pytester: pytest.Pytester) -> None:
+    source = GOOD_PLUGIN + textwrap.dedent(
+        """
+        @hookimpl
+        def preview_bill(bill, previous):
+            body = {"bill": bill.id, "version": bill.version + 1, "memo": "draft"}
+            body["id"] = previous and previous.external_id
+            return {"method": "POST", "path": "/invoices", "body": body}
+        """
+    )
+    result = run_kit(pytester, source, "-k", "preview")
+    assert failed_tests(result) == {"test_preview_bill_is_pure_and_matches_send_bill"}
+    shows(
+        result,
+        "create: the body send_bill sent differs from preview_bill's (sent / previewed):",
+        "/version: 1 / 2",
+        '/memo: only previewed: "draft"',
+        "update: the body send_bill sent differs",
+        "/version: 2 / 3",
+        'see docs/writing-a-destination.md, "`preview_bill`"',
+    )
+    output = result.stdout.str()
+    assert "/bill:" not in output  # equal values are not shown
+    assert output.count("/version:") == 2
+
+
+@pytest.mark.parametrize("caught", ["Exception", "BaseException"])
+def test_a_network_call_in_validate_config_fails_even_when_the_plugin_catches_it(
+    pytester: pytest.Pytester, caught: str
+) -> None:
+    source = broken(
+        (
+            "def validate_config(config):\n",
+            "def validate_config(config):\n"
+            "    import httpx\n"
+            "    try:\n"
+            '        httpx.get("http://127.0.0.1:9/licence")\n'
+            f"    except {caught}:\n"
+            "        pass\n",
+        )
+    )
+    result = run_kit(pytester, source, "-k", "validate_config_returns")
+    assert failed_tests(result) == {"test_validate_config_returns_field_errors"}
+    shows(
+        result,
+        "validate_config used the network, which it must not",
+        "validate_config tried to reach ('127.0.0.1', 9)",
+        'see docs/writing-a-destination.md, "`validate_config`"',
+    )
