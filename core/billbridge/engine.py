@@ -43,6 +43,7 @@ from billbridge.services.delivery.prepare import Preparer
 from billbridge.services.delivery.record import Recorder
 from billbridge.services.delivery.send import Sender
 from billbridge.services.events import Events
+from billbridge.services.external import ExternalEntities
 from billbridge.services.integrations import Integrations
 from billbridge.services.mappings import Mappings
 from billbridge.services.preview import Previewer
@@ -105,6 +106,14 @@ class Engine:
         self.mappings = Mappings(uow=uow, plugins=plugins, clock=clock)
         self.credentials = Credentials(
             uow=uow, plugins=plugins, settings=self.settings, clock=clock, http=self.http
+        )
+        #: The destinations' own records (customers, items...), listed for an integration.
+        self.external = ExternalEntities(
+            uow=uow,
+            plugins=plugins,
+            credentials=self.credentials,
+            http=self.http,
+            api_base_url=self.api_base_url,
         )
         self.runs = Runs(uow=uow, clock=clock)
         self.skips = Skips(uow=uow)

@@ -21,6 +21,7 @@ import pluggy
 from billbridge.errors import BillbridgeError, PluginConflict, UnknownDestination
 from billbridge.plugin import hookspecs
 from billbridge.plugin.contract import Destination
+from billbridge.plugin.validation import hook_problems
 
 __all__ = [
     "DISABLED_PLUGINS_ENV",
@@ -99,10 +100,10 @@ class PluginRegistry:
             self.pm.check_pending()
             declared = self._declared_destinations(name)
         except pluggy.PluginValidationError as exc:
-            self._fail(name, f"invalid hook implementation: {exc}")
+            self._fail(name, _invalid_hooks(plugin, exc))
             return
         except Exception as exc:
-            self._fail(name, f"register_destinations failed: {type(exc).__name__}: {exc}")
+            self._fail(name, f"its register_destinations raised {type(exc).__name__}: {exc}")
             return
         for destination in declared:
             owner = self._owners.get(destination.key)
@@ -155,7 +156,12 @@ class PluginRegistry:
                 plugin = entry_point.load()
             except Exception as exc:
                 # A broken third-party plugin must not take the engine (or the others) down.
-                self._fail(entry_point.name, f"import failed: {type(exc).__name__}: {exc}")
+                self._fail(
+                    entry_point.name,
+                    f"its module {entry_point.value.partition(':')[0]!r} could not be imported "
+                    f"({type(exc).__name__}: {exc}); is the plugin installed with its "
+                    "dependencies?",
+                )
                 continue
             dist = entry_point.dist
             self.register(plugin, entry_point.name, version=dist.version if dist else None)
@@ -230,6 +236,14 @@ class PluginRegistry:
             except Exception:
                 log.exception("plugin %r failed in %s", impl.plugin_name, hook)
         return results
+
+
+def _invalid_hooks(plugin: object, error: pluggy.PluginValidationError) -> str:
+    """Why pluggy refused ``plugin``, in billbridge's words (pluggy's own as a last resort)."""
+    problems = hook_problems(plugin, create_plugin_manager())
+    if not problems:
+        return f"its hooks do not match the contract: {str(error).splitlines()[0]}"
+    return "its hooks do not match the contract: " + "; ".join(problems)
 
 
 def load_plugins(
