@@ -198,3 +198,32 @@ def test_the_kit_helpers_signatures_are_the_codes() -> None:
                 assert ast.literal_eval(default) == parameter.default, f"{where}({name})"
         checked += 1
     assert checked >= 20
+
+
+NUMBERS = {6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+
+
+def test_the_readme_lists_the_hooks_with_their_real_signatures() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Plugins\n", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([a-z_]+)\(([^)]*)\)` \|", section, re.M))
+    assert rows == {name: ", ".join(inspect.signature(spec).parameters) for name, spec in SPECS}
+    assert f"the {NUMBERS[len(SPECS)]} hooks" in section
+
+
+def test_tenant_choice_required_is_imported_from_billbridge_errors_only() -> None:
+    importers = []
+    for directory in ("core", "plugins", "tests", "examples"):
+        for path in (ROOT / directory).rglob("*.py"):
+            if ".venv" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and any(
+                    alias.name == "TenantChoiceRequired" for alias in node.names
+                ):
+                    importers.append((str(path.relative_to(ROOT)), node.module))
+    assert importers, "nothing imports it: the test would prove nothing"
+    assert {module for _path, module in importers} == {"billbridge.errors"}, importers
+    assert "TenantChoiceRequired" in errors.__all__
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "billbridge.errors.TenantChoiceRequired" in readme

@@ -119,6 +119,8 @@ def test_billbridge_plugins_lists_the_oauth_destination(venv: Venv) -> None:
     assert tallybook["version"] == "0.1.0"
     [destination] = tallybook["destinations"]
     assert (destination["auth"], destination["externalTables"]) == ("oauth2", ["Client", "Item"])
+    panel = json.loads(venv.run("billbridge", "schema", "tallybook").stdout)
+    assert panel["properties"]["defaultItem"]["x-external-table"] == "Item"
 
 
 def test_the_example_passes_its_own_suites_when_installed(venv: Venv) -> None:
