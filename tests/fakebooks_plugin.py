@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import attrs
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -72,28 +73,35 @@ PANEL = {
 }
 
 
+#: How the plugin connects; ``plugin(client_auth="body")`` declares the other client
+#: authentication.
+OAUTH = OAuthSpec(
+    authorize_url="https://fakebooks.invalid/authorize",
+    token_url="https://fakebooks.invalid/token",
+    revoke_url="https://fakebooks.invalid/revoke",
+    scopes=("offline_access", "accounting"),
+    access_token_lifetime=1800,
+    refresh_token_grace=1800,
+)
+
+
+def _destination(oauth: OAuthSpec) -> Destination:
+    return Destination(
+        key=KEY,
+        title="Fakebooks",
+        schema=PANEL,
+        external_tables=("Customer",),
+        oauth=oauth,
+        api_base_url="https://fakebooks.invalid/api",
+        account_table="Customer",
+        limits=LIMITS,
+    )
+
+
 @hookimpl
 def register_destinations() -> list[Destination]:
     """One OAuth destination whose real hosts do not exist (tests override them)."""
-    return [
-        Destination(
-            key=KEY,
-            title="Fakebooks",
-            schema=PANEL,
-            external_tables=("Customer",),
-            oauth=OAuthSpec(
-                authorize_url="https://fakebooks.invalid/authorize",
-                token_url="https://fakebooks.invalid/token",
-                revoke_url="https://fakebooks.invalid/revoke",
-                scopes=("offline_access", "accounting"),
-                access_token_lifetime=1800,
-                refresh_token_grace=1800,
-            ),
-            api_base_url="https://fakebooks.invalid/api",
-            account_table="Customer",
-            limits=LIMITS,
-        )
-    ]
+    return [_destination(OAUTH)]
 
 
 #: Declared limits; the provider enforces the same on its clock.
@@ -265,12 +273,21 @@ class _Hooks:
         self.__dict__.update(hooks)
 
 
-def plugin(*, batch: bool, status: bool = False, **replaced: Any) -> object:
+def plugin(
+    *, batch: bool, status: bool = False, client_auth: str = "basic", **replaced: Any
+) -> object:
     """The plugin object: this module's hooks, with the batch hook when ``batch`` and the
-    status read-back hook when ``status``; hook functions in ``replaced`` take the place of
-    the ones of the same attribute name."""
+    status read-back hook when ``status``, declaring ``client_auth`` as its OAuth client
+    authentication; hook functions in ``replaced`` take the place of the ones of the same
+    attribute name."""
+    declared = attrs.evolve(OAUTH, client_auth=client_auth)
+
+    @hookimpl(specname="register_destinations")
+    def declare() -> list[Destination]:
+        return [_destination(declared)]
+
     hooks = _Hooks(
-        register_destinations=register_destinations,
+        register_destinations=declare,
         authenticate=authenticate,
         preview_bill=preview_bill,
         send_bill=send_bill,
@@ -327,7 +344,9 @@ def whoami(connection: Connection) -> dict[str, Any]:
 class Provider:
     """The fake provider: an OAuthServer, tenants, and an invoice API with idempotency keys."""
 
-    def __init__(self, clock: Clock, *, rate_limit: int = 120) -> None:
+    def __init__(
+        self, clock: Clock, *, rate_limit: int = 120, client_auth: Sequence[str] = ("basic",)
+    ) -> None:
         self.clock = clock
         self.tenants: list[str] = ["t-uk"]
         self.oauth = OAuthServer(
@@ -337,6 +356,7 @@ class Provider:
             refresh_grace=1800,
             consent_tenants=lambda query: list(self.tenants),
             allowed_scopes=["offline_access", "accounting"],
+            client_auth=client_auth,
         )
         self.oauth.add_client(CLIENT_ID, CLIENT_SECRET)
         #: When set, the token endpoint answers this instead (status, body, content type).

@@ -182,6 +182,8 @@ class Engine:
             plugins=plugins,
             credentials=self.credentials,
             clock=clock,
+            http=self.http,
+            api_base_url=self.api_base_url,
             ttl=self.settings.external_entities_ttl,
         )
         #: Events and delivery outcomes in time order (webhooks, event streams).

@@ -9,11 +9,13 @@ embedding service can pass :class:`Settings` explicitly.
 * ``BILLBRIDGE_DISABLED_PLUGINS``: plugin names not to load
 * ``BILLBRIDGE_<KEY>_CLIENT_ID`` / ``_CLIENT_SECRET``: the OAuth app for destination KEY
 * ``BILLBRIDGE_<KEY>_REDIRECT_URI``: its registered redirect URI
-* ``BILLBRIDGE_<KEY>_API_URL``: API root override (emulators, proxies)
+* ``BILLBRIDGE_<KEY>_API_BASE_URL``: API root override (emulators, proxies); the older name
+  ``BILLBRIDGE_<KEY>_API_URL`` is still read when the new one is not set
 * ``BILLBRIDGE_<KEY>_AUTHORIZE_URL`` / ``_TOKEN_URL`` / ``_REVOKE_URL``: OAuth endpoint overrides
 * ``BILLBRIDGE_<KEY>_PLUGIN_TIMEOUT``: seconds a call into the plugin may take (default 300)
 
-``<KEY>`` is the destination key in upper case (``QUICKBOOKS``, ``QUICKBOOKS_SANDBOX``, ``XERO``).
+``<KEY>`` is the destination key in upper case (``QUICKBOOKS``, ``QUICKBOOKS_SANDBOX``, ``XERO``);
+each variable is the :class:`DestinationSettings` field of the same name in upper case.
 """
 
 from __future__ import annotations
@@ -42,21 +44,33 @@ def _default_home() -> Path:
 class DestinationSettings:
     """Per-destination configuration: the OAuth app and any host overrides.
 
-    Unset fields fall back to the environment, then (for the OAuth app) to what
-    ``engine.credentials.configure_app`` stored (client secret encrypted), then to the plugin's
-    declared real hosts.
+    Unset fields fall back to the environment (``BILLBRIDGE_<KEY>_<FIELD>``, the field's name
+    in upper case), then (for the OAuth app) to what ``engine.credentials.configure_app``
+    stored (client secret encrypted), then to the plugin's declared real hosts. Point a
+    destination at a local fake (an emulator) by overriding its four URLs.
     """
 
     client_id: str | None = None
+    """The OAuth app's client id (``BILLBRIDGE_<KEY>_CLIENT_ID``)."""
     client_secret: Secret | None = None
+    """The OAuth app's client secret (``BILLBRIDGE_<KEY>_CLIENT_SECRET``)."""
     redirect_uri: str | None = None
+    """The redirect URI registered with the app (``BILLBRIDGE_<KEY>_REDIRECT_URI``)."""
     api_base_url: str | None = None
+    """The API root instead of the plugin's ``Destination.api_base_url``
+    (``BILLBRIDGE_<KEY>_API_BASE_URL``; ``BILLBRIDGE_<KEY>_API_URL`` is the older name)."""
     authorize_url: str | None = None
+    """The consent page instead of ``OAuthSpec.authorize_url``
+    (``BILLBRIDGE_<KEY>_AUTHORIZE_URL``)."""
     token_url: str | None = None
+    """The token endpoint instead of ``OAuthSpec.token_url`` (``BILLBRIDGE_<KEY>_TOKEN_URL``)."""
     revoke_url: str | None = None
-    #: Seconds any call into the destination's plugin may take before it is given up (a hung
-    #: ``send_bill`` then counts as a transient failure); ``None``: the engine's default.
+    """The revocation endpoint instead of ``OAuthSpec.revoke_url``
+    (``BILLBRIDGE_<KEY>_REVOKE_URL``)."""
     plugin_timeout: float | None = None
+    """Seconds any call into the destination's plugin may take before it is given up (a hung
+    ``send_bill`` then counts as a transient failure); ``None``: the engine's default
+    (``BILLBRIDGE_<KEY>_PLUGIN_TIMEOUT``)."""
 
     @classmethod
     def from_env(cls, key: str) -> DestinationSettings:
@@ -72,7 +86,8 @@ class DestinationSettings:
             client_id=env("CLIENT_ID"),
             client_secret=Secret(secret) if secret else None,
             redirect_uri=env("REDIRECT_URI"),
-            api_base_url=env("API_URL"),
+            # API_BASE_URL matches the field; API_URL is the name documented before it.
+            api_base_url=env("API_BASE_URL") or env("API_URL"),
             authorize_url=env("AUTHORIZE_URL"),
             token_url=env("TOKEN_URL"),
             revoke_url=env("REVOKE_URL"),

@@ -260,3 +260,121 @@ def test_emulator_command_names_the_installed_emulators(run: Any) -> None:
     result = run("emulator", "sage", "--port", "1")
     assert result.exit_code == 1
     assert "no emulator named 'sage'; installed: quickbooks, xero" in result.stderr
+
+
+@pytest.fixture
+def a_broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed plugin whose send_bill misspells an argument (entry point ``broken``)."""
+    from importlib import metadata
+
+    from billbridge.plugin.manager import ENTRY_POINT_GROUP
+
+    (tmp_path / "bb_cli_broken_plugin.py").write_text(
+        "from billbridge import hookimpl\n\n\n"
+        "@hookimpl\n"
+        "def send_bill(connection, bill, previous, idempotencykey):\n"
+        "    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real = metadata.entry_points
+
+    def entry_points(**kwargs: Any) -> Any:
+        found = list(real(**kwargs))
+        if kwargs.get("group") == ENTRY_POINT_GROUP:
+            found.append(metadata.EntryPoint("broken", "bb_cli_broken_plugin", ENTRY_POINT_GROUP))
+        return found
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    monkeypatch.delitem(sys.modules, "bb_cli_broken_plugin", raising=False)
+
+
+@pytest.mark.usefixtures("a_broken_plugin")
+def test_plugins_exits_non_zero_and_says_why_a_plugin_did_not_load(run: Any) -> None:
+    shown = run("plugins")
+    assert shown.exit_code == 1
+    assert "quickbooks_sandbox" in shown.output  # the others are listed, and work
+    assert (
+        "plugin 'broken' not loaded: its hooks do not match the contract: send_bill: argument "
+        "'idempotencykey' is not in the contract (did you mean 'idempotency_key'?)"
+    ) in shown.stderr
+    assert "1 plugin(s) could not be loaded ('broken')" in shown.stderr
+    assert "BILLBRIDGE_DISABLED_PLUGINS=broken" in shown.stderr
+    for pluggy_words in ("hookimpl definition", "can not be found in the hookspec", "Plugin '"):
+        assert pluggy_words not in shown.stderr
+    as_json = run("plugins", "--json")
+    assert as_json.exit_code == 1
+    failures = json.loads(as_json.stdout)["failures"]
+    assert [f["name"] for f in failures] == ["broken"]
+
+
+def test_plugins_exits_zero_when_every_plugin_loads(run: Any) -> None:
+    assert run("plugins").exit_code == 0
+
+
+MAPPING = {
+    "m3terEntity": "Product",
+    "m3terId": "p1",
+    "externalSystem": "quickbooks",
+    "externalTable": "Item",
+    "externalId": "7",
+}
+
+
+def test_mappings_import_refuses_keys_the_format_does_not_have(run: Any, tmp_path: Path) -> None:
+    bulk = tmp_path / "mappings.json"
+    wrong = {**MAPPING, "m3terId": "p2", "colour": "blue"}
+    del wrong["m3terId"]
+    wrong["entityId"] = "p2"
+    bulk.write_text(json.dumps([MAPPING, wrong]))
+    refused = run("mappings", "import", str(bulk))
+    assert refused.exit_code == 1
+    assert "is not a mappings file: nothing was imported" in refused.stderr
+    assert "/1/entityId: is not a key of the external-mapping format (did you mean 'm3terId'?)" in (
+        refused.stderr
+    )
+    assert "/1/colour: is not a key of the external-mapping format;" in refused.stderr
+    assert "the keys are m3terEntity, m3terId, externalSystem" in refused.stderr
+    assert json.loads(ok(run("mappings", "list", "--json"))) == []
+
+
+def test_mappings_import_takes_what_mappings_list_prints(run: Any, tmp_path: Path) -> None:
+    bulk = tmp_path / "mappings.json"
+    bulk.write_text(json.dumps([MAPPING]))
+    listed = json.loads(ok(run("mappings", "import", str(bulk), "--json")))
+    assert set(listed[0]) == {*MAPPING, "id", "createdAt", "integrationConfigId"}
+    ok(run("mappings", "delete", listed[0]["id"]))
+    # A listing (with its read-only id and createdAt) is a valid file.
+    bulk.write_text(json.dumps(listed))
+    again = json.loads(ok(run("mappings", "import", str(bulk), "--json")))
+    assert again[0]["id"] != listed[0]["id"]
+    assert again[0]["externalId"] == "7"
+
+
+def test_mappings_import_documents_its_format(run: Any) -> None:
+    shown = ok(run("mappings", "import", "--help"))
+    for text in ("external-mapping", '"m3terEntity": "Account"', "integrationConfigId", "refused"):
+        assert text in shown
+
+
+def test_integrations_validate_checks_the_name_the_form_gives(run: Any) -> None:
+    named = run("integrations", "validate", "--destination", "xero", "--config", '{"name": "UK"}')
+    assert named.exit_code == 0, named.stderr
+    blank = run("integrations", "validate", "--destination", "xero", "--config", '{"name": "  "}')
+    assert blank.exit_code == 1
+    assert "/config/name: must not be blank" in blank.stderr
+    nameless = run("integrations", "validate", "--destination", "xero")
+    assert nameless.exit_code == 1
+    assert "/config/name: is required" in nameless.stderr
+    assert run("integrations", "validate", "--destination", "xero", "--name", "UK").exit_code == 0
+    both = run(
+        "integrations",
+        "validate",
+        "--destination",
+        "xero",
+        "--name",
+        "A",
+        "--config",
+        '{"name": "B"}',
+    )
+    assert both.exit_code == 1
+    assert "--name 'A' and the name in --config ('B') differ" in both.stderr

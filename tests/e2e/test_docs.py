@@ -43,3 +43,8 @@ def test_ci_installs_and_tests_as_the_readme_says() -> None:
     assert "python3 -m venv .venv" in ci
     assert re.search(r"^pytest\b", ci, re.MULTILINE)
     assert "BILLBRIDGE_TEST_DATABASE_URL" in ci
+    # The doc examples run there: the Python ones with the default run, the shell ones (slow)
+    # with the slow run.
+    assert re.search(r"^pytest -p no:cacheprovider$", ci, re.MULTILINE)
+    assert re.search(r"^pytest -p no:cacheprovider -m slow$", ci, re.MULTILINE)
+    assert (ROOT / "tests" / "e2e" / "test_doc_examples.py").exists()

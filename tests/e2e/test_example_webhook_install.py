@@ -132,6 +132,8 @@ def test_billbridge_plugins_lists_the_installed_webhook(venv: Venv) -> None:
     assert destination["key"] == "webhook"
     assert destination["auth"] == "none"
     assert destination["schema"]["properties"]["secret"]["writeOnly"] is True
+    panel = json.loads(venv.run("billbridge", "schema", "webhook").stdout)
+    assert panel == destination["schema"]
 
 
 def test_the_example_passes_its_own_suite_when_installed(venv: Venv) -> None:

@@ -17,14 +17,15 @@ from billbridge_quickbooks.emulator import QuickBooksEmulator
 from billbridge_xero.emulator import XeroEmulator
 
 from billbridge.domain.models import Secret
-from billbridge.plugin.contract import Connection, OAuthCallback, ResolvedMappings
+from billbridge.plugin.contract import Connection, OAuthSpec, ResolvedMappings
+from billbridge.plugin.manager import load_plugins
 from billbridge.testing.conformance import (
     SAMPLE_ACCOUNT_ID,
     SAMPLE_PRODUCT_IDS,
     DestinationConformance,
     Harness,
+    OAuthTestApp,
     RecordingMiddleware,
-    obtain_tokens,
     sample_account,
     sample_bill,
 )
@@ -36,6 +37,24 @@ CLIENT_ID = "conformance-app"
 CLIENT_SECRET = "conformance-secret"
 #: Deliveries happen "now" on the emulators' clocks: after the sample bills' dates.
 NOW = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
+
+
+def declared_oauth(key: str) -> OAuthSpec:
+    """What the installed plugin declares: the kit's tokens are obtained exactly that way."""
+    spec = load_plugins(blocked=()).destination(key).oauth
+    assert spec is not None
+    return spec
+
+
+def oauth_app(urls: dict[str, str]) -> OAuthTestApp:
+    """The emulator's OAuth endpoints and the app registered there."""
+    return OAuthTestApp(
+        authorize_url=urls["authorize_url"],
+        token_url=urls["token_url"],
+        revoke_url=urls["revoke_url"],
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+    )
 
 
 class TestQuickBooksConforms(DestinationConformance):
@@ -66,14 +85,8 @@ class TestQuickBooksConforms(DestinationConformance):
         recorder = RecordingMiddleware(emulator.app)
         with serve(recorder) as server, httpx.Client(timeout=5) as http:
             urls = emulator.endpoints(server.url)
-            tokens = obtain_tokens(
-                http,
-                authorize_url=urls["authorize_url"],
-                token_url=urls["token_url"],
-                client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET,
-                scopes=["com.intuit.quickbooks.accounting"],
-            )
+            app = oauth_app(urls)
+            tokens = app.obtain_tokens(http, declared_oauth(self.destination))
             token = Secret(tokens.access_token)
             yield Harness(
                 connection=Connection(
@@ -100,7 +113,8 @@ class TestQuickBooksConforms(DestinationConformance):
                 ),
                 requests=lambda: recorder.requests,
                 lose_next_response=lambda: plan.script("lost"),
-                oauth_callback=OAuthCallback(params=tokens.callback, access_token=token),
+                oauth_callback=tokens.oauth_callback(),
+                oauth_app=app,
                 pay=lambda invoice_id: emulator.mark_paid(company.realm_id, invoice_id),
                 void=lambda invoice_id: emulator.void(company.realm_id, invoice_id),
             )
@@ -140,19 +154,8 @@ class TestXeroConforms(DestinationConformance):
         recorder = RecordingMiddleware(emulator.app)
         with serve(recorder) as server, httpx.Client(timeout=5) as http:
             urls = emulator.endpoints(server.url)
-            tokens = obtain_tokens(
-                http,
-                authorize_url=urls["authorize_url"],
-                token_url=urls["token_url"],
-                client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET,
-                scopes=[
-                    "offline_access",
-                    "accounting.invoices",
-                    "accounting.contacts",
-                    "accounting.settings.read",
-                ],
-            )
+            app = oauth_app(urls)
+            tokens = app.obtain_tokens(http, declared_oauth(self.destination))
             token = Secret(tokens.access_token)
             yield Harness(
                 connection=Connection(
@@ -176,7 +179,8 @@ class TestXeroConforms(DestinationConformance):
                 ),
                 requests=lambda: recorder.requests,
                 lose_next_response=lambda: plan.script("lost"),
-                oauth_callback=OAuthCallback(params=tokens.callback, access_token=token),
+                oauth_callback=tokens.oauth_callback(),
+                oauth_app=app,
                 pay=lambda invoice_id: emulator.mark_paid(org.tenant_id, invoice_id),
                 void=lambda invoice_id: emulator.void(org.tenant_id, invoice_id),
             )

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
 import fakebooks_plugin as fake
 from billbridge import hookimpl
 from billbridge.domain.models import Secret
-from billbridge.plugin.contract import Connection, OAuthCallback, ResolvedMappings
+from billbridge.plugin.contract import Connection, ResolvedMappings
 from billbridge.testing import checks
 from billbridge.testing.conformance import (
     SAMPLE_ACCOUNT_ID,
     DestinationConformance,
     Harness,
+    OAuthTestApp,
     RecordingMiddleware,
     obtain_tokens,
+    refresh_tokens,
 )
 from billbridge.testing.emulation.clock import ManualClock
 from billbridge.testing.emulation.server import serve
@@ -33,6 +37,39 @@ pytest_plugins = ["pytester"]
 
 
 # --- the kit passes a plugin that keeps the contract ---------------------------------------------
+
+
+def fakebooks_harness(client_auth: str, provider_auth: tuple[str, ...]) -> Iterator[Harness]:
+    """A harness for the fakebooks plugin declaring ``client_auth``, against a provider that
+    accepts ``provider_auth``; tokens are obtained as the plugin declares."""
+    provider = fake.Provider(ManualClock(), client_auth=provider_auth)
+    recorder = RecordingMiddleware(provider.app)
+    with serve(recorder) as server, httpx.Client(timeout=5) as http:
+        app = OAuthTestApp(
+            authorize_url=f"{server.url}/authorize",
+            token_url=f"{server.url}/token",
+            revoke_url=f"{server.url}/revoke",
+            client_id=fake.CLIENT_ID,
+            client_secret=fake.CLIENT_SECRET,
+        )
+        tokens = app.obtain_tokens(http, attrs.evolve(fake.OAUTH, client_auth=client_auth))
+        yield Harness(
+            connection=Connection(
+                destination=fake.KEY,
+                tenant_id="t-uk",
+                access_token=Secret(tokens.access_token),
+                http=http,
+                api_base_url=f"{server.url}/api",
+            ),
+            documents=lambda: provider.invoices,
+            mappings=ResolvedMappings({("Account", SAMPLE_ACCOUNT_ID, "Customer"): "cust-1"}),
+            requests=lambda: recorder.requests,
+            lose_next_response=lambda: provider.faults.script("lost"),
+            oauth_callback=tokens.oauth_callback(),
+            oauth_app=app,
+            pay=provider.paid.add,
+            void=provider.voided.add,
+        )
 
 
 class TestFakebooksConforms(DestinationConformance):
@@ -45,36 +82,130 @@ class TestFakebooksConforms(DestinationConformance):
 
     @pytest.fixture
     def harness(self) -> Iterator[Harness]:
-        provider = fake.Provider(ManualClock())
-        provider.oauth.add_client(fake.CLIENT_ID, fake.CLIENT_SECRET)
-        recorder = RecordingMiddleware(provider.app)
-        with serve(recorder) as server, httpx.Client(timeout=5) as http:
-            tokens = obtain_tokens(
-                http,
-                authorize_url=f"{server.url}/authorize",
-                token_url=f"{server.url}/token",
+        yield from fakebooks_harness("basic", ("basic",))
+
+
+class TestFakebooksWithBodyClientAuthConforms(DestinationConformance):
+    """The same plugin declaring ``client_auth="body"``, against a provider that accepts client
+    credentials in the form body only: the kit's tokens and the core's exchange use the body."""
+
+    destination = fake.KEY
+    plugin = fake.plugin(batch=False, client_auth="body")
+    valid_configs = [{}]
+
+    @pytest.fixture
+    def harness(self) -> Iterator[Harness]:
+        yield from fakebooks_harness("body", ("body",))
+
+
+def test_the_kits_oauth_check_ran_for_both_client_authentications(
+    pytester: pytest.Pytester,
+) -> None:
+    # Guards against the two classes above skipping the check they exist for.
+    pytester.makepyfile(
+        test_both=textwrap.dedent(
+            """
+            from test_conformance_kit import (
+                TestFakebooksConforms as TestBasic,
+                TestFakebooksWithBodyClientAuthConforms as TestBody,
+            )
+            """
+        )
+    )
+    pytester.syspathinsert(str(Path(__file__).parent))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "oauth or authenticate")
+    result.assert_outcomes(passed=4)
+
+
+#: A plugin test module whose plugin declares one client authentication while its fake
+#: provider accepts only the other; tokens for the other checks are obtained the provider's way.
+MISMATCHED = """
+import attrs
+import httpx
+import pytest
+
+import fakebooks_plugin as fake
+from billbridge.domain.models import Secret
+from billbridge.plugin.contract import Connection
+from billbridge.testing.conformance import DestinationConformance, Harness, OAuthTestApp
+from billbridge.testing.emulation.clock import ManualClock
+from billbridge.testing.emulation.server import serve
+
+
+class TestMismatched(DestinationConformance):
+    destination = fake.KEY
+    plugin = fake.plugin(batch=False, client_auth="{declared}")
+    valid_configs = [{{}}]
+
+    @pytest.fixture
+    def harness(self):
+        provider = fake.Provider(ManualClock(), client_auth=("{accepted}",))
+        with serve(provider.app) as server, httpx.Client(timeout=5) as http:
+            app = OAuthTestApp(
+                authorize_url=f"{{server.url}}/authorize",
+                token_url=f"{{server.url}}/token",
                 client_id=fake.CLIENT_ID,
                 client_secret=fake.CLIENT_SECRET,
-                scopes=["offline_access", "accounting"],
             )
+            tokens = app.obtain_tokens(http, fake.OAUTH, client_auth="{accepted}")
             yield Harness(
                 connection=Connection(
                     destination=fake.KEY,
                     tenant_id="t-uk",
                     access_token=Secret(tokens.access_token),
                     http=http,
-                    api_base_url=f"{server.url}/api",
+                    api_base_url=f"{{server.url}}/api",
                 ),
                 documents=lambda: provider.invoices,
-                mappings=ResolvedMappings({("Account", SAMPLE_ACCOUNT_ID, "Customer"): "cust-1"}),
-                requests=lambda: recorder.requests,
-                lose_next_response=lambda: provider.faults.script("lost"),
-                oauth_callback=OAuthCallback(
-                    params=tokens.callback, access_token=Secret(tokens.access_token)
-                ),
-                pay=provider.paid.add,
-                void=provider.voided.add,
+                oauth_callback=tokens.oauth_callback(),
+                oauth_app=app,
             )
+"""
+
+
+@pytest.mark.parametrize(("declared", "accepted"), [("basic", "body"), ("body", "basic")])
+def test_a_client_auth_the_provider_refuses_fails_in_the_kit(
+    pytester: pytest.Pytester, declared: str, accepted: str
+) -> None:
+    pytester.makepyfile(test_mismatched=MISMATCHED.format(declared=declared, accepted=accepted))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "oauth or authenticate")
+    assert failed_tests(result) == {"test_oauth_tokens_are_obtained_as_the_core_obtains_them"}
+    shows(
+        result,
+        "the fake provider refused the core exchanging the consent's code",
+        "invalid_client",
+        f"OAuthSpec.client_auth is {declared!r}",
+        f"declare client_auth={accepted!r}",
+    )
+
+
+def test_the_token_helper_authenticates_as_the_spec_declares() -> None:
+    provider = fake.Provider(ManualClock(), client_auth=("body",))
+    with serve(provider.app) as server, httpx.Client(timeout=5) as http:
+        endpoints = {
+            "authorize_url": f"{server.url}/authorize",
+            "token_url": f"{server.url}/token",
+            "client_id": fake.CLIENT_ID,
+            "client_secret": fake.CLIENT_SECRET,
+        }
+        with pytest.raises(AssertionError) as refused:
+            obtain_tokens(http, oauth=fake.OAUTH, **endpoints)
+        assert "invalid_client" in str(refused.value)
+        assert "declare OAuthSpec(client_auth='body')" in str(refused.value)
+        body = attrs.evolve(fake.OAUTH, client_auth="body")
+        tokens = obtain_tokens(http, oauth=body, **endpoints)
+        assert tokens.refresh_token
+        refreshed = refresh_tokens(
+            http,
+            oauth=body,
+            token_url=endpoints["token_url"],
+            client_id=fake.CLIENT_ID,
+            client_secret=fake.CLIENT_SECRET,
+            refresh_token=tokens.refresh_token,
+        )
+        assert refreshed.access_token != tokens.access_token
+    assert provider.oauth.stats["codes"] == 1
+    assert provider.oauth.stats["refreshes"] == 1
 
 
 # --- the kit fails plugins that break it ----------------------------------------------------------
@@ -171,7 +302,7 @@ import pytest
 import toy_plugin
 from billbridge.plugin.contract import Connection
 from billbridge.domain.models import Secret
-from billbridge.testing.conformance import DestinationConformance, Harness
+from billbridge.testing.conformance import DestinationConformance, Harness, RecordingMiddleware
 from billbridge.testing.emulation.server import serve
 
 
@@ -184,7 +315,8 @@ class TestToy(DestinationConformance):
     @pytest.fixture
     def harness(self):
         fake = toy_plugin.Fake()
-        with serve(fake.app) as server, httpx.Client(timeout=5) as http:
+        recorder = RecordingMiddleware(fake.app)
+        with serve(recorder) as server, httpx.Client(timeout=5) as http:
             yield Harness(
                 connection=Connection(
                     destination="toy",
@@ -194,6 +326,7 @@ class TestToy(DestinationConformance):
                     api_base_url=server.url,
                 ),
                 documents=lambda: fake.invoices,
+                requests=lambda: recorder.requests,
             )
 """
 
@@ -229,8 +362,13 @@ def failed_tests(result: pytest.RunResult) -> set[str]:
 
 def test_the_toy_plugin_passes(pytester: pytest.Pytester) -> None:
     result = run_kit(pytester, GOOD_PLUGIN)
-    result.assert_outcomes(passed=16, skipped=8)
-    shows(result, "list_external_entities is not implemented", "does not use OAuth")
+    result.assert_outcomes(passed=16, skipped=9)
+    shows(
+        result,
+        "list_external_entities is not implemented",
+        "does not use OAuth",
+        "does not implement fetch_invoice_status",
+    )
 
 
 def test_a_misspelt_argument_name_fails(pytester: pytest.Pytester) -> None:
@@ -562,3 +700,91 @@ def test_the_bundled_panels_pass_the_static_checks() -> None:
         assert checks.secret_problems(schema) == [], key
         assert checks.default_problems(schema) == [], key
         assert checks.external_table_problems(schema, destination) == [], key
+
+
+# --- what the kit's failures say ---------------------------------------------------------------
+
+
+def test_a_failing_check_names_the_guide_section_that_explains_it(
+    pytester: pytest.Pytester,
+) -> None:
+    source = broken(('"title": "Mode",', ""))
+    result = run_kit(pytester, source, "-k", "titles")
+    assert failed_tests(result) == {"test_panel_has_titles_and_descriptions"}
+    shows(result, 'how to fix it: see docs/writing-a-destination.md, "4. The panel schema"')
+
+
+def test_a_refusal_shows_the_destinations_own_words(pytester: pytest.Pytester) -> None:
+    source = GOOD_PLUGIN + textwrap.dedent(
+        """
+        from billbridge.errors import DestinationValidationError
+
+
+        @hookimpl
+        def send_bill(connection, bill, previous, idempotency_key):
+            raise DestinationValidationError(
+                "the fake refused the invoice (HTTP 422)",
+                detail="Invoice number already exists",
+            )
+        """
+    )
+    result = run_kit(pytester, source, "-k", "creates_once")
+    assert failed_tests(result) == {"test_send_bill_creates_once_per_idempotency_key"}
+    shows(
+        result,
+        "send_bill raised DestinationValidationError: the fake refused the invoice (HTTP 422)",
+        "the destination said: Invoice number already exists",
+        'see docs/writing-a-destination.md, "9. The conformance kit"',
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_preview_that_differs_shows_the_differing_keys_only(pytester: pytest.Pytester) -> None:
+    source = GOOD_PLUGIN + textwrap.dedent(
+        """
+        @hookimpl
+        def preview_bill(bill, previous):
+            body = {"bill": bill.id, "version": bill.version + 1, "memo": "draft"}
+            body["id"] = previous and previous.external_id
+            return {"method": "POST", "path": "/invoices", "body": body}
+        """
+    )
+    result = run_kit(pytester, source, "-k", "preview")
+    assert failed_tests(result) == {"test_preview_bill_is_pure_and_matches_send_bill"}
+    shows(
+        result,
+        "create: the body send_bill sent differs from preview_bill's (sent / previewed):",
+        "/version: 1 / 2",
+        '/memo: only previewed: "draft"',
+        "update: the body send_bill sent differs",
+        "/version: 2 / 3",
+        'see docs/writing-a-destination.md, "`preview_bill`"',
+    )
+    output = result.stdout.str()
+    assert "/bill:" not in output  # equal values are not shown
+    assert output.count("/version:") == 2
+
+
+@pytest.mark.parametrize("caught", ["Exception", "BaseException"])
+def test_a_network_call_in_validate_config_fails_even_when_the_plugin_catches_it(
+    pytester: pytest.Pytester, caught: str
+) -> None:
+    source = broken(
+        (
+            "def validate_config(config):\n",
+            "def validate_config(config):\n"
+            "    import httpx\n"
+            "    try:\n"
+            '        httpx.get("http://127.0.0.1:9/licence")\n'
+            f"    except {caught}:\n"
+            "        pass\n",
+        )
+    )
+    result = run_kit(pytester, source, "-k", "validate_config_returns")
+    assert failed_tests(result) == {"test_validate_config_returns_field_errors"}
+    shows(
+        result,
+        "validate_config used the network, which it must not",
+        "validate_config tried to reach ('127.0.0.1', 9)",
+        'see docs/writing-a-destination.md, "`validate_config`"',
+    )

@@ -285,7 +285,8 @@ WORKER_ENV = "BILLBRIDGE_RELIABILITY_WORKER"
 
 
 def worker_env(params: Mapping[str, Any]) -> dict[str, str]:
-    """The environment for a worker process: the project and the tests importable, and the
+    """The environment for a worker process: the project and the tests importable (the worker
+    modules live in tests/integration/, support and fakebooks_plugin in tests/), and the
     worker's parameters (:func:`worker_params`) as JSON."""
     path = os.pathsep.join(
         [str(ROOT), str(TESTS), str(INTEGRATION), os.environ.get("PYTHONPATH", "")]

@@ -17,8 +17,9 @@ from starlette.routing import Route
 from billbridge.testing.emulation.clock import ManualClock, ScaledClock
 from billbridge.testing.emulation.faults import FaultMiddleware, FaultPlan
 from billbridge.testing.emulation.limits import ConcurrencyLimit, SlidingWindow
-from billbridge.testing.emulation.oauth import OAuthServer
+from billbridge.testing.emulation.oauth import OAuthServer, pkce_challenge
 from billbridge.testing.emulation.server import RunningServer, serve
+from billbridge.testing.tokens import obtain_tokens
 
 REDIRECT = "http://127.0.0.1:9/callback"
 
@@ -225,3 +226,116 @@ def test_oauth_refusals(oauth: tuple[OAuthServer, RunningServer, ManualClock]) -
         assert refresh(client, tokens["refresh_token"]).json() == {"error": "invalid_grant"}
         bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
         assert client.get("/api", headers=bearer).status_code == 401
+
+
+@pytest.fixture
+def body_only() -> Iterator[tuple[OAuthServer, RunningServer]]:
+    """A provider that wants the client's credentials in the form body, and PKCE."""
+    provider = OAuthServer(
+        clock=ManualClock(),
+        access_lifetime=3600,
+        refresh_lifetime=86400,
+        client_auth=("body",),
+        require_pkce=True,
+    )
+    provider.add_client("app", "s3cret")
+    app = Starlette(
+        routes=[
+            Route("/authorize", provider.authorize),
+            Route("/token", provider.token, methods=["POST"]),
+            Route("/revoke", provider.revoke, methods=["POST"]),
+        ]
+    )
+    with serve(app) as server:
+        yield provider, server
+
+
+def test_client_authentication_in_the_body_and_what_a_refusal_says(
+    body_only: tuple[OAuthServer, RunningServer],
+) -> None:
+    provider, server = body_only
+    verifier = "v" * 50
+    with httpx.Client(base_url=server.url) as client:
+        callback = consent(
+            client, code_challenge=pkce_challenge(verifier), code_challenge_method="S256"
+        )
+        grant = {
+            "grant_type": "authorization_code",
+            "code": callback["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        }
+        as_basic = client.post("/token", data=grant, headers=basic())
+        assert as_basic.status_code == 401
+        assert as_basic.json() == {
+            "error": "invalid_client",
+            "error_description": "this provider does not accept an HTTP Basic Authorization "
+            "header; it accepts client_id and client_secret in the form body",
+        }
+        secrets_in_body = {"client_id": "app", "client_secret": "s3cret"}
+        twice = client.post("/token", data=grant | secrets_in_body, headers=basic())
+        assert twice.json()["error"] == "invalid_request"
+        wrong = client.post("/token", data=grant | secrets_in_body | {"client_secret": "x"})
+        assert wrong.json()["error"] == "invalid_client"
+        tokens = client.post("/token", data=grant | secrets_in_body).json()
+        assert tokens["token_type"] == "bearer"
+        revoked = client.post("/revoke", data={"token": tokens["refresh_token"]} | secrets_in_body)
+        assert revoked.status_code == 200
+        assert client.post("/revoke", data={"token": "x"}, headers=basic()).status_code == 401
+    assert provider.stats == {"codes": 1, "refreshes": 0, "refused": 0, "revocations": 1}
+
+
+def test_pkce_is_bound_to_the_code(body_only: tuple[OAuthServer, RunningServer]) -> None:
+    _provider, server = body_only
+    secrets_in_body = {"client_id": "app", "client_secret": "s3cret"}
+    with httpx.Client(base_url=server.url) as client:
+        refused = consent(client)  # no challenge, and this provider requires one
+        assert refused["error"] == "invalid_request"
+        assert "requires PKCE" in refused["error_description"]
+        assert consent(client, code_challenge="c", code_challenge_method="MD5")["error"] == (
+            "invalid_request"
+        )
+        for method, challenge in (("S256", pkce_challenge("a" * 43)), ("plain", "a" * 43)):
+            code = consent(client, code_challenge=challenge, code_challenge_method=method)["code"]
+            grant = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+            mismatch = client.post(
+                "/token", data=grant | secrets_in_body | {"code_verifier": "b" * 43}
+            )
+            assert mismatch.json() == {
+                "error": "invalid_grant",
+                "error_description": "code_verifier does not match the code_challenge",
+            }
+            code = consent(client, code_challenge=challenge, code_challenge_method=method)["code"]
+            grant["code"] = code
+            missing = client.post("/token", data=grant | secrets_in_body)
+            assert "send its code_verifier" in missing.json()["error_description"]
+            code = consent(client, code_challenge=challenge, code_challenge_method=method)["code"]
+            grant["code"] = code
+            ok = client.post("/token", data=grant | secrets_in_body | {"code_verifier": "a" * 43})
+            assert ok.status_code == 200, (method, ok.text)
+
+
+def test_the_token_helper_can_send_pkce(body_only: tuple[OAuthServer, RunningServer]) -> None:
+    provider, server = body_only
+    with httpx.Client() as http:
+        tokens = obtain_tokens(
+            http,
+            authorize_url=f"{server.url}/authorize",
+            token_url=f"{server.url}/token",
+            client_id="app",
+            client_secret="s3cret",
+            scopes=["accounting"],
+            client_auth="body",
+            pkce=True,
+        )
+    assert tokens.access_token
+    assert provider.stats["codes"] == 1
+
+
+def test_the_server_knows_only_the_contracts_client_authentications() -> None:
+    with pytest.raises(ValueError, match="client_auth must be one or more of"):
+        OAuthServer(clock=ManualClock(), access_lifetime=1, refresh_lifetime=1, client_auth=())
+    with pytest.raises(ValueError, match="client_auth must be one or more of"):
+        OAuthServer(
+            clock=ManualClock(), access_lifetime=1, refresh_lifetime=1, client_auth=("jwt",)
+        )

@@ -6,6 +6,7 @@ import pytest
 from builders import DESTINATION, T0, integration
 from fakes import FakeUnitOfWork, FixedClock, registry_with
 
+from billbridge.domain.clock import SystemClock
 from billbridge.domain.models import EventType, RunStatus
 from billbridge.errors import StaleVersion, ValidationFailed
 from billbridge.secrets import SecretBox, generate_key
@@ -131,3 +132,56 @@ def test_the_threshold_disables_the_integration_with_one_event(uow: FakeUnitOfWo
     uow.integrations.add(integration(id="int-2", consecutive_errors=7))
     count_errors(uow, "int-2", [True, False], T0)  # type: ignore[arg-type]
     assert uow.integrations.get("int-2").consecutive_errors == 0
+
+
+def test_external_records_of_a_destination_without_oauth_come_through_its_integration(
+    uow: FakeUnitOfWork,
+) -> None:
+    from collections.abc import Sequence
+    from typing import Any
+
+    import httpx
+
+    from billbridge import hookimpl
+    from billbridge.errors import DestinationValidationError
+    from billbridge.plugin.contract import Connection, ExternalEntity, ExternalEntityPage
+    from billbridge.plugin.manager import load_plugins
+    from billbridge.services.external import ExternalEntities
+
+    seen: list[Connection] = []
+
+    class Plugin:
+        @hookimpl
+        def register_destinations(self) -> Sequence[Any]:
+            return [DESTINATION]
+
+        @hookimpl
+        def list_external_entities(
+            self, connection: Connection, table: str, search: str | None, cursor: str | None
+        ) -> ExternalEntityPage:
+            seen.append(connection)
+            return ExternalEntityPage(
+                items=(ExternalEntity(id="c1", name=f"{table} {search} {cursor}"),),
+                next_cursor="2" if cursor is None else None,
+            )
+
+    plugins = load_plugins(entry_points=False, extra=[("books", Plugin())], blocked=())
+    uow.integrations.add(integration())
+    with httpx.Client() as http:
+        external = ExternalEntities(
+            uow=uow,
+            plugins=plugins,
+            credentials=None,  # type: ignore[arg-type]  # never needed without OAuth
+            clock=SystemClock(),
+            http=http,
+            api_base_url=lambda key: f"https://{key}.example",
+        )
+        first = external.list("int-1", "Customer", search="Acme")
+        assert [(e.id, e.name) for e in first.items] == [("c1", "Customer Acme None")]
+        assert external.list("int-1", "Customer", cursor=first.next_cursor).next_cursor is None
+        with pytest.raises(DestinationValidationError, match="the tables it lists are"):
+            external.list("int-1", "Invoice")
+    assert [(c.tenant_id, c.api_base_url, c.access_token.reveal()) for c in seen] == [
+        ("int-1", "https://books.example", ""),
+        ("int-1", "https://books.example", ""),
+    ]

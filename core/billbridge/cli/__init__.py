@@ -10,6 +10,7 @@ command line stays quick:
 * :mod:`~billbridge.cli.plugins`: ``plugins``, ``schema``, ``schemas export``
 * :mod:`~billbridge.cli.integrations`: ``integrations …``
 * :mod:`~billbridge.cli.mappings`: ``mappings …``
+* :mod:`~billbridge.cli.external`: ``external list`` (a destination's records, to map to)
 * :mod:`~billbridge.cli.credentials`: ``credentials …`` (consent through
   :mod:`~billbridge.cli.consent`, a loopback listener)
 * :mod:`~billbridge.cli.bills`: ``bills submit``, ``preview``
@@ -39,6 +40,7 @@ from billbridge.cli.credentials import credentials
 from billbridge.cli.db import db
 from billbridge.cli.demo import demo
 from billbridge.cli.emulator import emulator
+from billbridge.cli.external import external
 from billbridge.cli.integrations import integrations
 from billbridge.cli.mappings import mappings
 from billbridge.cli.plugins import plugins, schema, schemas
@@ -79,6 +81,7 @@ for _command in (
     schemas,
     integrations,
     mappings,
+    external,
     credentials,
     bills,
     preview,

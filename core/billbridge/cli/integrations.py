@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from billbridge.cli.guard import guard
+from billbridge.cli.guard import fail, guard
 from billbridge.cli.inputs import CONFIG_HELP, read_json_arg
 from billbridge.cli.output import out, print_json, table
 from billbridge.cli.state import State, pass_state
@@ -143,7 +143,7 @@ def integrations_create(
 
 @integrations.command("validate")
 @click.option("--destination", required=True, help="Destination key.")
-@click.option("--name", default="(validation)", help="The integration's name.")
+@click.option("--name", help='The integration\'s name (or give it as "name" in --config).')
 @click.option("--config", "config", help=f"Global configuration: {CONFIG_HELP}")
 @click.option("--entity-config", help=f"Bill entity configuration: {CONFIG_HELP}")
 @click.option("--destination-config", help=f"Destination configuration: {CONFIG_HELP}")
@@ -152,15 +152,25 @@ def integrations_create(
 def integrations_validate(
     state: State,
     destination: str,
-    name: str,
+    name: str | None,
     config: str | None,
     entity_config: str | None,
     destination_config: str | None,
 ) -> None:
-    """Check a configuration without saving it."""
+    """Check a configuration without saving it, exactly as `create` would check it.
+
+    The name is checked too: give it with --name or as "name" in --config (a form's global
+    part carries it there), not both with different values.
+    """
+    global_config = read_json_arg(config, "--config")
+    if name is not None:
+        given = global_config.get("name")
+        if given is not None and given != name:
+            fail(f"--name {name!r} and the name in --config ({given!r}) differ; give one")
+        global_config["name"] = name
     state.engine.integrations.validate(
         destination=destination,
-        config={**read_json_arg(config, "--config"), "name": name},
+        config=global_config,
         entity_config=read_json_arg(entity_config, "--entity-config"),
         destination_config=read_json_arg(destination_config, "--destination-config"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from billbridge.cli.guard import EXIT_USAGE, fail, guard
 from billbridge.cli.inputs import read_json_file
 from billbridge.cli.output import out, print_json, table
 from billbridge.cli.state import State, pass_state
+from billbridge.errors import FieldError
 
 __all__ = ["mappings"]
 
@@ -93,12 +95,84 @@ def mappings_create(
 @pass_state
 @guard
 def mappings_import(state: State, path: Path, as_json: bool) -> None:
-    """Create every mapping in a JSON array file, all or nothing."""
+    """Create every mapping in PATH, all or nothing.
+
+    PATH holds a JSON array of objects in the published external-mapping format
+    (external-mapping.schema.json, written out by `billbridge schemas export`):
+
+    \b
+      [{"m3terEntity": "Account", "m3terId": "28b1be8b-...",
+        "externalSystem": "xero", "externalTable": "Contact", "externalId": "5f1c...",
+        "integrationConfigId": null}]
+
+    m3terEntity, m3terId, externalTable and externalId are required. externalSystem may be
+    left out when integrationConfigId (a linked mapping) or the table decides it. Other keys
+    are refused, with their place in the file; id and createdAt (what `mappings list --json`
+    prints) are read-only and ignored, so a listing can be imported elsewhere.
+    """
     data = read_json_file(path, "mappings file")
-    if not isinstance(data, list) or not all(isinstance(m, Mapping) for m in data):
+    if not isinstance(data, list):
         fail(f"{path} must hold a JSON array of mapping objects")
-    created = state.engine.mappings.create_many(data)
+    problems = mapping_file_problems(data)
+    if problems:
+        fail(
+            f"{path} is not a mappings file: nothing was imported",
+            [f"{e.path}: {e.message}" for e in problems],
+        )
+    created = state.engine.mappings.create_many(
+        [{k: v for k, v in item.items() if k not in READ_ONLY} for item in data]
+    )
     _print_mappings(created, as_json)
+
+
+#: Keys of the external-mapping format the server sets; accepted in a file and ignored.
+READ_ONLY = frozenset({"id", "createdAt"})
+
+#: Names people reach for, and the format's name for each.
+_MEANT = {
+    "entity": "m3terEntity",
+    "entityType": "m3terEntity",
+    "entity_id": "m3terId",
+    "entityId": "m3terId",
+    "system": "externalSystem",
+    "external_system": "externalSystem",
+    "destination": "externalSystem",
+    "table": "externalTable",
+    "external_table": "externalTable",
+    "external_id": "externalId",
+    "integration": "integrationConfigId",
+    "integration_id": "integrationConfigId",
+    "integrationId": "integrationConfigId",
+}
+
+
+def mapping_file_problems(items: Sequence[Any]) -> list[FieldError]:
+    """What the external-mapping format refuses in a file's items, each with its pointer.
+
+    Unknown keys first (the format's ``additionalProperties: false``), with the key that was
+    probably meant; the engine checks the values of known keys when it creates the mappings.
+    """
+    from billbridge.domain.schemas import core_schema
+
+    known = list(core_schema("external-mapping")["properties"])
+    problems = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            problems.append(FieldError(f"/{index}", "must be a mapping object"))
+            continue
+        for key in item:
+            if key in known:
+                continue
+            meant = _MEANT.get(key) or next(iter(difflib.get_close_matches(key, known, n=1)), None)
+            hint = f" (did you mean {meant!r}?)" if meant else ""
+            problems.append(
+                FieldError(
+                    f"/{index}/{key}",
+                    f"is not a key of the external-mapping format{hint}; the keys are "
+                    + ", ".join(k for k in known if k not in READ_ONLY),
+                )
+            )
+    return problems
 
 
 @mappings.command("list")

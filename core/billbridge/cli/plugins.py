@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.table import Table
 
-from billbridge.cli.guard import guard
+from billbridge.cli.guard import fail, guard
 from billbridge.cli.output import err, out, print_json
 from billbridge.domain.models import dumps, thaw
 
@@ -19,13 +20,24 @@ __all__ = ["plugins", "schema", "schemas"]
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @guard
 def plugins(as_json: bool) -> None:
-    """List installed destination plugins, their destinations and hooks."""
+    """List installed destination plugins, their destinations and hooks.
+
+    Exits with 1 when a plugin could not be loaded (after listing the others, which work),
+    saying why: its module does not import, its hooks do not match the contract, or its
+    register_destinations failed.
+    """
     from billbridge.plugin.manager import load_plugins
 
     registry = load_plugins()
     if as_json:
         print_json(_plugins_dict(registry))
-        return
+    else:
+        _print_table(registry)
+    if registry.failures:
+        _explain_failures(registry.failures)
+
+
+def _print_table(registry: Any) -> None:
     destinations = registry.destinations
     table = Table(title="Installed destinations")
     for column in ("destination", "title", "plugin", "version", "hooks"):
@@ -36,8 +48,19 @@ def plugins(as_json: bool) -> None:
                 key, destinations[key].title, info.name, info.version or "-", ", ".join(info.hooks)
             )
     out.print(table)
-    for failure in registry.failures:
-        err.print(f"[yellow]plugin {failure.name!r} not loaded:[/] {failure.error}", markup=True)
+
+
+def _explain_failures(failures: Sequence[Any]) -> NoReturn:
+    from billbridge.plugin.manager import DISABLED_PLUGINS_ENV
+
+    for failure in failures:
+        err.print(f"plugin {failure.name!r} not loaded: {failure.error}", markup=False)
+    names = ", ".join(repr(f.name) for f in failures)
+    fail(
+        f"{len(failures)} plugin(s) could not be loaded ({names}); the others work. Fix or "
+        f"reinstall it, uninstall it, or leave it out with {DISABLED_PLUGINS_ENV}="
+        + ",".join(f.name for f in failures)
+    )
 
 
 def _plugins_dict(registry: Any) -> dict[str, Any]:

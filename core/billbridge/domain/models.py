@@ -81,6 +81,7 @@ class Secret:
 
     ``repr``/``str`` print a mask, so a secret that ends up in a log line, an exception or a
     debugger shows nothing. Call :meth:`reveal` at the one place the value is really needed.
+    Tests make one with ``Secret("...")`` (``Secret("")`` for a destination without OAuth).
     """
 
     _value: str = attrs.field(alias="value")
@@ -234,9 +235,13 @@ class CurrencyConversion:
     """One entry of ``currencyConversions``: ``to = from × multiplier``."""
 
     from_: str | None = attrs.field(default=None, metadata={"json": "from"})
+    """The currency converted from (``from`` in m3ter's JSON)."""
     to: str | None = None
+    """The currency converted to."""
     multiplier: Decimal | None = None
+    """``to = from × multiplier``, exactly."""
     extra: FrozenMap = _extra_field()
+    """Fields of m3ter's JSON billbridge does not model, as received (read-only)."""
 
 
 @attrs.frozen
@@ -244,15 +249,27 @@ class Band:
     """Usage in one pricing band of a tiered or volume price (``usagePerPricingBand[]``)."""
 
     pricing_band_id: str | None = None
+    """m3ter's id of the pricing band (``pricingBandId``)."""
     lower_limit: Decimal | None = None
+    """The quantity at which the band starts (``lowerLimit``)."""
     band_quantity: Decimal | None = None
+    """The quantity priced in this band (``bandQuantity``)."""
     band_units: Decimal | None = None
+    """The units priced in this band (``bandUnits``), when m3ter sends units apart from the
+    quantity."""
     unit_price: Decimal | None = None
+    """The price of one unit in this band (``unitPrice``)."""
     unit_subtotal: Decimal | None = None
+    """``band quantity × unit price`` (``unitSubtotal``)."""
     fixed_price: Decimal | None = None
+    """The band's fixed price, charged once whatever the quantity (``fixedPrice``)."""
     band_subtotal: Decimal | None = None
+    """What the band costs in all: unit subtotal plus fixed price (``bandSubtotal``)."""
     converted_band_subtotal: Decimal | None = None
+    """``band_subtotal`` in the bill's currency when the line was converted
+    (``convertedBandSubtotal``)."""
     extra: FrozenMap = _extra_field()
+    """Fields of m3ter's JSON billbridge does not model, as received (read-only)."""
 
 
 BandsKey = Literal["usagePerPricingBand", "bandUsage"]
@@ -263,48 +280,97 @@ class LineItem:
     """One line of a bill. Credits carry negative subtotals: follow the sign, never negate."""
 
     line_item_type: str
+    """What the line charges for (``lineItemType``): one of :class:`LineItemType` (``USAGE``,
+    ``STANDING_CHARGE``, ``MINIMUM_SPEND``, ``CREDIT_MEMO``...), or a type m3ter added since, kept
+    as the text it came as (see ``known_type``)."""
     id: str | None = None
+    """m3ter's id of the line."""
     sequence_number: int | None = None
+    """The line's position on the bill (``sequenceNumber``)."""
     description: str | None = None
+    """The line's text as m3ter shows it."""
     quantity: Decimal | None = None
+    """How much was billed (``quantity``), e.g. API calls or seats."""
     units: Decimal | None = None
+    """The billed units (``units``) when m3ter sends them apart from the quantity."""
     unit: str | None = None
+    """The name of the unit (``unit``), e.g. ``api_calls``."""
     average_unit_price: Decimal | None = None
+    """``subtotal / quantity`` as m3ter computed it (``averageUnitPrice``); tiered prices make it an
+    average."""
     subtotal: Decimal | None = None
+    """What the line costs, in the bill's currency (``subtotal``). Negative for credits: follow the
+    sign, never negate."""
     converted_subtotal: Decimal | None = None
+    """``subtotal`` after a currency conversion (``convertedSubtotal``)."""
     conversion_rate: Decimal | None = None
+    """The rate of that conversion (``conversionRate``)."""
     currency: str | None = None
+    """The line's currency (``currency``); normally the bill's."""
     product_id: str | None = None
+    """m3ter's product (``productId``)."""
     product_code: str | None = None
+    """The product's code (``productCode``)."""
     product_name: str | None = None
+    """The product's name (``productName``)."""
     accounting_product_id: str | None = None
+    """The product to account the line under (``accountingProductId``) when it is not the line's
+    own; it decides mapping and exclusion (see ``product_for_accounting``)."""
     accounting_product_code: str | None = None
+    """The accounting product's code (``accountingProductCode``)."""
     accounting_product_name: str | None = None
+    """The accounting product's name (``accountingProductName``)."""
     plan_id: str | None = None
+    """The plan the charge comes from (``planId``)."""
     pricing_id: str | None = None
+    """The pricing the charge comes from (``pricingId``)."""
     contract_id: str | None = None
+    """The contract the charge belongs to (``contractId``)."""
     aggregation_id: str | None = None
+    """The usage aggregation a usage line prices (``aggregationId``); ``Aggregation`` mappings are
+    keyed by it."""
     compound_aggregation_id: str | None = None
+    """The compound aggregation a usage line prices (``compoundAggregationId``)."""
     meter_id: str | None = None
+    """The meter the usage was measured by (``meterId``)."""
     segment: FrozenMap | None = attrs.field(
         default=None, converter=attrs.converters.optional(frozen_map)
     )
+    """The segment of a segmented aggregation the line prices (``segment``), e.g. ``{"region":
+    "EU"}``."""
     group: FrozenMap | None = attrs.field(
         default=None, converter=attrs.converters.optional(frozen_map)
     )
+    """The group of the usage (``group``), when m3ter grouped it."""
     commitment_id: str | None = None
+    """The commitment (prepayment) the line draws on or charges for (``commitmentId``)."""
     balance_id: str | None = None
+    """The balance the line draws on or charges for (``balanceId``)."""
     charge_id: str | None = None
+    """The ad hoc charge the line is for (``chargeId``)."""
     reason_id: str | None = None
+    """The reason of a credit or debit (``reasonId``)."""
     referenced_bill_id: str | None = None
+    """The bill a credit or debit memo line corrects (``referencedBillId``)."""
     referenced_line_item_id: str | None = None
+    """The line a credit or debit memo line corrects (``referencedLineItemId``)."""
     child_account_id: str | None = None
+    """The child account whose usage the line bills (``childAccountId``), for parent-account
+    billing."""
     child_account_code: str | None = None
+    """That child account's code (``childAccountCode``)."""
     service_period_start_date: datetime | None = None
+    """When the service the line charges for started (``servicePeriodStartDate``, a timestamp)."""
     service_period_end_date: datetime | None = None
+    """When it ended (``servicePeriodEndDate``, a timestamp, as m3ter sends it)."""
     bands: tuple[Band, ...] | None = None
+    """Usage per pricing band for tiered and volume prices (``usagePerPricingBand`` or
+    ``bandUsage``), or ``None``."""
     bands_key: BandsKey = "usagePerPricingBand"
+    """The name the bands came under (``usagePerPricingBand`` or ``bandUsage``); they are written
+    back under it."""
     extra: FrozenMap = _extra_field()
+    """Fields of m3ter's JSON billbridge does not model, as received (read-only)."""
 
     @property
     def known_type(self) -> LineItemType | None:
@@ -325,26 +391,54 @@ class Bill:
     """An m3ter bill, as m3ter sends it."""
 
     id: str
+    """m3ter's bill id: the same for every version of one bill."""
     account_id: str
+    """The billed account's m3ter id (``accountId``); ``Account`` mappings are keyed by it."""
     currency: str
+    """The bill's currency, an ISO 4217 code (``currency``)."""
     version: int = 1
+    """The bill's version (``version``): m3ter makes a new one each time it regenerates the bill. A
+    later version updates the invoice an earlier one made (``previous``)."""
     account_code: str | None = None
+    """The account's code (``accountCode``)."""
     bill_date: date | None = None
+    """The day the bill was made (``billDate``)."""
     start_date: date | None = None
+    """The first day of the billing period (``startDate``)."""
     end_date: date | None = None
+    """The end of the billing period (``endDate``), as m3ter sends it: the samples end on the first
+    day of the next period."""
     due_date: date | None = None
+    """When payment is due (``dueDate``)."""
     external_invoice_date: date | None = None
+    """The date the invoice should carry (``externalInvoiceDate``); ``invoice_date`` falls back to
+    ``bill_date``."""
     external_invoice_reference: str | None = None
+    """A reference to print on the invoice (``externalInvoiceReference``)."""
     sequential_invoice_number: str | None = None
+    """m3ter's invoice number (``sequentialInvoiceNumber``), e.g. ``INV-000123``: the invoice's
+    number where the destination lets you set it."""
     purchase_order_number: str | None = None
+    """The customer's purchase order number (``purchaseOrderNumber``)."""
     currency_conversions: tuple[CurrencyConversion, ...] | None = None
+    """The conversions m3ter applied (``currencyConversions``), or ``None``."""
     status: str | None = None
+    """``PENDING`` or ``APPROVED`` (``status``); see ``is_approved``."""
     bill_total: Decimal | None = None
+    """The bill's total as m3ter computed it (``billTotal``), before the integration's exclusions;
+    ``lines_total()`` sums the lines the plugin received."""
     line_items: tuple[LineItem, ...] = ()
+    """The bill's lines (``lineItems``), with the integration's excluded types, products and
+    aggregations already removed."""
     billing_frequency: str | None = None
+    """How often the account is billed (``billingFrequency``): ``DAILY``, ``WEEKLY``, ``MONTHLY``,
+    ``ANNUALLY`` or ``AD_HOC``."""
     timezone: str | None = None
+    """The timezone the bill's dates are in (``timezone``), e.g. ``Europe/London``."""
     locked: bool | None = None
+    """True once the bill is locked in m3ter (``locked``)."""
     extra: FrozenMap = _extra_field()
+    """Fields of m3ter's JSON billbridge does not model, as received (read-only)."""
 
     @property
     def is_approved(self) -> bool:
@@ -366,14 +460,23 @@ class Address:
     """An account's postal address."""
 
     address_line1: str | None = None
+    """First line (``addressLine1``)."""
     address_line2: str | None = None
+    """Second line (``addressLine2``)."""
     address_line3: str | None = None
+    """Third line (``addressLine3``)."""
     address_line4: str | None = None
+    """Fourth line (``addressLine4``)."""
     locality: str | None = None
+    """Town or city (``locality``)."""
     region: str | None = None
+    """State, county or region (``region``)."""
     post_code: str | None = None
+    """Postal code (``postCode``)."""
     country: str | None = None
+    """Country, as the account has it (``country``): often an ISO code, not always."""
     extra: FrozenMap = _extra_field()
+    """Fields of m3ter's JSON billbridge does not model, as received (read-only)."""
 
 
 @attrs.frozen
@@ -381,15 +484,25 @@ class Account:
     """The billed customer."""
 
     id: str
+    """m3ter's account id; ``Account`` mappings are keyed by it."""
     name: str | None = None
+    """The customer's name (``name``)."""
     code: str | None = None
+    """The account's code (``code``); with "use external mapping account code" it stands for the
+    customer."""
     currency: str | None = None
+    """The account's billing currency (``currency``)."""
     address: Address | None = None
+    """The postal address (``address``), or ``None``."""
     custom_fields: FrozenMap | None = attrs.field(
         default=None, converter=attrs.converters.optional(frozen_map)
     )
+    """The account's custom fields (``customFields``), read-only; e.g. the name QuickBooks' "account
+    manager email custom field" option points at."""
     email_address: str | None = None
+    """The account's email address (``emailAddress``)."""
     extra: FrozenMap = _extra_field()
+    """Fields of m3ter's JSON billbridge does not model, as received (read-only)."""
 
 
 # --- billbridge records -------------------------------------------------------------------------
@@ -400,23 +513,38 @@ class Credential:
     """An authenticated connection to one destination tenant (a QBO realm, a Xero tenant)."""
 
     id: str
+    """billbridge's id of the credential."""
     name: str
+    """What the user called it ("Xero UK")."""
     destination: str
+    """The destination key it connects to."""
     status: CredentialStatus
+    """``INCOMPLETE`` while the consent is under way (``authenticate`` sees this), then
+    ``COMPLETE``, or ``NEEDS_RECONNECT`` after a refused refresh."""
     created_at: datetime
+    """When it was created (UTC)."""
     entity_type: str = "Bill"
+    """The m3ter entity type it serves (``Bill``)."""
     expires_at: datetime | None = None
+    """When an INCOMPLETE credential is removed if its consent has not completed."""
     tenant_id: str | None = None
+    """The tenant it connects (a QuickBooks realm, a Xero organisation), once chosen."""
     tenant_name: str | None = None
+    """That tenant's name."""
     access_token_expires_at: datetime | None = None
+    """When the access token expires."""
     refresh_token_expires_at: datetime | None = None
+    """When the refresh token expires, when the provider says."""
     scopes: tuple[str, ...] = ()
+    """The scopes granted."""
     data: FrozenMap = attrs.field(factory=dict, converter=frozen_map)
-    #: True when tokens are stored (they never leave the store but for a plugin's connection).
+    """Whatever the core keeps with the credential (the redirect URI; a chosen tenant's ``data``).
+    """
     has_tokens: bool = False
-    #: False when the stored tokens cannot be decrypted with the configured keys (the key was
-    #: changed without keeping the old one): the credential can only be deleted.
+    """True when tokens are stored (they never leave the store but for a plugin's connection)."""
     keys_match: bool = True
+    """False when the stored tokens cannot be decrypted with the configured keys (the key was
+    changed without keeping the old one): the credential can only be deleted."""
 
     @property
     def display_name(self) -> str:
@@ -444,17 +572,23 @@ class GlobalConfig:
     """The global part of an integration's configuration (the core's global panel)."""
 
     name: str
+    """The integration's name."""
     account_ids: tuple[str, ...] = ()
+    """Only bills of these accounts go through it (empty: all)."""
     restricted_account_ids: tuple[str, ...] = ()
+    """Bills of these accounts never do (this wins over ``account_ids``)."""
     users_to_notify: tuple[str, ...] = ()
+    """Who to tell when the integration is disabled automatically."""
     account_filter: str | None = None
+    """The account filter expression, e.g. ``customFields.country == "UK"``."""
     auto_disable_threshold: int = 20
-    #: A cron expression: runs wait for its next slot (``None``: deliver as soon as possible).
+    """Successive error events after which the integration is disabled."""
     delivery_schedule: str | None = None
-    #: The IANA time zone the schedule's hours and days are in (``None``: UTC).
+    """A cron expression: runs wait for its next slot (``None``: deliver as soon as possible)."""
     schedule_timezone: str | None = None
-    #: Minutes between read-backs of a delivered, unsettled document's status (0: never).
+    """The IANA time zone the schedule's hours and days are in (``None``: UTC)."""
     status_check_minutes: int = 60
+    """Minutes between read-backs of a delivered, unsettled document's status (0: never)."""
 
 
 @attrs.frozen
@@ -462,11 +596,17 @@ class BillEntityConfig:
     """The Bill entity part of an integration's configuration (the core's entity panel)."""
 
     only_send_on_approval: bool = False
+    """Only APPROVED bill versions are sent."""
     use_external_mapping_account_code: bool = False
+    """The account's code stands for it when mappings are resolved."""
     excluded_line_item_types: tuple[str, ...] = ()
+    """Line item types removed before a bill reaches the plugin."""
     enforce_external_mappings: bool = False
+    """Only mappings linked to this integration count."""
     excluded_products: tuple[str, ...] = ()
+    """Products whose lines are removed (the accounting product decides)."""
     excluded_aggregations: tuple[str, ...] = ()
+    """Aggregations whose lines are removed."""
 
 
 @attrs.frozen
@@ -474,17 +614,29 @@ class Integration:
     """One configured bill flow to one destination."""
 
     id: str
+    """billbridge's id of the integration."""
     destination: str
+    """The destination key it delivers to."""
     config: GlobalConfig
+    """The global configuration (name, account lists, filter, users to notify)."""
     entity_config: BillEntityConfig
+    """The Bill entity configuration (approval, exclusions, mappings)."""
     destination_config: FrozenMap = attrs.field(converter=frozen_map)
+    """The destination's own configuration, the panel's values as saved (secrets sealed)."""
     created_at: datetime
+    """When it was created (UTC)."""
     updated_at: datetime
+    """When it last changed (UTC)."""
     entity_type: str = "Bill"
+    """The m3ter entity type it delivers (``Bill``)."""
     enabled: bool = True
+    """False once disabled, by a person or automatically after successive errors."""
     credential_id: str | None = None
+    """The connected credential, or ``None`` (always ``None`` for destinations without OAuth)."""
     version: int = 1
+    """Optimistic locking: updates pass the version they read."""
     consecutive_errors: int = 0
+    """Successive error events so far; a success resets it."""
 
     @property
     def name(self) -> str:
@@ -596,19 +748,27 @@ class DocumentStatus:
     """
 
     state: InvoiceState | None = None
+    """The state last read back (``None``: never read yet)."""
     total: Decimal | None = None
+    """The document's total at the destination (0 once voided)."""
     amount_due: Decimal | None = None
+    """What was left to pay."""
     amount_paid: Decimal | None = None
+    """The sum of payments applied."""
     amount_credited: Decimal | None = None
+    """The sum of credit notes / credit memos applied."""
     currency: str | None = None
-    #: When the document was paid in full (the last payment's date).
+    """The document's currency code."""
     paid_on: date | None = None
+    """When the document was paid in full (the last payment's date)."""
     payments: tuple[FrozenMap, ...] = attrs.field(default=(), converter=_frozen_maps)
+    """The payments and credits applied, as JSON-able mappings (see above)."""
     checked_at: datetime | None = None
-    #: When it is read back next (``None``: not any more, or never).
+    """When it was last read back."""
     next_check_at: datetime | None = None
-    #: Why the last read-back failed (``None`` when it worked).
+    """When it is read back next (``None``: not any more, or never)."""
     error: str | None = None
+    """Why the last read-back failed (``None`` when it worked)."""
 
 
 @attrs.frozen
@@ -616,15 +776,24 @@ class LedgerEntry:
     """The delivery ledger: which external invoice a bill became through one integration."""
 
     integration_id: str
+    """The integration that delivered the bill."""
     bill_id: str
+    """The bill delivered."""
     bill_version: int
+    """The version last delivered."""
     external_id: str
+    """The id ``send_bill`` returned (``SendResult.external_id``): the document to update."""
     updated_at: datetime
+    """When it was last delivered (UTC)."""
     external_number: str | None = None
+    """The number the destination gave it (``SendResult.number``)."""
     external_url: str | None = None
+    """Where people see it (``SendResult.url``)."""
     state: FrozenMap = attrs.field(factory=dict, converter=frozen_map)
-    #: The document's settlement as last read back (status read-back, ``fetch_invoice_status``).
+    """The ``state`` the last ``SendResult`` returned (a sync token, the document type...), as JSON
+    read back."""
     status: DocumentStatus = DocumentStatus()
+    """The document's settlement as last read back (status read-back, ``fetch_invoice_status``)."""
 
 
 # --- the converter -----------------------------------------------------------------------------

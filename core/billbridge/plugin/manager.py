@@ -31,6 +31,7 @@ from billbridge.errors import (
 from billbridge.logs import get_logger
 from billbridge.plugin import hookspecs
 from billbridge.plugin.contract import Destination
+from billbridge.plugin.validation import hook_problems
 
 __all__ = [
     "DISABLED_PLUGINS_ENV",
@@ -115,12 +116,12 @@ class PluginRegistry:
             self.pm.check_pending()
             declared = self._declared_destinations(name)
         except pluggy.PluginValidationError as exc:
-            self._fail(name, f"invalid hook implementation: {exc}")
+            self._fail(name, _invalid_hooks(plugin, exc))
             return
         except BaseException as exc:
             # Even SystemExit or KeyboardInterrupt raised by a plugin's code while it loads:
             # one plugin must not end the engine (a person's Ctrl-C can simply come again).
-            self._fail(name, f"register_destinations failed: {_words(exc)}")
+            self._fail(name, f"its register_destinations failed: {_words(exc)}")
             return
         problems = [p for d in declared for p in _declaration_problems(d)]
         if problems:
@@ -189,7 +190,11 @@ class PluginRegistry:
                 plugin = entry_point.load()
             except BaseException as exc:  # a plugin calling exit() at import included
                 # A broken third-party plugin must not take the engine (or the others) down.
-                self._fail(entry_point.name, f"import failed: {_words(exc)}")
+                self._fail(
+                    entry_point.name,
+                    f"its module {entry_point.value.partition(':')[0]!r} could not be imported "
+                    f"({_words(exc)}); is the plugin installed with its dependencies?",
+                )
                 continue
             dist = entry_point.dist
             if dist is not None and dist.name == "billbridge":
@@ -293,6 +298,14 @@ class PluginRegistry:
         return results
 
 
+def _invalid_hooks(plugin: object, error: pluggy.PluginValidationError) -> str:
+    """Why pluggy refused ``plugin``, in billbridge's words (pluggy's own as a last resort)."""
+    problems = hook_problems(plugin, create_plugin_manager())
+    if not problems:
+        return f"its hooks do not match the contract: {str(error).splitlines()[0]}"
+    return "its hooks do not match the contract: " + "; ".join(problems)
+
+
 def load_plugins(
     *,
     entry_points: bool = True,
@@ -340,8 +353,6 @@ def _words(exc: BaseException) -> str:
     text = str(exc).strip()
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         return f"it needs the module {exc.name!r}, which is not installed"
-    if isinstance(exc, ImportError):
-        return f"it could not be imported: {text}"
     return text or "it failed without a message"
 
 

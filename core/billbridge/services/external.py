@@ -4,20 +4,32 @@ One page of a destination table (customers, items, accounts, tax codes...) throu
 plugin's ``list_external_entities`` hook, by credential or by integration, kept for a short
 time so that a UI typing into a picker does not call the destination on every keystroke; the
 names of ids already mapped; and a connection test.
+
+``engine.external.list(integration_id, "Customer", search="Acme")`` is the short form people
+and the CLI use. OAuth destinations are reached through the integration's credential
+(``Credentials.call``: a fresh token, one refresh and retry on ``TokenExpired``); destinations
+without OAuth through a connection whose tenant is the integration, as deliveries are.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import attrs
+import httpx
 
 from billbridge.domain.clock import Clock
-from billbridge.domain.models import Credential
-from billbridge.errors import BillbridgeError, FieldError, NotFound, ValidationFailed
+from billbridge.domain.models import Credential, Integration, Secret
+from billbridge.errors import (
+    BillbridgeError,
+    DestinationValidationError,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+)
 from billbridge.plugin.contract import Connection, ExternalEntityPage
 from billbridge.plugin.manager import PluginRegistry
 from billbridge.services.credentials import Credentials
@@ -26,6 +38,7 @@ from billbridge.store import UnitOfWorkFactory, atomically
 __all__ = ["ConnectionTest", "ExternalEntities"]
 
 _Key = tuple[str, str, str, str]
+_Lister = Callable[[Connection], ExternalEntityPage]
 
 #: Pages read at most to find the names of mapped ids (a table of 100,000 customers is not
 #: walked on every request; ids not found are reported without a name).
@@ -86,13 +99,35 @@ class ExternalEntities:
         plugins: PluginRegistry,
         credentials: Credentials,
         clock: Clock,
+        http: httpx.Client,
+        api_base_url: Callable[[str], str],
         ttl: float = 60.0,
     ) -> None:
+        """
+        :param http: and ``api_base_url`` (by destination key): the connection of destinations
+            without OAuth, as delivery makes it.
+        :param ttl: seconds a page is kept (0: never).
+        """
         self._uow = uow
         self._plugins = plugins
         self._credentials = credentials
         self._clock = clock
+        self._http = http
+        self._api_base_url = api_base_url
         self._cache = _PageCache(clock, ttl)
+
+    def list(
+        self, integration_id: str, table: str, search: str | None = None, cursor: str | None = None
+    ) -> ExternalEntityPage:
+        """One page of ``table`` (``Customer``, ``Item``...) from the integration's destination.
+
+        :param search: text the destination narrows the list by (by name), or ``None``.
+        :param cursor: ``None`` for the first page, else the previous page's ``next_cursor``.
+        :raises NotFound: no such integration.
+        :raises DestinationValidationError: the destination does not list ``table``.
+        :raises ValidationFailed: an OAuth destination's integration has no credential.
+        """
+        return self.page(table, integration_id=integration_id, search=search, cursor=cursor)
 
     def page(
         self,
@@ -109,17 +144,14 @@ class ExternalEntities:
         :raises ValidationFailed: the integration has no credential connected.
         :raises DestinationError: the destination refused or failed (e.g. reconnect needed).
         """
-        credential = self._credential(credential_id, integration_id)
-        self._check_table(credential.destination, table)
+        destination, owner, call = self._reach(credential_id, integration_id)
+        self._check_table(destination, table)
         search = (search or "").strip() or None
-        key = (credential.id, table, search or "", cursor or "")
+        key = (owner, table, search or "", cursor or "")
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        page: ExternalEntityPage = self._credentials.call(
-            credential.id,
-            lambda connection: self._list(connection, table, search, cursor),
-        )
+        page = call(lambda connection: self._list(connection, table, search, cursor))
         self._cache.put(key, page)
         return page
 
@@ -174,25 +206,48 @@ class ExternalEntities:
             )
         return ConnectionTest(ok, message, self._clock.now(), self._credentials.get(credential.id))
 
-    def _credential(self, credential_id: str | None, integration_id: str | None) -> Credential:
+    def _reach(
+        self, credential_id: str | None, integration_id: str | None
+    ) -> tuple[
+        str, str, Callable[[Callable[[Connection], ExternalEntityPage]], ExternalEntityPage]
+    ]:
+        """The destination key, whose pages these are (for the cache), and how to call it."""
         if integration_id is not None:
             integration = atomically(self._uow, lambda uow: uow.integrations.get(integration_id))
+            if self._plugins.destination(integration.destination).oauth is None:
+                connection = self._tenant_connection(integration)
+                return integration.destination, integration.id, lambda work: work(connection)
             if integration.credential_id is None:
                 raise ValidationFailed(
                     [FieldError("/credentialId", "no credential is connected: connect one first")],
-                    summary=f"integration {integration.name!r} cannot list its destination",
+                    summary=f"integration {integration.name!r} has no credential",
                 )
             credential_id = integration.credential_id
         if credential_id is None:
             raise ValueError("give a credential_id or an integration_id")
-        return self._credentials.get(credential_id)
+        credential = self._credentials.get(credential_id)
+        return (
+            credential.destination,
+            credential.id,
+            lambda work: self._credentials.call(credential.id, work),
+        )
+
+    def _tenant_connection(self, integration: Integration) -> Connection:
+        """A destination without OAuth: the integration is its own tenant, as in delivery."""
+        return Connection(
+            destination=integration.destination,
+            tenant_id=integration.id,
+            access_token=Secret(""),
+            http=self._http,
+            api_base_url=self._api_base_url(integration.destination),
+        )
 
     def _check_table(self, destination_key: str, table: str) -> None:
         destination = self._plugins.destination(destination_key)
         if table not in destination.external_tables:
-            raise NotFound(
-                f"{destination_key} has no table {table!r}; it lists "
-                + ", ".join(destination.external_tables)
+            listed = ", ".join(destination.external_tables) or "none"
+            raise DestinationValidationError(
+                f"{destination_key} does not list {table!r}; the tables it lists are: {listed}"
             )
         if not self._plugins.has_hook(destination_key, "list_external_entities"):
             raise NotFound(f"{destination_key} cannot list its tables")
@@ -200,12 +255,18 @@ class ExternalEntities:
     def _list(
         self, connection: Connection, table: str, search: str | None, cursor: str | None
     ) -> ExternalEntityPage:
-        page: ExternalEntityPage = self._plugins.call(
+        key = connection.destination
+        page = self._plugins.call(
             "list_external_entities",
-            connection.destination,
+            key,
             connection=connection,
             table=table,
             search=search,
             cursor=cursor,
         )
+        if not isinstance(page, ExternalEntityPage):
+            raise BillbridgeError(
+                f"the {key} plugin's list_external_entities returned {type(page).__name__}, "
+                "not an ExternalEntityPage"
+            )
         return page

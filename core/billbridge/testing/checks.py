@@ -8,8 +8,6 @@ are plain functions so that tools (a CI script, a plugin's own tests) can call t
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +21,7 @@ from billbridge.domain.models import thaw
 from billbridge.domain.schemas import check_panel_schema
 from billbridge.plugin.contract import Destination, Limits
 from billbridge.plugin.manager import create_plugin_manager
+from billbridge.plugin.validation import hook_problems, implementations, parameters
 
 __all__ = [
     "GUIDE",
@@ -378,40 +377,6 @@ NEEDED_ARGUMENTS: Mapping[str, Mapping[str, str]] = {
 GUIDE = "docs/writing-a-destination.md"
 
 
-@attrs.frozen
-class _Implementation:
-    attribute: str
-    hook: str
-    function: Any
-    opts: Mapping[str, Any]
-    spec: Any
-
-
-def _implementations(plugin: object, pm: pluggy.PluginManager) -> Iterator[_Implementation | str]:
-    """Every hook implementation of ``plugin``, or a problem for one that names no hook."""
-    for attribute in sorted(dir(plugin)):
-        opts = _hookimpl_opts(pm, plugin, attribute)
-        if opts is None:
-            continue
-        hook_name = opts.get("specname") or attribute
-        caller = getattr(pm.hook, hook_name, None)
-        spec = getattr(caller, "spec", None)
-        if spec is None:
-            known = sorted(name for name in dir(pm.hook) if not name.startswith("_"))
-            near = difflib.get_close_matches(hook_name, known, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else f"; the hooks are {', '.join(known)}"
-            yield f"{attribute}: {hook_name!r} is not a billbridge hook{hint}"
-            continue
-        yield _Implementation(attribute, hook_name, getattr(plugin, attribute), opts, spec)
-
-
-def _parameters(function: Any) -> list[inspect.Parameter] | None:
-    try:
-        return list(inspect.signature(function).parameters.values())
-    except (TypeError, ValueError):
-        return None
-
-
 def hook_argument_problems(plugin: object, pm: pluggy.PluginManager | None = None) -> list[str]:
     """Every hook implementation of ``plugin`` names a hook and only the contract's arguments.
 
@@ -421,20 +386,16 @@ def hook_argument_problems(plugin: object, pm: pluggy.PluginManager | None = Non
     destination directly.
     """
     pm = pm or create_plugin_manager()
-    problems = []
-    for found in _implementations(plugin, pm):
+    problems = hook_problems(plugin, pm)
+    for found in implementations(plugin, pm):
         if isinstance(found, str):
-            problems.append(found)
-            continue
-        hook_name, spec = found.hook, found.spec
+            continue  # reported by hook_problems
+        hook_name = found.hook
         if found.opts.get("hookwrapper") or found.opts.get("wrapper"):
             problems.append(
                 f"{found.attribute}: hook wrappers are not supported; implement {hook_name}"
             )
-        allowed = set(spec.argnames) | set(spec.kwargnames)
-        for parameter in _parameters(found.function) or ():
-            if parameter.name in ("self", "cls"):
-                continue
+        for parameter in parameters(found.function) or ():
             if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
                 problems.append(
                     f"{hook_name}: *{parameter.name} / **{parameter.name} are never filled; "
@@ -444,13 +405,6 @@ def hook_argument_problems(plugin: object, pm: pluggy.PluginManager | None = Non
                 problems.append(
                     f"{hook_name}: keyword-only argument {parameter.name!r} is never passed by "
                     "pluggy; make it a plain argument"
-                )
-            elif parameter.name not in allowed:
-                near = difflib.get_close_matches(parameter.name, sorted(allowed), n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                problems.append(
-                    f"{hook_name}: argument {parameter.name!r} is not in the contract{hint}; "
-                    f"the arguments are {', '.join(spec.argnames)}"
                 )
     return problems
 
@@ -466,15 +420,13 @@ def needed_argument_problems(plugin: object, pm: pluggy.PluginManager | None = N
     """
     pm = pm or create_plugin_manager()
     problems = []
-    for found in _implementations(plugin, pm):
+    for found in implementations(plugin, pm):
         if isinstance(found, str):
             continue
-        parameters = _parameters(found.function)
-        if parameters is None:
+        taken = parameters(found.function)
+        if taken is None:
             continue
-        named = {
-            p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        }
+        named = {p.name for p in taken if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)}
         for argument, why in NEEDED_ARGUMENTS.get(found.hook, {}).items():
             if argument not in named:
                 problems.append(
@@ -483,14 +435,6 @@ def needed_argument_problems(plugin: object, pm: pluggy.PluginManager | None = N
                     f"arguments (see {GUIDE}, `{found.hook}`)"
                 )
     return problems
-
-
-def _hookimpl_opts(pm: pluggy.PluginManager, plugin: object, attribute: str) -> Any:
-    """pluggy's hook options for ``plugin.attribute``, or ``None`` when it is not a hook."""
-    try:
-        return pm.parse_hookimpl_opts(plugin, attribute)
-    except Exception:  # a property that raises when read is not a hook implementation
-        return None
 
 
 def _text(value: Any) -> bool:

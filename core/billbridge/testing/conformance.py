@@ -41,7 +41,12 @@ if TYPE_CHECKING:
         sample_bill,
     )
     from billbridge.testing.suite import BillFactory, DestinationConformance, Harness, no_network
-    from billbridge.testing.tokens import obtain_tokens
+    from billbridge.testing.tokens import (
+        OAuthTestApp,
+        ObtainedTokens,
+        obtain_tokens,
+        refresh_tokens,
+    )
 
 __all__ = [
     "SAMPLE_ACCOUNT_ID",
@@ -49,12 +54,15 @@ __all__ = [
     "BillFactory",
     "DestinationConformance",
     "Harness",
+    "OAuthTestApp",
+    "ObtainedTokens",
     "RecordedRequest",
     "RecordingMiddleware",
     "hook_argument_problems",
     "no_network",
     "obtain_tokens",
     "pytest_configure",
+    "refresh_tokens",
     "sample_account",
     "sample_bill",
 ]
@@ -72,6 +80,9 @@ _LAZY = {
     "sample_account": "billbridge.testing.samples",
     "sample_bill": "billbridge.testing.samples",
     "obtain_tokens": "billbridge.testing.tokens",
+    "refresh_tokens": "billbridge.testing.tokens",
+    "OAuthTestApp": "billbridge.testing.tokens",
+    "ObtainedTokens": "billbridge.testing.tokens",
 }
 
 MARKER = "conformance: a billbridge destination conformance check (billbridge.testing.conformance)"

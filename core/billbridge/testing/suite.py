@@ -25,6 +25,7 @@ What is checked, and what each class attribute means, is in the author guide
 from __future__ import annotations
 
 import copy
+import functools
 import socket
 import uuid
 from collections import Counter
@@ -33,10 +34,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import metadata
-from typing import Any, ClassVar, NoReturn, Protocol
+from typing import Any, ClassVar, NoReturn, Protocol, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import attrs
+import httpx
 import pytest
+from oauthlib.oauth2 import WebApplicationClient
 
 from billbridge.domain.models import (
     Account,
@@ -46,6 +50,7 @@ from billbridge.domain.models import (
     DocumentStatus,
     InvoiceState,
     LedgerEntry,
+    Secret,
     dumps,
     loads,
     thaw,
@@ -53,6 +58,8 @@ from billbridge.domain.models import (
 from billbridge.domain.preparation import apply_defaults
 from billbridge.domain.schemas import validate
 from billbridge.errors import (
+    BillbridgeError,
+    DestinationError,
     DestinationValidationError,
     FieldError,
     TransientError,
@@ -79,11 +86,21 @@ from billbridge.plugin.manager import (
     create_plugin_manager,
     load_plugins,
 )
+from billbridge.services.oauth import OAuthApp, Tokens, consent_url, token_request
 from billbridge.testing import checks
 from billbridge.testing.recorder import RecordedRequest
 from billbridge.testing.samples import sample_account, sample_bill
+from billbridge.testing.tokens import OAuthTestApp
 
-__all__ = ["BillFactory", "DestinationConformance", "Harness", "no_network"]
+__all__ = [
+    "BillFactory",
+    "DestinationConformance",
+    "Harness",
+    "explained_in",
+    "json_differences",
+    "no_network",
+    "see",
+]
 
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
 
@@ -120,7 +137,11 @@ class Harness:
         (e.g. ``lambda: plan.script("lost")`` with a
         :class:`~billbridge.testing.emulation.faults.FaultPlan`); enables the lost-response check.
     :param oauth_callback: what the provider's consent redirect brought back (OAuth
-        destinations); enables the ``authenticate`` check.
+        destinations; ``ObtainedTokens.oauth_callback()``); enables the ``authenticate`` check.
+    :param oauth_app: your fake provider's OAuth endpoints and an app registered there
+        (:class:`~billbridge.testing.tokens.OAuthTestApp`); enables the check that the fake
+        gives tokens to the core's own consent, code exchange and refresh, made with what the
+        plugin's ``OAuthSpec`` declares (client authentication above all).
     :param pay: makes the fake record a payment of a document in full, by external id
         (e.g. ``lambda i: emulator.record_payment(tenant, i)``); with ``fetch_invoice_status``
         implemented, the check then expects it read back as paid.
@@ -137,31 +158,81 @@ class Harness:
     requests: Callable[[], Sequence[RecordedRequest]] | None = None
     lose_next_response: Callable[[], None] | None = None
     oauth_callback: OAuthCallback | None = None
+    oauth_app: OAuthTestApp | None = None
     pay: Callable[[str], None] | None = None
     void: Callable[[str], None] | None = None
 
 
 @contextmanager
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Within the block, opening a connection or resolving a name fails loudly.
+def no_network(monkeypatch: pytest.MonkeyPatch, hook: str = "this hook") -> Iterator[list[str]]:
+    """Within the block, opening a connection or resolving a name fails the test.
 
-    Hooks that must be pure (``validate_config``, ``preview_bill``) run inside it.
+    Hooks that must be pure (``validate_config``, ``preview_bill``) run inside it. Every attempt
+    is recorded (the block yields the list) and fails the test when the block ends, even when
+    the hook caught what was raised at it: a plugin's broad ``except Exception`` cannot hide a
+    network call. What is raised is pytest's failure, which ``except Exception`` does not catch
+    either.
     """
+    attempts: list[str] = []
 
-    def refuse(*_args: Any, **_kwargs: Any) -> NoReturn:
-        raise AssertionError("this hook must not use the network")
+    def refuse(*args: Any, **_kwargs: Any) -> NoReturn:
+        target = next((a for a in args if isinstance(a, tuple | str)), "?")
+        attempts.append(f"{hook} tried to reach {target!r}")
+        pytest.fail(f"{hook} must not use the network (it tried to reach {target!r})")
 
     with monkeypatch.context() as patched:
         patched.setattr(socket.socket, "connect", refuse)
         patched.setattr(socket.socket, "connect_ex", refuse)
         patched.setattr(socket, "create_connection", refuse)
         patched.setattr(socket, "getaddrinfo", refuse)
-        yield
+        failure: BaseException | None = None
+        try:
+            yield attempts
+        except pytest.fail.Exception as exc:
+            failure = exc  # ours, or another check's: reported below, after the attempts
+    if attempts:
+        _fail(f"{hook} used the network, which it must not", attempts)
+    if failure is not None:
+        raise failure
 
 
 def _fail(what: str, problems: Sequence[str]) -> NoReturn:
     listed = "\n".join(f"  - {p}" for p in problems)
     pytest.fail(f"{what}:\n{listed}", pytrace=False)
+
+
+_T = TypeVar("_T", bound=Callable[..., Any])
+
+
+def explained_in(section: str) -> Callable[[_T], _T]:
+    """Name the author guide's section that explains a check in every failure it reports.
+
+    ``section`` is a heading of ``docs/writing-a-destination.md`` as written there, without
+    the ``#``s (a test keeps them in step with the guide).
+    """
+
+    def decorate(check: _T) -> _T:
+        @functools.wraps(check)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return check(*args, **kwargs)
+            except pytest.fail.Exception as failure:
+                message = failure.msg or ""
+                if checks.GUIDE in message:
+                    raise
+                explained = f"{message}\n  how to fix it: {see(section)}"
+                # from None: the same message once, not again as "during handling of".
+                raise pytest.fail.Exception(explained, pytrace=False) from None
+
+        run.guide_section = section  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+def see(section: str) -> str:
+    """``see docs/writing-a-destination.md, "SECTION"``."""
+    return f'see {checks.GUIDE}, "{section}"'
 
 
 def _require(what: str, problems: Sequence[str]) -> None:
@@ -340,9 +411,37 @@ class DestinationConformance:
                 return loaded
         return None
 
-    def call(self, registry: PluginRegistry, hook: str, **kwargs: Any) -> Any:
-        """Call ``hook`` on the destination's plugin, by keyword, as the core does."""
-        return registry.call(hook, self.served(registry).key, **kwargs)
+    def call(
+        self,
+        registry: PluginRegistry,
+        hook: str,
+        *,
+        expect: tuple[type[BaseException], ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``hook`` on the destination's plugin, by keyword, as the core does.
+
+        A :class:`~billbridge.errors.DestinationError` the check does not ``expect`` fails it
+        with the exception's message and the destination's own words (``detail``).
+        """
+        key = self.served(registry).key
+        try:
+            return registry.call(hook, key, **kwargs)
+        except expect:
+            raise
+        except DestinationError as exc:
+            said = [f"the destination said: {exc.detail}"] if exc.detail else []
+            _fail(
+                f"{hook} raised {type(exc).__name__}: {exc}",
+                [
+                    *said,
+                    "the check expected it to succeed: is the harness's fake serving what the "
+                    "plugin calls (Harness.connection.api_base_url, Harness.config), with the "
+                    "mappings it needs (Harness.mappings)?",
+                    f"how to fix it: {see('9. The conformance kit')} (the harness) and "
+                    f'"5. Exceptions and run statuses"',
+                ],
+            )
 
     def delivery_config(self, registry: PluginRegistry, harness: Harness) -> dict[str, Any]:
         """The harness's configuration, checked as the core checks it, with panel defaults."""
@@ -362,11 +461,13 @@ class DestinationConformance:
         *,
         previous: LedgerEntry | None = None,
         key: str | None = None,
+        expect: tuple[type[BaseException], ...] = (),
     ) -> SendResult:
         """Deliver ``bill`` with ``send_bill`` and check the result's shape."""
         result = self.call(
             registry,
             "send_bill",
+            expect=expect,
             connection=harness.connection,
             bill=bill,
             account=harness.account,
@@ -398,6 +499,7 @@ class DestinationConformance:
 
     # -- the plugin and its declaration -------------------------------------------------------
 
+    @explained_in("1. The package and its entry point")
     def test_plugin_loads(self, conformance_registry: PluginRegistry) -> None:
         """The plugin loads and serves the destination key."""
         destination = self.served(conformance_registry)
@@ -405,6 +507,7 @@ class DestinationConformance:
         failed = [f.error for f in conformance_registry.failures if f.name == owner]
         _require(f"plugin {owner!r} reported failures", failed)
 
+    @explained_in("`register_destinations`")
     def test_declaration(self, conformance_registry: PluginRegistry) -> None:
         """``register_destinations`` declares a complete, consistent destination."""
         destination = self.served(conformance_registry)
@@ -413,6 +516,7 @@ class DestinationConformance:
             checks.declaration_problems(destination, self.destination),
         )
 
+    @explained_in("3. The hooks")
     def test_required_hooks_are_implemented(self, conformance_registry: PluginRegistry) -> None:
         """register_destinations and send_bill, plus authenticate / list_external_entities when
         the destination's OAuth or its panel's option lists need them."""
@@ -421,6 +525,7 @@ class DestinationConformance:
         implemented = [h for h in contract if conformance_registry.has_hook(destination.key, h)]
         _require("hooks", checks.missing_hooks(destination, implemented, destination.schema))
 
+    @explained_in("2. How hooks are called")
     def test_hooks_use_the_contracts_argument_names(
         self, conformance_registry: PluginRegistry
     ) -> None:
@@ -431,6 +536,7 @@ class DestinationConformance:
             pytest.fail("the plugin object cannot be found", pytrace=False)
         _require("hook implementations", checks.hook_argument_problems(plugin))
 
+    @explained_in("2. How hooks are called")
     def test_hooks_take_the_arguments_they_need(self, conformance_registry: PluginRegistry) -> None:
         """No hook implementation leaves out an argument the contract needs it to use
         (``send_bill``'s and ``send_bills``' ``idempotency_key`` above all): pluggy would
@@ -446,6 +552,7 @@ class DestinationConformance:
 
     # -- the panel ------------------------------------------------------------------------------
 
+    @explained_in("4. The panel schema")
     def test_panel_is_draft_07_and_meets_the_meta_schema(
         self, conformance_registry: PluginRegistry
     ) -> None:
@@ -453,21 +560,25 @@ class DestinationConformance:
         schema = self.served(conformance_registry).schema
         _require("the panel schema", checks.meta_schema_problems(schema))
 
+    @explained_in("4. The panel schema")
     def test_panel_has_titles_and_descriptions(self, conformance_registry: PluginRegistry) -> None:
         """Every field has a title; the panel and every option have a description."""
         schema = self.served(conformance_registry).schema
         _require("the panel's labels", checks.title_problems(schema))
 
+    @explained_in("4. The panel schema")
     def test_panel_choices_are_labelled(self, conformance_registry: PluginRegistry) -> None:
         """Choices are ``oneOf`` of ``{const, title}``; no bare ``enum``."""
         schema = self.served(conformance_registry).schema
         _require("the panel's choices", checks.label_problems(schema))
 
+    @explained_in("4. The panel schema")
     def test_panel_secrets_are_write_only(self, conformance_registry: PluginRegistry) -> None:
         """Secret-looking options are ``writeOnly``, without defaults, where the core redacts."""
         schema = self.served(conformance_registry).schema
         _require("the panel's secrets", checks.secret_problems(schema, self.not_secrets))
 
+    @explained_in("4. The panel schema")
     def test_panel_external_tables_are_declared(self, conformance_registry: PluginRegistry) -> None:
         """Every ``x-external-table`` is one of the destination's ``external_tables``."""
         destination = self.served(conformance_registry)
@@ -476,6 +587,7 @@ class DestinationConformance:
             checks.external_table_problems(destination.schema, destination),
         )
 
+    @explained_in("4. The panel schema")
     def test_panel_defaults_and_examples_are_valid(
         self, conformance_registry: PluginRegistry
     ) -> None:
@@ -493,12 +605,13 @@ class DestinationConformance:
         errors = validate(dict(config), destination.schema)
         if errors or not registry.has_hook(destination.key, "validate_config"):
             return errors
-        with no_network(monkeypatch):
+        with no_network(monkeypatch, "validate_config"):
             semantic = self.call(registry, "validate_config", config=dict(config))
         problems = _field_error_problems(semantic)
         _require("validate_config's answer", problems)
         return list(semantic)
 
+    @explained_in("`validate_config`")
     def test_valid_configs_are_accepted(
         self, conformance_registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -515,6 +628,7 @@ class DestinationConformance:
                 problems.append(f"valid_configs[{index}] {error.path or '/'}: {error.message}")
         _require("valid configurations were refused", problems)
 
+    @explained_in("`validate_config`")
     def test_invalid_configs_are_refused_at_their_path(
         self, conformance_registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -530,6 +644,7 @@ class DestinationConformance:
                 problems.append(f"invalid_configs[{index}]: no error at {path}; errors: {found}")
         _require("invalid configurations were not refused where expected", problems)
 
+    @explained_in("`validate_config`")
     def test_validate_config_returns_field_errors(
         self, conformance_registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -540,7 +655,7 @@ class DestinationConformance:
         configs = [*self.valid_configs, *(config for config, _path in self.invalid_configs)]
         problems = []
         for config in configs or [{}]:
-            with no_network(monkeypatch):
+            with no_network(monkeypatch, "validate_config"):
                 answer = self.call(conformance_registry, "validate_config", config=dict(config))
             problems += _field_error_problems(answer)
         _require("validate_config's answers", problems)
@@ -597,6 +712,7 @@ class DestinationConformance:
             pytest.skip("the destination declares no external tables")
         return destination
 
+    @explained_in("`list_external_entities`")
     def test_list_external_entities_pages_every_table(
         self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
     ) -> None:
@@ -609,6 +725,7 @@ class DestinationConformance:
             problems += found
         _require("list_external_entities", problems)
 
+    @explained_in("`list_external_entities`")
     def test_list_external_entities_search_finds_by_name(
         self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
     ) -> None:
@@ -640,6 +757,7 @@ class DestinationConformance:
             pytest.skip("no table had an entity to search for")
         _require("list_external_entities with search", problems)
 
+    @explained_in("`list_external_entities`")
     def test_list_external_entities_refuses_an_unknown_table(
         self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
     ) -> None:
@@ -650,6 +768,7 @@ class DestinationConformance:
             self.call(
                 conformance_registry,
                 "list_external_entities",
+                expect=(DestinationValidationError,),
                 connection=harness.connection,
                 table="NoSuchTable",
                 search=None,
@@ -658,6 +777,7 @@ class DestinationConformance:
 
     # -- authenticate -----------------------------------------------------------------------------
 
+    @explained_in("`authenticate`")
     def test_authenticate_names_the_tenant(
         self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
     ) -> None:
@@ -668,19 +788,10 @@ class DestinationConformance:
         harness = self.harness_for(request)
         if harness.oauth_callback is None:
             pytest.skip("the harness has no oauth_callback")
-        now = datetime.now(UTC)
-        credential = Credential(
-            id="conformance-credential",
-            name="Conformance",
-            destination=destination.key,
-            status=CredentialStatus.INCOMPLETE,
-            created_at=now,
-            expires_at=now,
-        )
         choices = self.call(
             conformance_registry,
             "authenticate",
-            credential=credential,
+            credential=_credential(destination.key),
             callback=harness.oauth_callback,
             http=harness.connection.http,
             api_base_url=harness.connection.api_base_url,
@@ -699,8 +810,77 @@ class DestinationConformance:
                 )
         _require("authenticate", problems)
 
+    @explained_in("A fake OAuth provider")
+    def test_oauth_tokens_are_obtained_as_the_core_obtains_them(
+        self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
+    ) -> None:
+        """The fake provider answers the core's own consent URL, code exchange and refresh, made
+        with the plugin's ``OAuthSpec`` (scopes, consent parameters, token request headers and
+        client authentication), and ``authenticate`` names a tenant for the new token."""
+        destination = self.served(conformance_registry)
+        spec = destination.oauth
+        if spec is None:
+            pytest.skip("the destination does not use OAuth")
+        harness = self.harness_for(request)
+        app = harness.oauth_app
+        if app is None:
+            pytest.skip("the harness has no oauth_app (your fake provider's OAuth endpoints)")
+        core_app = OAuthApp(app.client_id, Secret(app.client_secret), app.redirect_uri)
+        client = WebApplicationClient(app.client_id)
+        # A client of its own that never follows redirects: the consent's answer is one.
+        with httpx.Client(timeout=10) as http:
+            url = consent_url(
+                client,
+                app.authorize_url,
+                redirect_uri=app.redirect_uri,
+                scope=list(spec.scopes),
+                state="conformance-state",
+                **dict(spec.extra_authorize_params),
+            )
+            consent = http.get(url)
+            location = consent.headers.get("location", "")
+            callback = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+            if consent.status_code not in (302, 303) or "code" not in callback:
+                _fail(
+                    "the fake provider refused the consent the core asks for",
+                    [
+                        f"GET {url} answered {consent.status_code}: "
+                        f"{callback or consent.text[:300]}",
+                        f"the core asks for OAuthSpec.scopes {list(spec.scopes)} and adds "
+                        f"extra_authorize_params {dict(spec.extra_authorize_params)}",
+                    ],
+                )
+            body = client.prepare_request_body(
+                code=callback["code"], redirect_uri=app.redirect_uri, include_client_id=False
+            )
+            tokens = _core_token_request(http, destination, app, core_app, body, "code")
+            choices = self.call(
+                conformance_registry,
+                "authenticate",
+                credential=_credential(destination.key),
+                callback=OAuthCallback(params=callback, access_token=tokens.access_token),
+                http=harness.connection.http,
+                api_base_url=harness.connection.api_base_url,
+            )
+            problems = []
+            if not isinstance(choices, Sequence) or not choices:
+                problems.append(f"authenticate returned {choices!r} for the new token")
+            if tokens.refresh_token is None:
+                problems.append(
+                    "the token endpoint gave no refresh_token: the credential would need "
+                    "reconnecting as soon as the access token expires (does the provider want "
+                    "a scope such as offline_access in OAuthSpec.scopes?)"
+                )
+            else:
+                refresh = client.prepare_refresh_body(
+                    refresh_token=tokens.refresh_token.reveal(), include_client_id=False
+                )
+                _core_token_request(http, destination, app, core_app, refresh, "refresh")
+        _require("OAuth as the core does it", problems)
+
     # -- delivering --------------------------------------------------------------------------------
 
+    @explained_in("7. Idempotency")
     def test_send_bill_creates_once_per_idempotency_key(
         self, conformance_registry: PluginRegistry, harness: Harness
     ) -> None:
@@ -732,6 +912,7 @@ class DestinationConformance:
             )
         _require("creating an invoice", problems)
 
+    @explained_in("`send_bill`")
     def test_send_bill_updates_on_a_new_version(
         self, conformance_registry: PluginRegistry, harness: Harness
     ) -> None:
@@ -770,6 +951,7 @@ class DestinationConformance:
             )
         _require("updating an invoice", problems)
 
+    @explained_in("7. Idempotency")
     def test_send_bill_reports_a_lost_response_as_transient(
         self, conformance_registry: PluginRegistry, harness: Harness
     ) -> None:
@@ -783,7 +965,7 @@ class DestinationConformance:
         harness.lose_next_response()
         lost: SendResult | None = None
         try:
-            lost = self.send(conformance_registry, harness, bill, key=key)
+            lost = self.send(conformance_registry, harness, bill, key=key, expect=(Exception,))
         except TransientError:
             pass
         except Exception as exc:
@@ -803,6 +985,7 @@ class DestinationConformance:
             )
         _require("a lost response", problems)
 
+    @explained_in("`send_bills`")
     def test_send_bills_returns_outcomes_in_order(
         self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
     ) -> None:
@@ -894,6 +1077,7 @@ class DestinationConformance:
         _require("fetch_invoice_status's answer", _status_problems(answer, documents))
         return {status.external_id: status for status in answer}
 
+    @explained_in("`fetch_invoice_status`")
     def test_fetch_invoice_status_reads_documents_back(
         self, conformance_registry: PluginRegistry, request: pytest.FixtureRequest
     ) -> None:
@@ -958,6 +1142,7 @@ class DestinationConformance:
                 )
         _require("reading statuses back", problems)
 
+    @explained_in("`preview_bill`")
     def test_preview_bill_is_pure_and_matches_send_bill(
         self,
         conformance_registry: PluginRegistry,
@@ -974,7 +1159,7 @@ class DestinationConformance:
         problems: list[str] = []
 
         def preview(bill: Bill, previous: LedgerEntry | None) -> Mapping[str, Any]:
-            with no_network(monkeypatch):
+            with no_network(monkeypatch, "preview_bill"):
                 answer = self.call(
                     conformance_registry,
                     "preview_bill",
@@ -1005,11 +1190,12 @@ class DestinationConformance:
                 problems.append(
                     f"{what}: preview says {planned['method']}, send_bill sent {request.method}"
                 )
-            if request.json() != _json(planned["body"]):
+            differences = json_differences(request.json(), _json(planned["body"]))
+            if differences:
+                listed = "\n".join(f"      {d}" for d in differences)
                 problems.append(
-                    f"{what}: the body send_bill sent differs from preview_bill's:\n"
-                    f"    sent:    {dumps(request.json())[:600]}\n"
-                    f"    preview: {dumps(thaw(planned['body']))[:600]}"
+                    f"{what}: the body send_bill sent differs from preview_bill's "
+                    f"(sent / previewed):\n{listed}"
                 )
 
         first_bill = harness.bill(number=1, version=1)
@@ -1026,6 +1212,88 @@ class DestinationConformance:
         self.send(conformance_registry, harness, second_bill, previous=previous)
         compare(planned, harness.requests()[seen:], "update")
         _require("preview_bill and send_bill disagree", problems)
+
+
+def json_differences(sent: Any, planned: Any, path: str = "", limit: int = 20) -> list[str]:
+    """Where two JSON documents differ, one line per differing value, with its JSON Pointer.
+
+    ``/lines/1/amount: "20.00" / "20.0"`` says what was sent and what the preview said;
+    ``only sent`` and ``only previewed`` mark keys (and list items) one of them lacks.
+    """
+    found: list[str] = []
+
+    def show(value: Any) -> str:
+        text = dumps(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    def walk(a: Any, b: Any, at: str) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in [*a, *(k for k in b if k not in a)]:
+                where = f"{at}/{str(key).replace('~', '~0').replace('/', '~1')}"
+                if key not in b:
+                    found.append(f"{where}: only sent: {show(a[key])}")
+                elif key not in a:
+                    found.append(f"{where}: only previewed: {show(b[key])}")
+                else:
+                    walk(a[key], b[key], where)
+        elif isinstance(a, list) and isinstance(b, list):
+            for index in range(max(len(a), len(b))):
+                where = f"{at}/{index}"
+                if index >= len(b):
+                    found.append(f"{where}: only sent: {show(a[index])}")
+                elif index >= len(a):
+                    found.append(f"{where}: only previewed: {show(b[index])}")
+                else:
+                    walk(a[index], b[index], where)
+        elif a != b or type(a) is not type(b):
+            found.append(f"{at or '/'}: {show(a)} / {show(b)}")
+
+    walk(sent, planned, path)
+    if len(found) > limit:
+        return [*found[:limit], f"... and {len(found) - limit} more"]
+    return found
+
+
+def _credential(key: str) -> Credential:
+    """An INCOMPLETE credential, as the core hands ``authenticate`` while completing one."""
+    now = datetime.now(UTC)
+    return Credential(
+        id="conformance-credential",
+        name="Conformance",
+        destination=key,
+        status=CredentialStatus.INCOMPLETE,
+        created_at=now,
+        expires_at=now,
+    )
+
+
+def _core_token_request(
+    http: httpx.Client,
+    destination: Destination,
+    app: OAuthTestApp,
+    core_app: OAuthApp,
+    body: str,
+    purpose: str,
+) -> Tokens:
+    """The core's own token request (client authentication as ``OAuthSpec.client_auth``
+    says), failing the check with what the provider answered and what to change."""
+    assert destination.oauth is not None
+    try:
+        return token_request(http, destination, app.token_url, core_app, body, purpose=purpose)
+    except BillbridgeError as exc:
+        declared = destination.oauth.client_auth
+        where = "an HTTP Basic header" if declared == "basic" else "the form body"
+        other = "body" if declared == "basic" else "basic"
+        hints = [f"the provider answered: {exc}"]
+        if "invalid_client" in str(exc):
+            hints.append(
+                f"OAuthSpec.client_auth is {declared!r}: the core sent the client id and secret "
+                f"in {where}. If the provider documents the other way, declare "
+                f"client_auth={other!r}; otherwise check the fake's OAuthServer(client_auth=...) "
+                "against the provider's documentation"
+            )
+        what = "exchanging the consent's code" if purpose == "code" else "refreshing the token"
+        _fail(f"the fake provider refused the core {what}", hints)
 
 
 def _field_error_problems(answer: Any) -> list[str]:
