@@ -43,6 +43,7 @@ from billbridge.store import atomically
 __all__ = [
     "REDIRECT",
     "ROOT",
+    "Chart",
     "Row",
     "Stat",
     "SyncedScaledClock",
@@ -92,6 +93,26 @@ class Stat:
 
 
 @attrs.frozen
+class Chart:
+    """What ``--plot`` draws for a row: named lines of (x, y) points on shared axes.
+
+    :param name: the PNG's file name, without ``.png`` (``month-end-xero``).
+    :param title: the chart's title.
+    :param x_label: what x is, with its unit (``scaled minutes``).
+    :param y_label: what y is, with its unit (``invoices per minute``).
+    :param lines: label → points, drawn in order; a flat line (a limit bound) is two points.
+    :param kind: ``line`` (over time), ``bar`` (one bar per point: tenants, databases).
+    """
+
+    name: str
+    title: str
+    x_label: str
+    y_label: str
+    lines: Mapping[str, Sequence[tuple[float, float]]]
+    kind: str = "line"
+
+
+@attrs.frozen
 class Row:
     """One line of the results table.
 
@@ -104,6 +125,7 @@ class Row:
     :param met: whether the target was met (``None`` for report-only rows).
     :param ok: False when something is broken (crash, duplicate, 429, incomplete run).
     :param note: one short line of context.
+    :param chart: what ``--plot`` draws for this row, if anything.
     """
 
     benchmark: str
@@ -115,6 +137,7 @@ class Row:
     met: bool | None = None
     ok: bool = True
     note: str = ""
+    chart: Chart | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able form (``--json``)."""
