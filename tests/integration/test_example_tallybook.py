@@ -228,13 +228,9 @@ def test_tallybooks_refusals_become_run_statuses_and_events(engineered: Engineer
     assert [e.type for e in engine.events.list()] == [EventType.VALIDATION_ERROR]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core revokes with an HTTP Basic header whatever OAuthSpec.client_auth says "
-    "(billbridge.services.credentials.Credentials.revoke); Tallybook, like RFC 7009 providers, "
-    "authenticates revocation as it does token requests, so it refuses",
-)
 def test_deleting_the_credential_revokes_it_at_tallybook(engineered: Engineered) -> None:
+    """Tallybook authenticates revocation as it does token requests: id and secret in the body."""
     credential = engineered.connect("acct-1")
     engineered.engine.credentials.delete(credential.id)
     assert engineered.tallybook.oauth.stats["revocations"] == 1
+    assert [a.revoked for a in engineered.tallybook.oauth.authorizations()] == [True]

@@ -99,9 +99,9 @@ class OAuthSpec:
     revoke_url: str | None = None
     """The revocation endpoint, or ``None``. ``BILLBRIDGE_<KEY>_REVOKE_URL`` overrides it."""
     client_auth: str = "basic"
-    """How the core authenticates the app at the token endpoint, as the provider documents it:
-    ``"basic"``, the client id and secret in an HTTP Basic header (QuickBooks, Xero); ``"body"``,
-    ``client_id`` and ``client_secret`` in the form body."""
+    """How the core authenticates the app at the token and revoke endpoints, as the provider
+    documents it: ``"basic"``, the client id and secret in an HTTP Basic header (QuickBooks,
+    Xero); ``"body"``, ``client_id`` and ``client_secret`` in the request body."""
     access_token_lifetime: int = 3600
     """Seconds an access token lives when the token response does not say (``expires_in``)."""
     rotating_refresh_token: bool = True

@@ -72,6 +72,7 @@ from billbridge.services.oauth import (
     OAuthApp,
     Tokens,
     choose,
+    client_authentication,
     consent_url,
     oauth_spec,
     require_safe_url,
@@ -646,16 +647,13 @@ class Credentials:
             return
         require_safe_url(endpoints.revoke_url, "revoke URL")
         app = self._app(credential.destination)
-        auth = httpx.BasicAuth(app.client_id, app.client_secret.reveal())
+        auth, fields = client_authentication(spec, app)
+        body = {"token": token.reveal(), **fields}
+        sent: dict[str, Any] = {"json" if spec.revoke_body == "json" else "data": body}
+        if auth is not None:
+            sent["auth"] = auth
         try:
-            if spec.revoke_body == "json":
-                response = self._http.post(
-                    endpoints.revoke_url, json={"token": token.reveal()}, auth=auth
-                )
-            else:
-                response = self._http.post(
-                    endpoints.revoke_url, data={"token": token.reveal()}, auth=auth
-                )
+            response = self._http.post(endpoints.revoke_url, **sent)
         except httpx.HTTPError as exc:
             raise TransientError(
                 f"could not reach the revoke endpoint: {transport_problem(exc)}"

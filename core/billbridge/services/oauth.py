@@ -29,6 +29,7 @@ __all__ = [
     "OAuthApp",
     "Tokens",
     "choose",
+    "client_authentication",
     "consent_url",
     "oauth_spec",
     "parse_token_response",
@@ -81,6 +82,21 @@ def require_safe_url(url: str, what: str) -> None:
         raise CredentialError(f"refusing to use {what} {url!r}: it must be https (or loopback)")
 
 
+def client_authentication(
+    spec: OAuthSpec, app: OAuthApp
+) -> tuple[httpx.BasicAuth | None, dict[str, str]]:
+    """How the app proves itself to the provider, as the plugin's ``client_auth`` declares.
+
+    The same for the token and the revoke endpoint (RFC 6749 §2.3.1, RFC 7009 §2.1): an HTTP
+    Basic header (``"basic"``), or the id and secret among the request's fields (``"body"``).
+
+    :returns: the Basic auth to send (or ``None``) and the fields to add to the body.
+    """
+    if spec.client_auth == "basic":
+        return httpx.BasicAuth(app.client_id, app.client_secret.reveal()), {}
+    return None, {"client_id": app.client_id, "client_secret": app.client_secret.reveal()}
+
+
 def token_request(
     http: httpx.Client,
     destination: Destination,
@@ -105,15 +121,11 @@ def token_request(
         **spec.token_request_headers,
     }
     extra: dict[str, Any] = {}
-    if spec.client_auth == "basic":
-        extra["auth"] = httpx.BasicAuth(app.client_id, app.client_secret.reveal())
-    else:
-        body += (
-            "&"
-            + httpx.QueryParams(
-                {"client_id": app.client_id, "client_secret": app.client_secret.reveal()}
-            ).__str__()
-        )
+    auth, fields = client_authentication(spec, app)
+    if auth is not None:
+        extra["auth"] = auth
+    if fields:
+        body += "&" + str(httpx.QueryParams(fields))
     failure = CredentialError if purpose == "code" else TransientError
     try:
         response = http.post(token_url, content=body, headers=headers, **extra)
