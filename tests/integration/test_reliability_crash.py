@@ -188,7 +188,9 @@ def crash_and_recover(
                     if killed >= kills or now < when:
                         continue
                     if targeted:
-                        if process.pid in claiming or now > when + 5:
+                        # Wait long for claims: on a loaded machine a worker's start-up alone
+                        # can take seconds, and giving up early made every kill miss.
+                        if process.pid in claiming or now > when + 20:
                             # It holds claimed runs: kill it somewhere in the next moments
                             # (claiming, sending, waiting for the answer, recording).
                             live[process] = (now + rng.uniform(0.0, 0.4), False)
