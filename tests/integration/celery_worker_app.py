@@ -3,7 +3,8 @@
 ``celery -A celery_worker_app worker`` imports it in each worker process. It is wired as the
 README shows a platform would wire its own app (``install`` and ``beat_schedule``), on the broker
 and queue the test chose, with the engine the reliability tests' workers use (the emulators'
-endpoints, the test's database and secret key: ``test_reliability_world.worker_params``).
+endpoints, the test's database and secret key: ``test_reliability_world.worker_params``), with
+the engine ``settings`` and ``max_runs`` the test asks for.
 """
 
 from __future__ import annotations
@@ -25,4 +26,8 @@ app.conf.update(
     # Short intervals: the test waits for every run to complete.
     beat_schedule=beat_schedule(delivery=0.5, statuses=5.0, webhooks=2.0),
 )
-tasks = install(app, lambda: worker_engine(params))
+tasks = install(
+    app,
+    lambda: worker_engine(params, **params.get("settings", {})),
+    max_runs=params.get("max_runs"),
+)

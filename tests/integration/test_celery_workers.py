@@ -8,6 +8,12 @@ arrive in waves while they work, for the QuickBooks and Xero emulators with thei
 on. Then, as for ``billbridge worker`` (``test_reliability_crash.py``): every bill has exactly
 one document at its destination, every run is COMPLETE, and no request got a 429.
 
+The crash variant kills whichever worker process holds claimed runs (a prefork child, or the
+whole threads worker, which is then started again) with SIGKILL, four times, with short leases
+(1.5 s), small delivery tasks and slow emulators (0.2 s a request) so that kills land
+mid-delivery; rate limits are off there, as in ``test_reliability_crash.py`` (a killed worker
+cannot save the tenant's usage). Every bill must still arrive exactly once.
+
 Brokers: ``BILLBRIDGE_TEST_RABBITMQ_URL`` (default ``amqp://guest:guest@127.0.0.1:5672//``) and
 ``BILLBRIDGE_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``). An unreachable broker
 skips its test, except under CI (``CI`` set), where it fails the run, as PostgreSQL does.
@@ -30,6 +36,7 @@ from typing import IO, Any
 
 import pytest
 from kombu import Connection
+from test_reliability_crash import claiming_pids
 from test_reliability_world import (
     PYTHON,
     Emulators,
@@ -46,6 +53,7 @@ from test_reliability_world import (
 from billbridge.domain.clock import SystemClock
 from billbridge.domain.models import RunStatus
 from billbridge.secrets import generate_key
+from billbridge.testing.emulation.faults import FaultPlan
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +63,8 @@ BROKERS = {
 }
 #: Bills per destination, submitted in waves of ``WAVE``.
 BILLS, WAVE = 60, 10
+#: Worker processes the crash variant kills.
+KILLS = 4
 
 
 @pytest.fixture(params=sorted(BROKERS))
@@ -184,5 +194,61 @@ def test_celery_workers_deliver_every_bill_once_within_the_limits(
             ]
             assert_each_bill_once(world, quickbooks=BILLS, xero=BILLS)
             assert throttled(world) == 0
+        finally:
+            engine.close()
+
+
+def test_celery_workers_killed_mid_delivery_still_deliver_every_bill_once(
+    broker_url: str, queue: str, postgres_url: str, tmp_path: Path
+) -> None:
+    slow = FaultPlan(latency=0.2)
+    with running_emulators(
+        SystemClock(), limits=False, quickbooks_faults=slow, xero_faults=FaultPlan(latency=0.2)
+    ) as world:
+        key = generate_key()
+        engine = make_engine(postgres_url, world, tmp_path, key)
+        params = worker_params(
+            world,
+            postgres_url,
+            tmp_path,
+            key,
+            broker=broker_url,
+            queue=queue,
+            settings={"worker_lease_seconds": 1.5, "http_timeout": 10.0},
+            max_runs=10,
+        )
+        workers = CeleryWorkers(params, tmp_path)
+        killed: set[int] = set()
+        try:
+            prepare(engine, world, quickbooks=BILLS, xero=BILLS)
+            workers.start("prefork", beat=True)
+            workers.start("threads")
+            workers.wait_until_ready()
+            submit(engine, quickbooks=BILLS, xero=BILLS)
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                if run_statuses(engine) == {RunStatus.COMPLETE.value: 2 * BILLS}:
+                    break
+                # A killed worker's claims outlive it until they lapse: not killed twice.
+                claiming = claiming_pids(engine) - killed if len(killed) < KILLS else set()
+                for pid in claiming:
+                    time.sleep(0.1)  # into the request or the write of its outcome
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+                    threads_worker = [p for p in workers.processes if p.pid == pid]
+                    if threads_worker:
+                        threads_worker[0].wait(10)
+                        workers.start("threads")
+                    break
+                time.sleep(0.2)
+        finally:
+            workers.stop()
+        try:
+            assert len(killed) == KILLS
+            assert run_statuses(engine) == {RunStatus.COMPLETE.value: 2 * BILLS}, [
+                workers.log(n) for n in range(len(workers.processes))
+            ]
+            assert_each_bill_once(world, quickbooks=BILLS, xero=BILLS)
         finally:
             engine.close()
