@@ -124,7 +124,8 @@ def test_the_readme_names_every_route() -> None:
 )
 def test_the_readme_curl_examples_run_against_a_live_server(sqlite_served: Served) -> None:
     text = README.read_text(encoding="utf-8")
-    script = text.split("<!-- curl examples: run by tests/api/test_openapi.py -->\n```bash\n", 1)[1]
+    marker = "<!-- doc-test: elsewhere (tests/e2e/api/test_openapi.py runs these against a live server) -->"
+    script = text.split(f"{marker}\n```bash\n", 1)[1]
     script = script.split("```", 1)[0]
     env = {
         **os.environ,
