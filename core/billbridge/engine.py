@@ -47,6 +47,7 @@ from billbridge.services.bill_cache import BillCache
 from billbridge.services.config_secrets import ConfigSecrets
 from billbridge.services.credentials import Credentials
 from billbridge.services.delivery import Deliverer, DeliveryReport, ProgressCallback
+from billbridge.services.delivery.groups import TenantGroup
 from billbridge.services.delivery.prepare import Preparer
 from billbridge.services.delivery.record import Recorder
 from billbridge.services.delivery.send import Sender
@@ -326,6 +327,19 @@ class Engine:
     def next_due_at(self) -> datetime | None:
         """When the next waiting run becomes due (``None``: nothing is waiting)."""
         return self.deliverer.next_due_at()
+
+    def due_tenants(self) -> list[TenantGroup]:
+        """The destination tenants with runs due now, each with its ``key`` and
+        ``integration_ids``: a job system's fan-out, one :meth:`deliver_tenant` job each."""
+        return self.deliverer.due_tenants()
+
+    def deliver_tenant(
+        self, key: str, integration_ids: Sequence[str], *, max_runs: int | None = None
+    ) -> DeliveryReport | None:
+        """Deliver one tenant's due runs under its lease; ``None`` when the tenant is being
+        delivered elsewhere already (see :meth:`Deliverer.deliver_tenant
+        <billbridge.services.delivery.Deliverer.deliver_tenant>`)."""
+        return self.deliverer.deliver_tenant(key, integration_ids, max_runs=max_runs)
 
     def poll_invoice_statuses(self, *, limit: int | None = None) -> StatusReport:
         """Read back the status of every delivered document due for it (paid, voided...).

@@ -1,9 +1,10 @@
-"""The runtime never imports the testing kit or a plugin's emulator.
+"""The runtime never imports the testing kit, a plugin's emulator or an optional integration.
 
-The engine, the services, the store, the domain, the plugin contract, the command line and the
-bundled plugins' hooks are imported in a fresh interpreter; none of them may load
-``billbridge.testing`` or ``billbridge_*.emulator``. The commands that run emulators import them
-when they run, and say what to install when they cannot.
+The engine, the services, the store, the domain, the plugin contract, the command line, the HTTP
+service and the bundled plugins' hooks are imported in a fresh interpreter; none of them may load
+``billbridge.testing``, ``billbridge_*.emulator``, ``billbridge.contrib`` or Celery. The commands
+that run emulators import them when they run, and say what to install when they cannot; so does
+``billbridge.contrib.celery`` without Celery.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 #: Imported with every module below them.
 RUNTIME_PACKAGES = (
+    "billbridge.api",
     "billbridge.cli",
     "billbridge.services",
     "billbridge.store",
@@ -46,7 +48,12 @@ for package in packages:
 print(json.dumps({"imported": imported, "loaded": sorted(sys.modules)}))
 """
 
-NOT_AT_RUN_TIME = re.compile(r"billbridge\.testing(\..*)?|billbridge_\w+\.emulator(\..*)?")
+#: The testing kit, the emulators, and the integrations with optional packages (``contrib``),
+#: which the application imports when it uses them.
+NOT_AT_RUN_TIME = re.compile(
+    r"billbridge\.testing(\..*)?|billbridge_\w+\.emulator(\..*)?"
+    r"|billbridge\.contrib(\..*)?|celery(\..*)?|kombu(\..*)?"
+)
 
 
 def test_runtime_modules_load_no_testing_kit_and_no_emulator() -> None:
@@ -108,3 +115,27 @@ def test_without_the_emulators_dependencies_one_line_says_what_to_install(
         "error: the emulators need the 'starlette' package, which is not installed: "
         "pip install starlette uvicorn"
     ]
+
+
+# Celery made unimportable, as if it were not installed.
+WITHOUT_CELERY = """
+import sys
+
+sys.modules["celery"] = None
+import billbridge.contrib.celery
+"""
+
+
+def test_the_celery_integration_without_celery_says_what_to_install() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_CELERY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ImportError: billbridge.contrib.celery needs Celery, which is not installed: "
+        'pip install "billbridge[celery]"'
+    )

@@ -132,7 +132,7 @@ def _kill_plan(rng: random.Random) -> tuple[float, bool]:
     return time.monotonic() + rng.uniform(2.0, 4.5), rng.random() < 0.5
 
 
-def _claiming_pids(engine: Engine) -> set[int]:
+def claiming_pids(engine: Engine) -> set[int]:
     """Pids of workers holding claimed runs (a worker's id is ``host:pid:random``)."""
     with db_session(engine) as session:
         owners = session.scalars(
@@ -183,7 +183,7 @@ def crash_and_recover(
                     submit(engine, quickbooks=size, xero=size, start=submitted + 1)
                     submitted += size
                     next_wave = now + rng.uniform(0.4, 1.2)
-                claiming = _claiming_pids(engine) if any(t for _, t in live.values()) else set()
+                claiming = claiming_pids(engine) if any(t for _, t in live.values()) else set()
                 for process, (when, targeted) in list(live.items()):
                     if killed >= kills or now < when:
                         continue

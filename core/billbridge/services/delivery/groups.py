@@ -64,8 +64,13 @@ class Grouper:
             counts = uow.runs.due_counts(now)
             return [i for i in uow.integrations.list() if i.id in counts] if counts else []
 
+        return self.groups_of(atomically(self._uow, due))
+
+    def groups_of(self, integrations: Sequence[Integration]) -> list[TenantGroup]:
+        """One group per tenant of ``integrations``, parking the runs of those that cannot
+        send (as :meth:`group_for` does)."""
         groups: dict[str, TenantGroup] = {}
-        for integration in atomically(self._uow, due):
+        for integration in integrations:
             group = self.group_for(integration)
             if group is None:
                 continue

@@ -88,6 +88,16 @@ class _Tally:
             self.requests += limiter.requests
             self.throttled += limiter.throttled
 
+    def report(self, started: float) -> DeliveryReport:
+        """What was done since ``started`` (``time.monotonic()``)."""
+        return DeliveryReport(
+            attempted=self.attempted,
+            statuses=dict(self.statuses),
+            requests=self.requests,
+            throttled=self.throttled,
+            seconds=time.monotonic() - started,
+        )
+
 
 class _Budget:
     """How many more runs one ``deliver_pending`` call may claim (shared by its threads)."""
@@ -154,6 +164,9 @@ class Deliverer:
         self._preparer = preparer
         self._sender = sender
         self._recorder = recorder_factory(self.worker_id, self.retry)
+        #: Tenants a :meth:`deliver_tenant` call of this process is delivering.
+        self._delivering: set[str] = set()
+        self._delivering_lock = threading.Lock()
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -195,13 +208,7 @@ class Deliverer:
                 # Every tenant is leased elsewhere or blocked, or what is due cannot be claimed
                 # yet (it waits behind an unsettled batch): nothing more to do now.
                 break
-        return DeliveryReport(
-            attempted=tally.attempted,
-            statuses=dict(tally.statuses),
-            requests=tally.requests,
-            throttled=tally.throttled,
-            seconds=time.monotonic() - started,
-        )
+        return tally.report(started)
 
     def deliver(self, run_id: str) -> Run:
         """Deliver one run now (for job systems): claims it, sends it, returns its new state.
@@ -223,6 +230,49 @@ class Deliverer:
     def next_due_at(self) -> datetime | None:
         """When the next waiting run becomes due (``None``: nothing is waiting)."""
         return atomically(self._uow, lambda uow: uow.runs.next_due_at())
+
+    def due_tenants(self) -> list[TenantGroup]:
+        """The tenants with runs due now, for a job system to deliver each in its own job
+        (:meth:`deliver_tenant`). Runs that cannot be sent are parked, as a delivery pass
+        would park them."""
+        return self._groups.due_groups()
+
+    def deliver_tenant(
+        self, key: str, integration_ids: Sequence[str], *, max_runs: int | None = None
+    ) -> DeliveryReport | None:
+        """Deliver the due runs of these integrations to tenant ``key``, under its lease.
+
+        What :meth:`deliver_pending` does for one tenant, for job systems that give each tenant
+        its own job: ``key`` and ``integration_ids`` come from :meth:`due_tenants`. Integrations
+        that no longer send to that tenant (reconnected, deleted) are left out.
+
+        :param max_runs: stop after about this many runs (the rest wait for the next job).
+        :returns: what was done; ``None`` when the tenant is being delivered already, by
+            another worker (its lease) or by another call in this process.
+        """
+        started = time.monotonic()
+        with self._delivering_lock:
+            # The lease is this worker's: a second call here (a job system running jobs on
+            # threads) would take it again, so it is kept out here.
+            if key in self._delivering:
+                return None
+            self._delivering.add(key)
+        try:
+            wanted = set(integration_ids)
+            integrations = [
+                i
+                for i in atomically(self._uow, lambda uow: uow.integrations.list())
+                if i.id in wanted
+            ]
+            groups = [g for g in self._groups.groups_of(integrations) if g.key == key]
+            tally = _Tally()
+            budget = _Budget(max_runs if max_runs is not None else 1 << 62)
+            if groups and not self._deliver_group(groups[0], tally, budget, tally.add):
+                return None
+            return tally.report(started)
+        finally:
+            with self._delivering_lock:
+                self._delivering.discard(key)
 
     # -- one tenant ---------------------------------------------------------------------------
 
