@@ -321,7 +321,8 @@ class Engine:
         return self.deliverer.deliver_pending(max_runs=max_runs, progress=progress)
 
     def deliver(self, run_id: str) -> Run:
-        """Deliver one run now, from any job system; returns the run as it ends up."""
+        """Deliver one run now, from any job system; returns the run as it then is (STARTED
+        when another worker is sending it; see :meth:`Deliverer.deliver`)."""
         return self.deliverer.deliver(run_id)
 
     def next_due_at(self) -> datetime | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -116,10 +115,6 @@ def refresh_worker_main() -> None:
             statuses = list(pool.map(lambda r: engine.deliver(r).status.value, params["runs"]))
             for picker in pickers:
                 picker.result()
-        for run_id, status in zip(params["runs"], statuses, strict=True):
-            if status != RunStatus.COMPLETE.value:  # what the test's failure shows
-                run = engine.runs.get(run_id)
-                print(f"{run_id}: {status}, now {run}", file=sys.stderr)
         # Anything another worker's batch left behind (none expected) is delivered too.
         while engine.next_due_at() is not None:
             engine.deliver_pending()
@@ -200,7 +195,9 @@ def test_one_refresh_for_fifty_deliveries_across_processes(
             for process, (out, err) in zip(processes, outputs, strict=True):
                 assert process.returncode == 0, err.decode(errors="replace")[-3000:]
                 statuses = json.loads(out.decode().strip().splitlines()[-1])["statuses"]
-                assert set(statuses) == {RunStatus.COMPLETE.value}, err.decode()[-3000:]
+                # STARTED: another process's drain (below) took the run while this one waited
+                # longer than a lease for the tenant; it completes there (checked next).
+                assert set(statuses) <= {RunStatus.COMPLETE.value, RunStatus.STARTED.value}
 
             assert run_statuses(engine) == {RunStatus.COMPLETE.value: 50}
             assert_each_bill_once(world, quickbooks=PER_DESTINATION, xero=PER_DESTINATION)

@@ -213,7 +213,8 @@ class Deliverer:
     def deliver(self, run_id: str) -> Run:
         """Deliver one run now (for job systems): claims it, sends it, returns its new state.
 
-        Waits for its tenant's lease if another worker holds it (up to one lease period).
+        Waits for its tenant's lease if another worker holds it (up to one lease period), then
+        returns the run as it is: STARTED when another worker is sending it at that moment.
         """
         run = atomically(self._uow, lambda uow: uow.runs.get(run_id))
         integration = atomically(self._uow, lambda uow: uow.integrations.get(run.integration_id))
